@@ -1,0 +1,42 @@
+# The one place the Restate version is written: server and CLI come from the npm registry.
+RESTATE_VERSION := 1.7.12
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+NPM_PREFIX := .restate/npm
+VENV_STAMP := $(VENV)/.installed
+SERVER_STAMP := $(NPM_PREFIX)/.installed-$(RESTATE_VERSION)
+
+.PHONY: setup run test lint clean
+
+## setup: create .venv with the package and dev extras, install restate-server and the CLI
+setup: $(VENV_STAMP) $(SERVER_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(SERVER_STAMP):
+	mkdir -p $(NPM_PREFIX)
+	npm install --prefix $(NPM_PREFIX) --no-save --no-audit --no-fund --loglevel=error \
+		@restatedev/restate-server@$(RESTATE_VERSION) @restatedev/restate@$(RESTATE_VERSION)
+	rm -f $(NPM_PREFIX)/.installed-*
+	touch $@
+
+## run: local restate-server + handler deployment + one demo execution, until Ctrl-C
+run: setup
+	$(BIN)/python -m landlord_restate.demo
+
+## test: the test suite, against its own restate-server and deployment
+test: setup
+	$(BIN)/python -m pytest
+
+## lint: ruff and mypy --strict
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .restate
