@@ -1,0 +1,64 @@
+"""landlord-restate: the Restate workflow provider for Landlord.
+
+The library logs through loguru but leaves it disabled, as loguru asks of libraries;
+an application turns it on with `logger.enable("landlord_restate")`.
+"""
+
+from loguru import logger
+
+from landlord_restate.restate import RestateConfig, RestateProvider
+from landlord_restate.workflow import (
+    ConfigError,
+    CreateWorkflowResult,
+    ExecutionError,
+    ExecutionEvent,
+    ExecutionInput,
+    ExecutionNotFoundError,
+    ExecutionResult,
+    ExecutionState,
+    ExecutionStatus,
+    InvalidInputError,
+    InvalidSpecError,
+    Provider,
+    ProviderConflictError,
+    ProviderNotFoundError,
+    Registry,
+    RestateConnectionError,
+    RestateServerError,
+    RetryPolicy,
+    WorkflowError,
+    WorkflowNotFoundError,
+    WorkflowSpec,
+    from_json,
+    to_json,
+)
+
+logger.disable("landlord_restate")
+
+__all__ = [
+    "ConfigError",
+    "CreateWorkflowResult",
+    "ExecutionError",
+    "ExecutionEvent",
+    "ExecutionInput",
+    "ExecutionNotFoundError",
+    "ExecutionResult",
+    "ExecutionState",
+    "ExecutionStatus",
+    "InvalidInputError",
+    "InvalidSpecError",
+    "Provider",
+    "ProviderConflictError",
+    "ProviderNotFoundError",
+    "Registry",
+    "RestateConfig",
+    "RestateConnectionError",
+    "RestateProvider",
+    "RestateServerError",
+    "RetryPolicy",
+    "WorkflowError",
+    "WorkflowNotFoundError",
+    "WorkflowSpec",
+    "from_json",
+    "to_json",
+]

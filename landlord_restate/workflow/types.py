@@ -1,0 +1,128 @@
+"""Landlord's `internal/workflow` types, field for field.
+
+Plain frozen value objects: JSON names, Go encodings and unknown-key rejection live in
+`landlord_restate.workflow.convert`, not here.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from typing import Any
+
+from attrs import field, frozen
+
+#: a `json.RawMessage`: any JSON value, kept as parsed Python data
+JSONValue = Any
+
+
+class ExecutionState(enum.StrEnum):
+    """Lifecycle of one execution, in Landlord's words."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    STOPPED = "stopped"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the execution can no longer change."""
+        return self not in (ExecutionState.PENDING, ExecutionState.RUNNING)
+
+
+@frozen(kw_only=True)
+class RetryPolicy:
+    """How often and how fast a failing step is retried (zero values mean: Restate's default)."""
+
+    max_attempts: int = 0
+    backoff_rate: float = 0.0
+    initial_interval: timedelta = timedelta(0)
+    max_interval: timedelta = timedelta(0)
+
+
+@frozen(kw_only=True)
+class WorkflowSpec:
+    """What Landlord asks a provider to create. `definition` is provider-specific JSON."""
+
+    workflow_id: str
+    provider_type: str = ""
+    name: str = ""
+    description: str = ""
+    definition: JSONValue = None
+    #: zero: use the provider's configured default
+    timeout: timedelta = timedelta(0)
+    retry_policy: RetryPolicy | None = None
+    tags: dict[str, str] = field(factory=dict)
+    provider_config: JSONValue = None
+
+
+@frozen(kw_only=True)
+class ExecutionInput:
+    """One request to run a workflow. An empty `execution_name` gets a generated one."""
+
+    execution_name: str = ""
+    input: JSONValue = None
+    tags: dict[str, str] = field(factory=dict)
+    metadata: dict[str, str] = field(factory=dict)
+    trigger_source: str = ""
+
+
+@frozen(kw_only=True)
+class CreateWorkflowResult:
+    """What `create_workflow` made, with the provider's ids for it."""
+
+    workflow_id: str
+    provider_type: str
+    resource_ids: dict[str, str] = field(factory=dict)
+    created_at: datetime
+    message: str = ""
+
+
+@frozen(kw_only=True)
+class ExecutionResult:
+    """The answer to `start_execution`."""
+
+    execution_id: str
+    workflow_id: str
+    provider_type: str
+    state: ExecutionState
+    started_at: datetime
+    message: str = ""
+
+
+@frozen(kw_only=True)
+class ExecutionError:
+    """Why an execution failed."""
+
+    code: str
+    message: str
+    cause: str = ""
+    failed_at: datetime | None = None
+
+
+@frozen(kw_only=True)
+class ExecutionEvent:
+    """One entry of an execution's history."""
+
+    timestamp: datetime
+    type: str
+    details: dict[str, JSONValue] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class ExecutionStatus:
+    """Everything known about one execution."""
+
+    execution_id: str
+    workflow_id: str
+    provider_type: str
+    state: ExecutionState
+    start_time: datetime
+    stop_time: datetime | None = None
+    input: JSONValue = None
+    output: JSONValue = None
+    error: ExecutionError | None = None
+    history: list[ExecutionEvent] = field(factory=list)
+    metadata: dict[str, str] = field(factory=dict)
