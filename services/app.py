@@ -1,0 +1,52 @@
+"""The handler deployment: `hypercorn services.app:app` serves it; so does AWS Lambda.
+
+Hosts the built-in handlers plus the modules named in LANDLORD_RESTATE_HANDLERS
+(comma-separated module paths). Each handler gets a Restate Workflow service of its own name,
+or, when WORKFLOW_RESTATE_SERVICE_NAME is set, one service of that name hosts them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+
+import restate
+
+import services.handlers  # noqa: F401  (registers the built-in handlers)
+from landlord_restate.restate.naming import check_service_name
+from services.catalog import catalog
+from services.registry import HandlerFn, registered_handlers
+from services.shim import build_workflow
+
+HANDLER_MODULES_ENV = "LANDLORD_RESTATE_HANDLERS"
+SERVICE_NAME_ENV = "WORKFLOW_RESTATE_SERVICE_NAME"
+
+
+def import_handler_modules(spec: str) -> None:
+    """Import each comma-separated module path; their @handler decorators register them."""
+    for module in (part.strip() for part in spec.split(",")):
+        if module:
+            importlib.import_module(module)
+
+
+def build_services(
+    handlers: Mapping[str, HandlerFn], service_name: str | None
+) -> list[restate.Workflow | restate.VirtualObject]:
+    """The catalog plus the workflow services that host `handlers`."""
+    workflows: list[restate.Workflow | restate.VirtualObject] = [catalog]
+    if service_name:
+        workflows.append(build_workflow(check_service_name(service_name), handlers))
+    else:
+        workflows.extend(build_workflow(name, {name: fn}) for name, fn in handlers.items())
+    return workflows
+
+
+def create_app(env: Mapping[str, str] = os.environ) -> restate.server_types.RestateAppT:
+    """Build the ASGI app from `env` (injectable for tests)."""
+    import_handler_modules(env.get(HANDLER_MODULES_ENV, ""))
+    services = build_services(registered_handlers(), env.get(SERVICE_NAME_ENV) or None)
+    return restate.app(services=services)
+
+
+app = create_app()

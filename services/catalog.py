@@ -1,0 +1,42 @@
+"""Workflow specs stored in Restate: a Virtual Object keyed by workflow id.
+
+Exclusive handlers serialize writes per workflow id, so two concurrent creates of one id
+store one spec; `get` is shared and never waits behind them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import restate
+
+from landlord_restate.restate.naming import CATALOG_SERVICE
+
+RECORD_STATE = "record"
+
+catalog = restate.VirtualObject(
+    CATALOG_SERVICE, description="Landlord workflow specs, keyed by workflow id"
+)
+
+
+@catalog.handler()
+async def put(ctx: restate.ObjectContext, record: dict[str, Any]) -> dict[str, Any]:
+    """Store `record` unless one is stored; answer what is stored (first write wins)."""
+    existing: dict[str, Any] | None = await ctx.get(RECORD_STATE)
+    if existing is not None:
+        return existing
+    ctx.set(RECORD_STATE, record)
+    return record
+
+
+@catalog.handler(kind="shared")
+async def get(ctx: restate.ObjectSharedContext) -> dict[str, Any] | None:
+    """The stored record, or null."""
+    record: dict[str, Any] | None = await ctx.get(RECORD_STATE)
+    return record
+
+
+@catalog.handler()
+async def delete(ctx: restate.ObjectContext) -> None:
+    """Forget the record; deleting twice is harmless."""
+    ctx.clear(RECORD_STATE)

@@ -1,0 +1,131 @@
+"""The durable-step API a handler sees: named steps, durable sleep, the compute callback."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import restate
+from loguru import logger
+from restate.server_context import restate_context_is_replaying
+
+from landlord_restate.restate.envelope import ExecutionEnvelope
+from services.errors import HandlerError
+
+#: the durable promise `post_compute_callback` resolves
+COMPUTE_CALLBACK_PROMISE = "compute_callback"
+# HandlerError crosses a journaled step as a TerminalError carrying these metadata keys
+_CODE = "landlord.code"
+_CAUSE = "landlord.cause"
+_LOG_METHODS = frozenset(
+    {"trace", "debug", "info", "success", "warning", "error", "critical", "exception", "log"}
+)
+
+
+class ReplayQuietLogger:
+    """A loguru logger that says nothing while Restate replays a journal.
+
+    On replay the handler re-executes code whose log lines were already written once.
+    """
+
+    def __init__(self, bound: Any) -> None:
+        self._logger = bound
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _LOG_METHODS and restate_context_is_replaying.get():
+            return _discard
+        return getattr(self._logger, name)
+
+
+def _discard(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def _retry_options(envelope: ExecutionEnvelope) -> restate.RunOptions[Any]:
+    """Landlord's RetryPolicy as Restate run retry options (zero values: Restate's default)."""
+    policy = envelope.retry_policy
+    if policy is None:
+        return restate.RunOptions()
+    return restate.RunOptions(
+        max_attempts=policy.max_attempts or None,
+        initial_retry_interval=policy.initial_interval or None,
+        max_retry_interval=policy.max_interval or None,
+        retry_interval_factor=policy.backoff_rate or None,
+    )
+
+
+def _terminal(error: HandlerError) -> restate.TerminalError:
+    return restate.TerminalError(
+        error.message, status_code=500, metadata={_CODE: error.code, _CAUSE: error.cause}
+    )
+
+
+def handler_error_from(error: restate.TerminalError, default_code: str) -> HandlerError:
+    """Recover the HandlerError a step raised, or describe a Restate terminal failure."""
+    metadata = error.metadata or {}
+    return HandlerError(
+        metadata.get(_CODE, default_code), error.message, metadata.get(_CAUSE, "")
+    )
+
+
+class HandlerContext:
+    """What a Go-style handler gets instead of Restate's WorkflowContext."""
+
+    def __init__(self, ctx: restate.WorkflowContext, envelope: ExecutionEnvelope) -> None:
+        self._ctx = ctx
+        self._envelope = envelope
+        self._run_options = _retry_options(envelope)
+        self.execution_id: str = ctx.request().id
+        self.workflow_id: str = envelope.workflow_id
+        self.execution_name: str = envelope.execution_name
+        self.logger = ReplayQuietLogger(
+            logger.bind(workflow_id=self.workflow_id, execution_id=self.execution_id)
+        )
+
+    @property
+    def restate(self) -> restate.WorkflowContext:
+        """Restate's own context, for what this API does not cover."""
+        return self._ctx
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(*args)` once, journal its result under `name`; a replay returns it.
+
+        `fn` may be sync (run in a thread) or async. It is retried by the spec's
+        RetryPolicy; raising HandlerError fails the execution at once.
+        """
+        if inspect.iscoroutinefunction(fn):
+
+            async def action_async() -> Any:
+                try:
+                    return await fn(*args)
+                except HandlerError as exc:
+                    raise _terminal(exc) from exc
+
+            action: Callable[[], Any] = action_async
+        else:
+
+            def action_sync() -> Any:
+                try:
+                    return fn(*args)
+                except HandlerError as exc:
+                    raise _terminal(exc) from exc
+
+            action = action_sync
+        try:
+            return await self._ctx.run_typed(name, action, self._run_options)
+        except restate.TerminalError as exc:
+            if exc.status_code == 409:  # cancelled: not this step's failure
+                raise
+            raise handler_error_from(exc, "step_failed") from exc
+
+    async def sleep(self, duration: timedelta, name: str | None = None) -> None:
+        """A durable timer: survives restarts of the server and of this deployment."""
+        await self._ctx.sleep(duration, name=name)
+
+    async def compute_callback(self) -> dict[str, Any]:
+        """Wait for Landlord's compute callback (`post_compute_callback`); returns its payload."""
+        promise = self._ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict)
+        payload: dict[str, Any] = await promise.value()
+        return payload

@@ -1,0 +1,164 @@
+"""Adapts Go-style handlers to a Restate Workflow.
+
+`run` executes one Landlord execution: it records the envelope, arms the timeout, runs the
+handler with the durable-step API and records the outcome. Shared handlers beside it let the
+provider stop it with a reason and deliver the compute callback; a delayed call to `expire`
+enforces the timeout inside Restate, so it survives restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import restate
+from loguru import logger
+
+from landlord_restate.restate.envelope import ExecutionEnvelope
+from landlord_restate.restate.naming import HANDLERS_METADATA
+from services.context import (
+    COMPUTE_CALLBACK_PROMISE,
+    HandlerContext,
+    handler_error_from,
+)
+from services.errors import HandlerError
+from services.registry import HandlerFn
+
+#: workflow state keys the provider reads back
+ENVELOPE_STATE = "envelope"
+OUTCOME_STATE = "outcome"
+#: durable promises of the control paths
+STOP_PROMISE = "stop_reason"
+EXPIRED_PROMISE = "expired"
+
+_CANCELLED = 409
+
+
+def _split_go_result(result: Any) -> tuple[Any, Any]:
+    """Go's `(output, error)` pair, or a plain output."""
+    if isinstance(result, tuple) and len(result) == 2:
+        return result[0], result[1]
+    return result, None
+
+
+def _as_handler_error(error: Any) -> HandlerError:
+    if isinstance(error, HandlerError):
+        return error
+    if isinstance(error, Mapping):
+        return HandlerError(
+            str(error.get("code", "handler_error")),
+            str(error.get("message", error)),
+            str(error.get("cause", "")),
+        )
+    return HandlerError("handler_error", str(error))
+
+
+def build_workflow(
+    service_name: str,
+    handlers: Mapping[str, HandlerFn],
+    *,
+    retention: timedelta = timedelta(days=1),
+) -> restate.Workflow:
+    """One Restate Workflow service hosting `handlers` (Go name -> function)."""
+    hosted = dict(handlers)
+    workflow = restate.Workflow(
+        service_name,
+        description=f"Landlord handlers: {', '.join(sorted(hosted))}",
+        metadata={HANDLERS_METADATA: ",".join(sorted(hosted))},
+    )
+
+    @workflow.main(name="run", workflow_retention=retention, journal_retention=retention)
+    async def run(ctx: restate.WorkflowContext, body: dict[str, Any]) -> Any:
+        try:
+            envelope = ExecutionEnvelope.from_json(body)
+        except Exception as exc:
+            raise restate.TerminalError(f"malformed execution envelope: {exc}", 400) from exc
+        ctx.set(ENVELOPE_STATE, body)
+        log = logger.bind(
+            service=service_name,
+            workflow_id=envelope.workflow_id,
+            execution_id=ctx.request().id,
+            handler=envelope.handler,
+        )
+        fn = hosted.get(envelope.handler)
+        if fn is None:
+            error = HandlerError(
+                "handler_not_found",
+                f"service {service_name} does not host handler {envelope.handler!r}",
+            )
+            raise _fail(ctx, error)
+        if envelope.timeout > 0:
+            ctx.workflow_send(
+                expire,
+                ctx.key(),
+                arg=ctx.request().id,
+                send_delay=timedelta(microseconds=envelope.timeout // 1000),
+            )
+        hctx = HandlerContext(ctx, envelope)
+        hctx.logger.info("execution running", state="running")
+        try:
+            output, error = _split_go_result(await fn(hctx, envelope.input))
+            if error is not None:
+                raise _as_handler_error(error)
+        except HandlerError as exc:
+            hctx.logger.info("execution failed", state="failed", code=exc.code)
+            raise _fail(ctx, exc) from exc
+        except restate.TerminalError as exc:
+            if exc.status_code != _CANCELLED:
+                raise _fail(ctx, handler_error_from(exc, "terminal_error")) from exc
+            await _record_cancellation(ctx, log)
+            raise
+        ctx.set(OUTCOME_STATE, {"state": "succeeded", "output": output})
+        hctx.logger.info("execution succeeded", state="succeeded")
+        return output
+
+    @workflow.handler()
+    async def stop(ctx: restate.WorkflowSharedContext, reason: str) -> None:
+        """Record why the provider is about to cancel `run` (first reason wins)."""
+        if await ctx.promise(STOP_PROMISE, type_hint=str).peek() is None:
+            await ctx.promise(STOP_PROMISE, type_hint=str).resolve(reason)
+
+    @workflow.handler()
+    async def expire(ctx: restate.WorkflowSharedContext, invocation_id: str) -> None:
+        """The timeout fired: mark it, then cancel `run`."""
+        if await ctx.promise(EXPIRED_PROMISE, type_hint=bool).peek() is None:
+            await ctx.promise(EXPIRED_PROMISE, type_hint=bool).resolve(True)
+        ctx.cancel_invocation(invocation_id)
+
+    @workflow.handler()
+    async def compute_callback(ctx: restate.WorkflowSharedContext, payload: dict[str, Any]) -> None:
+        """Deliver Landlord's compute callback; a second delivery answers 409."""
+        await ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict).resolve(payload)
+
+    return workflow
+
+
+def _fail(ctx: restate.WorkflowContext, error: HandlerError) -> restate.TerminalError:
+    """Record the failure; the caller raises the returned error to end `run` for good."""
+    ctx.set(
+        OUTCOME_STATE,
+        {
+            "state": "failed",
+            "error": {"code": error.code, "message": error.message, "cause": error.cause},
+        },
+    )
+    return restate.TerminalError(f"{error.code}: {error.message}", 500)
+
+
+async def _record_cancellation(ctx: restate.WorkflowContext, log: Any) -> None:
+    """`run` was cancelled: by the timeout, by `stop`, or from outside (UI, CLI)."""
+    if await ctx.promise(EXPIRED_PROMISE, type_hint=bool).peek():
+        outcome: dict[str, Any] = {
+            "state": "timeout",
+            "error": {"code": "timeout", "message": "execution exceeded its timeout"},
+        }
+    else:
+        reason = await ctx.promise(STOP_PROMISE, type_hint=str).peek()
+        outcome = {
+            "state": "stopped",
+            "reason": reason or "cancelled",
+            "error": {"code": "stopped", "message": reason or "cancelled"},
+        }
+    ctx.set(OUTCOME_STATE, outcome)
+    log.info("execution {}", outcome["state"], state=outcome["state"])
