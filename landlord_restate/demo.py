@@ -1,0 +1,130 @@
+"""`make run`: a local Restate stack, one TenantProvisioning execution, then serve until Ctrl-C.
+
+This is an application entry point, so unlike the library it configures loguru's sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from datetime import datetime
+
+from loguru import logger
+
+from landlord_restate.restate.config import RestateConfig
+from landlord_restate.restate.local import LocalDeployment, LocalRestate, project_root
+from landlord_restate.restate.provider import RestateProvider
+from landlord_restate.workflow.types import (
+    ExecutionInput,
+    ExecutionState,
+    ExecutionStatus,
+    WorkflowSpec,
+)
+
+INGRESS_PORT, ADMIN_PORT, DEPLOYMENT_PORT = 8080, 9070, 9080
+DEMO_SPEC = WorkflowSpec(
+    workflow_id="tenant-provisioning",
+    provider_type="restate",
+    name="Tenant provisioning",
+    description="Provision a tenant's compute and record the result",
+    definition={"handler": "TenantProvisioning"},
+)
+
+
+async def wait_for_terminal(
+    provider: RestateProvider, execution_id: str, within: float = 60.0
+) -> ExecutionStatus:
+    """Poll the status until the execution ends (or `timeout` seconds pass)."""
+    deadline = time.monotonic() + within
+    while True:
+        status = await provider.get_execution_status(execution_id)
+        if status.state.is_terminal or time.monotonic() > deadline:
+            return status
+        await asyncio.sleep(0.1)
+
+
+def _clock(value: datetime | None) -> str:
+    return value.strftime("%H:%M:%S.%f")[:-3] if value else "-"
+
+
+def render_status(status: ExecutionStatus) -> str:
+    """A readable block: the execution, its times, input, output, and history."""
+    lines = [
+        f"execution  {status.execution_id}",
+        f"workflow   {status.workflow_id}",
+        f"state      {status.state.value}  ({status.metadata.get('workflow_sub_state', '')})",
+        f"started    {status.start_time.isoformat()}",
+        f"stopped    {status.stop_time.isoformat() if status.stop_time else '-'}",
+        f"input      {json.dumps(status.input)}",
+        f"output     {json.dumps(status.output)}",
+    ]
+    if status.error is not None:
+        lines.append(f"error      {status.error.code}: {status.error.message}")
+    lines.append("history")
+    for event in status.history:
+        details = " ".join(f"{k}={v}" for k, v in event.details.items())
+        lines.append(f"  {_clock(event.timestamp)}  {event.type:<22} {details}".rstrip())
+    return "\n".join(lines)
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def main() -> int:
+    """Run the demo; the exit status is 0 when the execution succeeded."""
+    logger.remove()
+    logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> {level:<7} "
+               "{message} <dim>{extra}</dim>")
+    logger.enable("landlord_restate")
+    root = project_root()
+    data = root / ".restate"
+    server = LocalRestate(
+        data / "data",
+        ingress_port=INGRESS_PORT,
+        admin_port=ADMIN_PORT,
+        node_port=5122,
+        config_file=root / "restate.toml",
+    )
+    deployment = LocalDeployment(data / "hypercorn.log", port=DEPLOYMENT_PORT)
+    started = time.monotonic()
+    async with server, deployment:
+        print(f"restate-server  ingress {server.ingress_url}  admin {server.admin_url}")
+        print(f"Restate UI      {server.admin_url}/ui/")
+        print(f"deployment      {deployment.url}  (hypercorn services.app:app)")
+        config = RestateConfig(endpoint=server.ingress_url, deployment_url=deployment.url)
+        async with RestateProvider(config) as provider:
+            await provider.create_workflow(DEMO_SPEC)
+            request = {
+                "tenant_id": "acme",
+                "tenant_uuid": "5f1c8d2e-0b7a-4c1e-9a57-3d2f6e8b9c10",
+                "operation": "provision",
+                "desired_config": {"image": "ghcr.io/acme/app:1.4.2", "replicas": 2},
+            }
+            result = await provider.start_execution(
+                DEMO_SPEC.workflow_id,
+                ExecutionInput(
+                    execution_name=f"demo-{int(time.time())}",
+                    input=request,
+                    trigger_source="make-run",
+                ),
+            )
+            status = await wait_for_terminal(provider, result.execution_id)
+        print()
+        print(render_status(status))
+        print(f"\nend to end (stack start to terminal status): {time.monotonic() - started:.1f}s")
+        print("serving; press Ctrl-C to stop restate-server and the deployment")
+        await _until_interrupted()
+    print("stopped")
+    return 0 if status.state is ExecutionState.SUCCEEDED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

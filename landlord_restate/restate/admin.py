@@ -1,0 +1,78 @@
+"""Restate's admin API: deployments, services, SQL introspection, cancellation."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from landlord_restate.restate.http import RestateHttp
+from landlord_restate.workflow.errors import RestateServerError
+
+
+class AdminClient:
+    """The calls the provider makes to `{admin_endpoint}`."""
+
+    def __init__(self, http: RestateHttp) -> None:
+        self._http = http
+
+    @property
+    def endpoint(self) -> str:
+        """The admin base URL."""
+        return self._http.base_url
+
+    async def health(self) -> None:
+        """Raise unless the admin API answers its health check."""
+        await self._http.request("GET", "/health")
+
+    async def register_deployment(self, uri: str, *, refresh: bool = False) -> dict[str, Any]:
+        """Register (or find again) the deployment at `uri`.
+
+        Without `refresh` (`force: false`) an existing registration of the same URI is
+        answered as it is, never overwritten, since overwriting can strand in-flight
+        invocations. `refresh` re-runs discovery and replaces it: for when the process
+        serving `uri` already runs different code than was registered.
+        """
+        _, answer = await self._http.request(
+            "POST", "/deployments", body={"uri": uri, "force": refresh}, ok=(200, 201)
+        )
+        return _object(answer, "POST /deployments")
+
+    async def get_service(self, name: str) -> dict[str, Any] | None:
+        """The service as registered, or None when Restate does not know it."""
+        status, answer = await self._http.request(
+            "GET", f"/services/{quote(name, safe='')}", ok=(200, 404)
+        )
+        return None if status == 404 else _object(answer, "GET /services")
+
+    async def query(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of one SQL query over Restate's introspection tables.
+
+        Callers embed only validated ids in `sql`; nothing unchecked is ever interpolated.
+        """
+        _, answer = await self._http.request("POST", "/query", body={"query": sql})
+        rows = _object(answer, "POST /query").get("rows")
+        if not isinstance(rows, list):
+            raise RestateServerError(
+                method="POST", url=self.endpoint + "/query", status=200,
+                body=f"no rows in answer: {str(answer)[:200]}",
+            )
+        return rows
+
+    async def cancel_invocation(self, invocation_id: str) -> bool:
+        """Ask Restate to cancel; False when the invocation had already finished (409)."""
+        status, _ = await self._http.request(
+            "PATCH",
+            f"/invocations/{invocation_id}/cancel",
+            ok=(200, 202, 409),
+            execution_id=invocation_id,
+        )
+        return status != 409
+
+
+def _object(answer: Any, what: str) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise RestateServerError(
+            method=what.split()[0], url=what.split()[1], status=200,
+            body=f"expected a JSON object, got {str(answer)[:200]}",
+        )
+    return answer

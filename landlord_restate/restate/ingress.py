@@ -1,0 +1,57 @@
+"""Restate's ingress: start workflows, call their shared handlers, call the catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from landlord_restate.restate.http import RestateHttp
+from landlord_restate.workflow.errors import RestateServerError
+
+
+class IngressClient:
+    """The calls the provider makes to `{endpoint}`."""
+
+    def __init__(self, http: RestateHttp) -> None:
+        self._http = http
+
+    @property
+    def endpoint(self) -> str:
+        """The ingress base URL."""
+        return self._http.base_url
+
+    async def send_workflow(
+        self, service: str, key: str, body: Any, *, workflow_id: str | None = None
+    ) -> tuple[str, bool]:
+        """Start `run` of workflow `service`/`key`; answer (invocation id, newly accepted).
+
+        The key is the idempotency: a second send with the same key answers the first
+        invocation, `PreviouslyAccepted`, and starts nothing.
+        """
+        path = f"/{quote(service, safe='')}/{quote(key, safe='')}/run/send"
+        _, answer = await self._http.request(
+            "POST", path, body=body, ok=(200, 202), workflow_id=workflow_id
+        )
+        if not isinstance(answer, dict) or not isinstance(answer.get("invocationId"), str):
+            raise RestateServerError(
+                method="POST", url=self.endpoint + path, status=202,
+                body=f"no invocationId in answer: {str(answer)[:200]}", workflow_id=workflow_id,
+            )
+        return answer["invocationId"], answer.get("status") != "PreviouslyAccepted"
+
+    async def call(
+        self,
+        service: str,
+        key: str,
+        handler: str,
+        body: Any = None,
+        *,
+        ok: tuple[int, ...] = (200,),
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> tuple[int, Any]:
+        """Call a keyed handler and wait for its answer."""
+        path = f"/{quote(service, safe='')}/{quote(key, safe='')}/{quote(handler, safe='')}"
+        return await self._http.request(
+            "POST", path, body=body, ok=ok, workflow_id=workflow_id, execution_id=execution_id
+        )

@@ -1,0 +1,278 @@
+"""A local Restate stack: restate-server and the hypercorn handler deployment as processes.
+
+Used by `make run` and by the tests. Each object owns one process, starts it with
+`async with` (or `start()`), and stops it on exit, also when a later start-up step fails.
+`kill()` is a real SIGKILL, for durability tests; `start()` again restarts on the same
+data dir (server) or the same listening socket (deployment).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import aiohttp
+from loguru import logger
+
+SERVER_BINARY_ENV = "RESTATE_SERVER_BIN"
+_NPM_GLOB = ".restate/npm/node_modules/@restatedev/restate-server-*/bin/restate-server"
+_STOP_GRACE = 10.0
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (for processes that cannot take a socket)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: cwd) holding restate.toml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "restate.toml").is_file():
+            return folder
+    return here
+
+
+def find_server_binary(root: Path | None = None) -> Path:
+    """restate-server: $RESTATE_SERVER_BIN, else the one `make setup` installed."""
+    explicit = os.environ.get(SERVER_BINARY_ENV)
+    if explicit:
+        return Path(explicit)
+    found = sorted(project_root(root).glob(_NPM_GLOB))
+    if not found:
+        raise FileNotFoundError(
+            f"restate-server not found under {project_root(root)}/.restate: run `make setup` "
+            f"or set {SERVER_BINARY_ENV}"
+        )
+    return found[0]
+
+
+async def _wait_healthy(
+    urls: list[str], process: subprocess.Popen[bytes], within: float, what: str, log: Path
+) -> None:
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
+        pending = list(urls)
+        while pending:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what} exited with {process.returncode}: {_tail(log)}")
+            try:
+                async with session.get(pending[0]) as resp:
+                    if resp.status == 200:
+                        pending.pop(0)
+                        continue
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not healthy after {within}s: {_tail(log)}")
+            await asyncio.sleep(0.05)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(_STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class _Process(abc.ABC):
+    """One child process with a log file; async context manager."""
+
+    _process: subprocess.Popen[bytes] | None = None
+    _log_handle: IO[bytes] | None = None
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start the process and wait until it serves."""
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it runs."""
+        return self._process.pid if self._process and self._process.poll() is None else None
+
+    def _spawn(self, argv: list[str], env: Mapping[str, str], log: Path, **kw: object) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_handle = log.open("ab")
+        self._process = subprocess.Popen(
+            argv, env=dict(env), stdout=self._log_handle, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, **kw,  # type: ignore[call-overload]
+        )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown, nothing flushed."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period; safe to call twice."""
+        _terminate(self._process)
+        self._process = None
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+
+class LocalRestate(_Process):
+    """restate-server on 127.0.0.1, with its own ports and data dir."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        ingress_port: int | None = None,
+        admin_port: int | None = None,
+        node_port: int | None = None,
+        config_file: Path | None = None,
+        binary: Path | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.base_dir = base_dir
+        self.ingress_port = ingress_port or free_port()
+        self.admin_port = admin_port or free_port()
+        self.node_port = node_port or free_port()
+        self.config_file = config_file
+        self.binary = binary or find_server_binary()
+        self.startup_timeout = startup_timeout
+        self.log_file = base_dir / "restate-server.log"
+
+    @property
+    def ingress_url(self) -> str:
+        """Where the ingress listens."""
+        return f"http://127.0.0.1:{self.ingress_port}"
+
+    @property
+    def admin_url(self) -> str:
+        """Where the admin API (and the Restate UI) listens."""
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    async def start(self) -> None:
+        """Start (or restart on the same data dir) and wait until admin and ingress answer."""
+        if self.pid is not None:
+            return
+        env = {
+            **os.environ,
+            "RESTATE_BASE_DIR": str(self.base_dir),
+            "RESTATE_BIND_IP": "127.0.0.1",
+            "RESTATE_LISTEN_MODE": "tcp",
+            "RESTATE_INGRESS__BIND_PORT": str(self.ingress_port),
+            "RESTATE_ADMIN__BIND_PORT": str(self.admin_port),
+            "RESTATE_BIND_PORT": str(self.node_port),
+            "RESTATE_DISABLE_TELEMETRY": "true",
+        }
+        env.setdefault("RESTATE_LOG_FILTER", "warn,octocrab=off")
+        argv = [str(self.binary), "--no-logo"]
+        if self.config_file is not None:
+            argv += ["--config-file", str(self.config_file)]
+        started = time.monotonic()
+        self._spawn(argv, env, self.log_file)
+        assert self._process is not None
+        await _wait_healthy(
+            [f"{self.admin_url}/health", f"{self.ingress_url}/restate/health"],
+            self._process, self.startup_timeout, "restate-server", self.log_file,
+        )
+        logger.bind(admin=self.admin_url, ingress=self.ingress_url).debug(
+            "restate-server healthy in {:.2f}s", time.monotonic() - started
+        )
+
+
+class LocalDeployment(_Process):
+    """`hypercorn services.app:app` on a socket this object holds open.
+
+    Binding port 0 here and handing the socket to hypercorn (`fd://`) avoids guessing a
+    free port, and a restart after `kill()` serves the very same address.
+    """
+
+    def __init__(
+        self,
+        log_file: Path,
+        *,
+        port: int = 0,
+        env: Mapping[str, str] | None = None,
+        app: str = "services.app:app",
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
+        self._socket.listen(128)
+        self._socket.set_inheritable(True)
+        self.port: int = self._socket.getsockname()[1]
+        self.log_file = log_file
+        self.env = dict(env or {})
+        self.app = app
+        self.startup_timeout = startup_timeout
+
+    @property
+    def url(self) -> str:
+        """The deployment URL to register with Restate."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Start (or restart) hypercorn on the held socket; wait until it answers /health."""
+        if self.pid is not None:
+            return
+        fd = self._socket.fileno()
+        argv = [sys.executable, "-m", "hypercorn", self.app, "--bind", f"fd://{fd}"]
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        self._spawn(argv, env, self.log_file, pass_fds=(fd,))
+        assert self._process is not None
+        await _wait_healthy(
+            [f"{self.url}/health"], self._process, self.startup_timeout, "hypercorn",
+            self.log_file,
+        )
+
+    def close(self) -> None:
+        """Stop hypercorn and release the socket."""
+        self.stop()
+        with contextlib.suppress(OSError):
+            self._socket.close()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,250 @@
+"""From Restate's introspection rows to Landlord's ExecutionStatus.
+
+`sys_invocation` says where Restate is (status, times, retries); the shim's workflow state
+says what Landlord cares about (input, output, error, why it stopped); `sys_journal` is the
+history, each entry stamped by Restate when it was appended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from landlord_restate.restate.naming import KEY_SEPARATOR
+from landlord_restate.workflow.convert import parse_rfc3339
+from landlord_restate.workflow.types import (
+    ExecutionError,
+    ExecutionEvent,
+    ExecutionState,
+    ExecutionStatus,
+)
+
+PROVIDER_TYPE = "restate"
+
+#: sys_invocation.status (not completed) -> (state, Landlord's sub-state)
+_LIVE_STATES: dict[str, tuple[ExecutionState, str]] = {
+    "pending": (ExecutionState.PENDING, "waiting"),
+    "scheduled": (ExecutionState.PENDING, "waiting"),
+    "ready": (ExecutionState.PENDING, "waiting"),
+    "inboxed": (ExecutionState.PENDING, "waiting"),
+    "running": (ExecutionState.RUNNING, "running"),
+    "suspended": (ExecutionState.RUNNING, "waiting"),
+    "backing-off": (ExecutionState.RUNNING, "backing-off"),
+    "paused": (ExecutionState.RUNNING, "error"),
+}
+_OUTCOME_STATES = {
+    "failed": ExecutionState.FAILED,
+    "stopped": ExecutionState.STOPPED,
+    "timeout": ExecutionState.TIMEOUT,
+}
+#: the terminal history event of each terminal state
+_TERMINAL_EVENTS = {
+    ExecutionState.SUCCEEDED: "execution_succeeded",
+    ExecutionState.FAILED: "execution_failed",
+    ExecutionState.STOPPED: "execution_stopped",
+    ExecutionState.TIMEOUT: "execution_timed_out",
+}
+_CANCELLED_PREFIX = "[409]"
+
+
+def map_state(
+    invocation: Mapping[str, Any], outcome: Mapping[str, Any] | None
+) -> tuple[ExecutionState, str]:
+    """Restate status -> (ExecutionState, sub-state).
+
+    `completed` is read through `completion_result`: success only when Restate says so,
+    and a failure is told apart (failed, stopped, timeout) by what the shim recorded.
+    """
+    status = invocation.get("status")
+    if status != "completed":
+        return _LIVE_STATES.get(str(status), (ExecutionState.RUNNING, "running"))
+    if invocation.get("completion_result") == "success":
+        return ExecutionState.SUCCEEDED, "succeeded"
+    recorded = _OUTCOME_STATES.get(str((outcome or {}).get("state")))
+    if recorded is not None:
+        return recorded, "failed"
+    if str(invocation.get("completion_failure", "")).startswith(_CANCELLED_PREFIX):
+        return ExecutionState.STOPPED, "failed"
+    return ExecutionState.FAILED, "failed"
+
+
+def _time(value: Any) -> datetime | None:
+    return parse_rfc3339(value) if isinstance(value, str) and value else None
+
+
+def _state_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for row in rows:
+        text = row.get("value_utf8")
+        if isinstance(text, str):
+            try:
+                values[str(row.get("key"))] = json.loads(text)
+            except ValueError:
+                values[str(row.get("key"))] = text
+    return values
+
+
+def _error(
+    state: ExecutionState,
+    invocation: Mapping[str, Any],
+    outcome: Mapping[str, Any] | None,
+    failed_at: datetime | None,
+) -> ExecutionError | None:
+    if state in (ExecutionState.SUCCEEDED, ExecutionState.PENDING, ExecutionState.RUNNING):
+        return None
+    recorded = (outcome or {}).get("error")
+    if isinstance(recorded, Mapping):
+        return ExecutionError(
+            code=str(recorded.get("code", state.value)),
+            message=str(recorded.get("message", "")),
+            cause=str(recorded.get("cause", "")),
+            failed_at=failed_at,
+        )
+    failure = str(invocation.get("completion_failure", ""))
+    return ExecutionError(
+        code="stopped" if state is ExecutionState.STOPPED else "restate_failure",
+        message=failure or "execution failed",
+        failed_at=failed_at,
+    )
+
+
+def build_history(
+    journal: Sequence[Mapping[str, Any]],
+    state: ExecutionState,
+    outcome: Mapping[str, Any] | None,
+    stop_time: datetime | None,
+) -> list[ExecutionEvent]:
+    """One event per journal entry that matters, in journal order, then the terminal event."""
+    events: list[ExecutionEvent] = []
+    names: dict[int, tuple[str, str]] = {}  # completion id -> (kind, name)
+    for row in journal:
+        at = _time(row.get("appended_at"))
+        if at is None:
+            continue
+        event = _journal_event(row, names)
+        if event is not None:
+            kind, details = event
+            events.append(ExecutionEvent(timestamp=at, type=kind, details=details))
+    terminal = _TERMINAL_EVENTS.get(state)
+    if terminal is not None and stop_time is not None:
+        ending: dict[str, Any] = {}
+        if outcome and outcome.get("reason"):
+            ending["reason"] = outcome["reason"]
+        if outcome and isinstance(outcome.get("error"), Mapping):
+            ending["error"] = dict(outcome["error"])
+        events.append(ExecutionEvent(timestamp=stop_time, type=terminal, details=ending))
+    return events
+
+
+def _lite(row: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        value = json.loads(str(row.get("entry_lite_json") or "{}"))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _journal_event(
+    row: Mapping[str, Any], names: dict[int, tuple[str, str]]
+) -> tuple[str, dict[str, Any]] | None:
+    """Map one journal entry to (event type, details), or None for bookkeeping entries."""
+    entry_type = str(row.get("entry_type", ""))
+    name = str(row.get("name") or "")
+    lite = _lite(row)
+    if entry_type == "Command: Input":
+        return "execution_started", {}
+    if entry_type == "Command: Run":
+        _remember(names, lite, "Run", "step", name)
+        return "step_started", {"step": name}
+    if entry_type == "Command: Sleep":
+        _remember(names, lite, "Sleep", "timer", name)
+        sleep = lite.get("Command", {}).get("Sleep", {})
+        timer: dict[str, Any] = {"timer": name} if name else {}
+        if isinstance(sleep.get("wake_up_time"), int):
+            timer["wake_up_time_ms"] = sleep["wake_up_time"]
+        return "timer_started", timer
+    if entry_type == "Command: GetPromise":
+        _remember(names, lite, "GetPromise", "promise", name)
+        return ("callback_waiting", {"promise": name}) if name else None
+    if entry_type.startswith("Notification:"):
+        return _notification_event(lite, names)
+    return None
+
+
+def _remember(
+    names: dict[int, tuple[str, str]], lite: Mapping[str, Any], command: str, kind: str, name: str
+) -> None:
+    completion_id = lite.get("Command", {}).get(command, {}).get("completion_id")
+    if isinstance(completion_id, int):
+        names[completion_id] = (kind, name)
+
+
+def _notification_event(
+    lite: Mapping[str, Any], names: Mapping[int, tuple[str, str]]
+) -> tuple[str, dict[str, Any]] | None:
+    notification = lite.get("Notification", {})
+    if not isinstance(notification, dict):
+        return None
+    ident = notification.get("id", {})
+    completion_id = ident.get("CompletionId") if isinstance(ident, dict) else None
+    if not isinstance(completion_id, int) or completion_id not in names:
+        if "Cancel" in json.dumps(notification):
+            return "stop_requested", {}
+        return None
+    kind, name = names[completion_id]
+    succeeded = notification.get("result") != "Failure"
+    if kind == "step":
+        return ("step_completed" if succeeded else "step_failed"), {"step": name}
+    if kind == "timer":
+        return "timer_fired", ({"timer": name} if name else {})
+    return ("callback_received" if succeeded else "callback_failed"), {"promise": name}
+
+
+def build_status(
+    execution_id: str,
+    invocation: Mapping[str, Any],
+    journal: Sequence[Mapping[str, Any]],
+    state_rows: Sequence[Mapping[str, Any]],
+) -> ExecutionStatus:
+    """Assemble the ExecutionStatus of one invocation from its introspection rows."""
+    values = _state_values(state_rows)
+    envelope: dict[str, Any] = values.get("envelope") or {}
+    outcome: dict[str, Any] | None = values.get("outcome")
+    if not isinstance(envelope, dict):
+        envelope = {}
+    if not isinstance(outcome, dict):
+        outcome = None
+    state, sub_state = map_state(invocation, outcome)
+    start_time = (
+        _time(invocation.get("running_at"))
+        or _time(invocation.get("created_at"))
+    )
+    assert start_time is not None, "sys_invocation always has created_at"
+    stop_time = _time(invocation.get("completed_at")) if state.is_terminal else None
+    key = str(invocation.get("target_service_key", ""))
+    metadata = {
+        "restate_status": str(invocation.get("status", "")),
+        "workflow_sub_state": sub_state,
+        "retry_count": str(invocation.get("retry_count") or 0),
+        "service_name": str(invocation.get("target_service_name", "")),
+        "workflow_key": key,
+    }
+    if invocation.get("last_failure"):
+        metadata["last_failure"] = str(invocation["last_failure"])
+        if invocation.get("last_failure_related_command_name"):
+            metadata["last_failure_step"] = str(invocation["last_failure_related_command_name"])
+    return ExecutionStatus(
+        execution_id=execution_id,
+        workflow_id=str(envelope.get("workflow_id") or key.partition(KEY_SEPARATOR)[0]),
+        provider_type=PROVIDER_TYPE,
+        state=state,
+        start_time=start_time,
+        stop_time=stop_time,
+        input=envelope.get("input"),
+        output=(outcome or {}).get("output") if state is ExecutionState.SUCCEEDED else None,
+        error=_error(state, invocation, outcome, stop_time),
+        history=build_history(journal, state, outcome, stop_time),
+        metadata=metadata,
+    )
