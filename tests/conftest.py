@@ -1,0 +1,125 @@
+"""One real restate-server and one hypercorn deployment for the whole session.
+
+Both bind 127.0.0.1 on free ports with a temporary data dir, and are stopped at the end,
+also when tests fail. Tests isolate themselves with uuid-based workflow ids.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from landlord_restate import RestateConfig, RestateProvider, WorkflowSpec
+from landlord_restate.restate.local import LocalDeployment, LocalRestate, project_root
+
+ROOT = project_root(Path(__file__).parent)
+#: handler modules the test deployment hosts besides the built-in ones
+TEST_HANDLERS = "tests.handlers"
+
+
+def deployment_env(**extra: str) -> dict[str, str]:
+    """Environment for a test deployment: test handlers importable and registered."""
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONPATH": pythonpath, "LANDLORD_RESTATE_HANDLERS": TEST_HANDLERS, **extra}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _library_logs() -> Iterator[None]:
+    """Let the library's log lines reach pytest's captured output."""
+    logger.enable("landlord_restate")
+    yield
+    logger.disable("landlord_restate")
+
+
+@pytest.fixture(scope="session")
+async def restate_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalRestate]:
+    """restate-server, configured by the repo's restate.toml with test ports and data dir."""
+    base = tmp_path_factory.mktemp("restate")
+    async with LocalRestate(base / "data", config_file=ROOT / "restate.toml") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalDeployment]:
+    """`hypercorn services.app:app` with the test handlers."""
+    log = tmp_path_factory.mktemp("hypercorn") / "hypercorn.log"
+    async with LocalDeployment(log, env=deployment_env()) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def config(restate_server: LocalRestate, deployment: LocalDeployment) -> RestateConfig:
+    """Provider config pointing at the session's server and deployment."""
+    return RestateConfig(
+        endpoint=restate_server.ingress_url,
+        admin_endpoint=restate_server.admin_url,
+        deployment_url=deployment.url,
+    )
+
+
+@pytest.fixture
+async def provider(config: RestateConfig) -> AsyncIterator[RestateProvider]:
+    """An open provider, one service per handler (the default), closed after the test."""
+    async with RestateProvider(config) as opened:
+        yield opened
+
+
+#: the one service that hosts every handler in the shared deployment
+SHARED_SERVICE = "LandlordTests"
+
+
+@pytest.fixture(scope="session")
+async def shared_deployment(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[LocalDeployment]:
+    """A deployment hosting every handler in one service: any workflow id can use it."""
+    log = tmp_path_factory.mktemp("hypercorn-shared") / "hypercorn.log"
+    env = deployment_env(WORKFLOW_RESTATE_SERVICE_NAME=SHARED_SERVICE)
+    async with LocalDeployment(log, env=env) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def shared_config(
+    restate_server: LocalRestate, shared_deployment: LocalDeployment
+) -> RestateConfig:
+    """Provider config with `service_name` set: every workflow runs on one service."""
+    return RestateConfig(
+        endpoint=restate_server.ingress_url,
+        admin_endpoint=restate_server.admin_url,
+        deployment_url=shared_deployment.url,
+        service_name=SHARED_SERVICE,
+    )
+
+
+@pytest.fixture
+async def shared_provider(shared_config: RestateConfig) -> AsyncIterator[RestateProvider]:
+    """An open provider on the shared service: tests use unique workflow ids with it."""
+    async with RestateProvider(shared_config) as opened:
+        yield opened
+
+
+def unique_id(prefix: str) -> str:
+    """A workflow id no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def kebab(handler: str) -> str:
+    """The workflow id whose derived service is `handler`'s: 'SlowSteps' -> 'slow-steps'."""
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in handler).lstrip("-")
+
+
+def spec_for(handler: str, workflow_id: str | None = None, **fields: object) -> WorkflowSpec:
+    """A spec running `handler`; by default under the id whose service hosts it."""
+    return WorkflowSpec(
+        workflow_id=workflow_id or kebab(handler),
+        provider_type="restate",
+        name=handler,
+        definition={"handler": handler},
+        **fields,  # type: ignore[arg-type]
+    )

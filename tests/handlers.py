@@ -1,0 +1,94 @@
+"""Handlers the test deployments host (LANDLORD_RESTATE_HANDLERS=tests.handlers).
+
+Side effects go to files named in the input, so a test can count how often a step really
+ran, across restarts of the server and of the deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from services import HandlerContext, HandlerError, handler
+
+
+def _mark(path: str | None, line: str) -> None:
+    if path:
+        with Path(path).open("a") as out:
+            out.write(line + "\n")
+
+
+@handler("FiveSteps")
+async def five_steps(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Five named steps, each appending to request['marks'] when it really runs."""
+    done = []
+    for i in range(1, 6):
+        name = f"step-{i}"
+
+        def work(step: str = name) -> str:
+            _mark(request.get("marks"), step)
+            return step
+
+        done.append(await ctx.step(name, work))
+    return {"steps": done}
+
+
+@handler("FailWithCode")
+async def fail_with_code(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Fails terminally with the code and message it is given."""
+    await ctx.step("before-failure", lambda: "ok")
+    raise HandlerError(request["code"], request["message"], request.get("cause", ""))
+
+
+@handler("GoPair")
+async def go_pair(ctx: HandlerContext, request: dict[str, Any]) -> tuple[Any, Any]:
+    """Returns Go's (output, error) pair."""
+    if request.get("error"):
+        return None, {"code": "go_error", "message": request["error"]}
+    return {"echo": request.get("value")}, None
+
+
+@handler("SlowSteps")
+async def slow_steps(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Steps that each take `step_seconds` and mark start and end; for stop and crash tests."""
+    seconds = float(request.get("step_seconds", 1.0))
+    count = int(request.get("steps", 3))
+
+    async def work(step: str) -> str:
+        _mark(request.get("marks"), f"start {step}")
+        await asyncio.sleep(seconds)
+        _mark(request.get("marks"), f"end {step}")
+        return step
+
+    for i in range(1, count + 1):
+        await ctx.step(f"slow-{i}", work, f"slow-{i}")
+    return {"steps": count}
+
+
+@handler("SleepThenCallback")
+async def sleep_then_callback(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """A durable timer, then waits for Landlord's compute callback."""
+    await ctx.step("provision-compute", lambda: {"requested": True})
+    await ctx.sleep(timedelta(milliseconds=int(request.get("sleep_ms", 100))), name="settle")
+    callback = await ctx.compute_callback()
+    if callback.get("status") != "succeeded":
+        raise HandlerError("compute_failed", str(callback.get("error_message", "")))
+    return {"compute": callback}
+
+
+@handler("Flaky")
+async def flaky(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """A step that raises until its attempt count reaches request['succeed_on']."""
+    marks = request["marks"]
+
+    def attempt() -> int:
+        _mark(marks, f"attempt {time.monotonic()}")
+        attempts = len(Path(marks).read_text().splitlines())
+        if attempts < int(request.get("succeed_on", 10**9)):
+            raise RuntimeError(f"transient failure {attempts}")
+        return attempts
+
+    return {"attempts": await ctx.step("flaky-step", attempt)}
