@@ -16,6 +16,7 @@ from landlord_restate.workflow.errors import (
 from landlord_restate.workflow.provider import Provider
 from landlord_restate.workflow.registry import Registry
 from landlord_restate.workflow.types import (
+    ComputeCallbackPayload,
     CreateWorkflowResult,
     ExecutionError,
     ExecutionEvent,
@@ -23,11 +24,14 @@ from landlord_restate.workflow.types import (
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
+    ProvisionRequest,
     RetryPolicy,
     WorkflowSpec,
+    WorkflowStatus,
 )
 
 __all__ = [
+    "ComputeCallbackPayload",
     "ConfigError",
     "CreateWorkflowResult",
     "ExecutionError",
@@ -42,6 +46,7 @@ __all__ = [
     "Provider",
     "ProviderConflictError",
     "ProviderNotFoundError",
+    "ProvisionRequest",
     "Registry",
     "RestateConnectionError",
     "RestateServerError",
@@ -49,6 +54,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowSpec",
+    "WorkflowStatus",
     "from_json",
     "to_json",
 ]

@@ -18,6 +18,7 @@ from cattrs.v import format_exception
 
 from landlord_restate.workflow.errors import InvalidInputError, InvalidSpecError
 from landlord_restate.workflow.types import (
+    ComputeCallbackPayload,
     CreateWorkflowResult,
     ExecutionError,
     ExecutionEvent,
@@ -25,8 +26,10 @@ from landlord_restate.workflow.types import (
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
+    ProvisionRequest,
     RetryPolicy,
     WorkflowSpec,
+    WorkflowStatus,
 )
 
 T = TypeVar("T")
@@ -117,6 +120,13 @@ def format_rfc3339(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def _structure_optional_datetime(value: Any, _: type) -> datetime | None:
+    """Go's ExecutionError.FailedAt is a string; empty means unset."""
+    if value is None or value == "":
+        return None
+    return _structure_datetime(value, datetime)
+
+
 def _structure_datetime(value: Any, _: type) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"expected an RFC 3339 time string, got {value!r}")
@@ -135,6 +145,12 @@ def _structure_strict_int(value: Any, _: type) -> int:
     return value
 
 
+def _structure_strict_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
 def _structure_strict_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number, got {value!r}")
@@ -145,7 +161,7 @@ def _structure_state(value: Any, _: type) -> ExecutionState:
     if not isinstance(value, str):
         raise TypeError(f"expected an execution state string, got {value!r}")
     try:
-        return ExecutionState(value)
+        return ExecutionState.parse(value)
     except ValueError:
         valid = ", ".join(s.value for s in ExecutionState)
         raise ValueError(f"unknown execution state {value!r} (one of: {valid})") from None
@@ -163,6 +179,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _structure_strict_float)
     # singledispatch would send the StrEnum to the str hook above: name it explicitly
     conv.register_structure_hook(ExecutionState, _structure_state)
+    conv.register_structure_hook(datetime | None, _structure_optional_datetime)
+    conv.register_structure_hook(bool, _structure_strict_bool)
     for cls in _CONTRACT_TYPES:
         conv.register_structure_hook(cls, _object_hook(conv, cls))
     return conv
@@ -170,7 +188,8 @@ def _make_converter() -> cattrs.Converter:
 
 _CONTRACT_TYPES: tuple[type, ...] = (
     WorkflowSpec, RetryPolicy, ExecutionInput, CreateWorkflowResult, ExecutionResult,
-    ExecutionStatus, ExecutionError, ExecutionEvent,
+    ExecutionStatus, ExecutionError, ExecutionEvent, ProvisionRequest, WorkflowStatus,
+    ComputeCallbackPayload,
 )
 _EMPTY_WHEN_NULL: dict[str, Any] = {
     "tags": {}, "metadata": {}, "resource_ids": {}, "details": {}, "history": [],

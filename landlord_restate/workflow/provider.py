@@ -5,11 +5,14 @@ from __future__ import annotations
 import abc
 
 from landlord_restate.workflow.types import (
+    ComputeCallbackPayload,
     CreateWorkflowResult,
     ExecutionInput,
     ExecutionResult,
     ExecutionStatus,
+    ProvisionRequest,
     WorkflowSpec,
+    WorkflowStatus,
 )
 
 
@@ -46,3 +49,17 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def delete_workflow(self, workflow_id: str) -> None:
         """Make the workflow unstartable; running executions go on."""
+
+    @abc.abstractmethod
+    async def invoke(self, workflow_id: str, request: ProvisionRequest) -> ExecutionResult:
+        """Start an execution from Landlord's simplified provisioning request."""
+
+    @abc.abstractmethod
+    async def get_workflow_status(self, execution_id: str) -> WorkflowStatus:
+        """The simplified status: state, output, error."""
+
+    @abc.abstractmethod
+    async def post_compute_callback(
+        self, execution_id: str, payload: ComputeCallbackPayload
+    ) -> None:
+        """Deliver a compute completion to the waiting execution; twice is harmless."""

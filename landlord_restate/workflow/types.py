@@ -26,10 +26,19 @@ class ExecutionState(enum.StrEnum):
     TIMEOUT = "timeout"
     STOPPED = "stopped"
 
+    @classmethod
+    def parse(cls, value: str) -> ExecutionState:
+        """Read a state, also in the words Landlord's Go constants use on the wire."""
+        return cls(_GO_STATE_ALIASES.get(value, value))
+
     @property
     def is_terminal(self) -> bool:
         """True once the execution can no longer change."""
         return self not in (ExecutionState.PENDING, ExecutionState.RUNNING)
+
+
+#: Landlord's Go `StateTimedOut` and `StateCancelled` are written "timed_out" and "cancelled"
+_GO_STATE_ALIASES = {"timed_out": "timeout", "cancelled": "stopped"}
 
 
 @frozen(kw_only=True)
@@ -126,3 +135,39 @@ class ExecutionStatus:
     error: ExecutionError | None = None
     history: list[ExecutionEvent] = field(factory=list)
     metadata: dict[str, str] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class ProvisionRequest:
+    """Landlord's simplified execution request (`Invoke`): what to do to which tenant."""
+
+    tenant_id: str
+    tenant_uuid: str = ""
+    operation: str = ""
+    desired_config: dict[str, JSONValue] = field(factory=dict)
+    compute_provider: str = ""
+    api_base_url: str = ""
+
+
+@frozen(kw_only=True)
+class WorkflowStatus:
+    """Landlord's simplified execution status (`GetWorkflowStatus`)."""
+
+    execution_id: str
+    state: ExecutionState
+    output: JSONValue = None
+    error: ExecutionError | None = None
+
+
+@frozen(kw_only=True)
+class ComputeCallbackPayload:
+    """Landlord's `compute.CallbackPayload`: a compute operation finished."""
+
+    execution_id: str
+    tenant_id: str
+    #: pending, running, succeeded or failed
+    status: str
+    resource_ids: dict[str, JSONValue] = field(factory=dict)
+    error_code: str = ""
+    error_message: str = ""
+    is_retriable: bool = False
