@@ -10,17 +10,22 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 import restate
 
 import services.handlers  # noqa: F401  (registers the built-in handlers)
 from landlord_restate.restate.naming import check_service_name
+from landlord_restate.workflow.convert import parse_go_duration
 from services.catalog import catalog
 from services.registry import HandlerFn, registered_handlers
 from services.shim import build_workflow
 
 HANDLER_MODULES_ENV = "LANDLORD_RESTATE_HANDLERS"
 SERVICE_NAME_ENV = "WORKFLOW_RESTATE_SERVICE_NAME"
+#: how long status and history of a finished execution stay queryable (Go duration)
+RETENTION_ENV = "LANDLORD_RESTATE_RETENTION"
+DEFAULT_RETENTION = timedelta(days=1)
 
 
 def import_handler_modules(spec: str) -> None:
@@ -31,21 +36,34 @@ def import_handler_modules(spec: str) -> None:
 
 
 def build_services(
-    handlers: Mapping[str, HandlerFn], service_name: str | None
+    handlers: Mapping[str, HandlerFn],
+    service_name: str | None,
+    retention: timedelta = DEFAULT_RETENTION,
 ) -> list[restate.Workflow | restate.VirtualObject]:
     """The catalog plus the workflow services that host `handlers`."""
     workflows: list[restate.Workflow | restate.VirtualObject] = [catalog]
     if service_name:
-        workflows.append(build_workflow(check_service_name(service_name), handlers))
+        workflows.append(
+            build_workflow(check_service_name(service_name), handlers, retention=retention)
+        )
     else:
-        workflows.extend(build_workflow(name, {name: fn}) for name, fn in handlers.items())
+        workflows.extend(
+            build_workflow(name, {name: fn}, retention=retention) for name, fn in handlers.items()
+        )
     return workflows
 
 
 def create_app(env: Mapping[str, str] = os.environ) -> restate.server_types.RestateAppT:
     """Build the ASGI app from `env` (injectable for tests)."""
     import_handler_modules(env.get(HANDLER_MODULES_ENV, ""))
-    services = build_services(registered_handlers(), env.get(SERVICE_NAME_ENV) or None)
+    retention = DEFAULT_RETENTION
+    if env.get(RETENTION_ENV):
+        retention = parse_go_duration(env[RETENTION_ENV])
+        if retention <= timedelta(0):
+            raise ValueError(f"{RETENTION_ENV} must be positive, got {env[RETENTION_ENV]!r}")
+    services = build_services(
+        registered_handlers(), env.get(SERVICE_NAME_ENV) or None, retention
+    )
     return restate.app(services=services)
 
 

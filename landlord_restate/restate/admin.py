@@ -37,6 +37,15 @@ class AdminClient:
         )
         return _object(answer, "POST /deployments")
 
+    async def discover(self, uri: str) -> list[dict[str, Any]]:
+        """The services the deployment at `uri` serves now; registers nothing (dry run)."""
+        _, answer = await self._http.request(
+            "POST", "/deployments", body={"uri": uri, "force": True, "dry_run": True},
+            ok=(200, 201),
+        )
+        services = _object(answer, "POST /deployments").get("services")
+        return [s for s in services if isinstance(s, dict)] if isinstance(services, list) else []
+
     async def get_service(self, name: str) -> dict[str, Any] | None:
         """The service as registered, or None when Restate does not know it."""
         status, answer = await self._http.request(

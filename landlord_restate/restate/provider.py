@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -18,35 +21,44 @@ from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.ingress import IngressClient
 from landlord_restate.restate.naming import (
     CATALOG_SERVICE,
-    HANDLERS_METADATA,
     KEY_SEPARATOR,
     check_execution_id,
     check_execution_name,
-    check_service_name,
     check_workflow_id,
-    go_handler_name,
-    service_name_for,
     workflow_key,
 )
 from landlord_restate.restate.status import PROVIDER_TYPE, build_status
+from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
 from landlord_restate.workflow.convert import format_rfc3339, from_json, parse_rfc3339, to_json
 from landlord_restate.workflow.errors import (
     ExecutionNotFoundError,
+    InvalidInputError,
     InvalidSpecError,
+    RestateServerError,
     WorkflowError,
     WorkflowNotFoundError,
 )
 from landlord_restate.workflow.provider import Provider
 from landlord_restate.workflow.types import (
+    ComputeCallbackPayload,
     CreateWorkflowResult,
     ExecutionInput,
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
+    ProvisionRequest,
     WorkflowSpec,
+    WorkflowStatus,
 )
 
-_DEFINITION_KEYS = frozenset({"handler"})
+_OBSERVED_LIMIT = 4096
+#: what Restate's query engine says of an id that has the shape but does not decode
+_UNDECODABLE_ID = "non valid invocation id"
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+#: Restate's ingress refuses bodies over 32 MiB; leave room for the envelope around the input
+MAX_INPUT_BYTES = 32 * 1024 * 1024 - 64 * 1024
 
 
 class RestateProvider(Provider):
@@ -57,6 +69,7 @@ class RestateProvider(Provider):
         self._session: aiohttp.ClientSession | None = None
         self._admin: AdminClient | None = None
         self._ingress: IngressClient | None = None
+        self._observed: OrderedDict[str, ExecutionState] = OrderedDict()
         self._log = logger.bind(
             provider=PROVIDER_TYPE, endpoint=config.endpoint, admin=config.admin_endpoint
         )
@@ -121,59 +134,44 @@ class RestateProvider(Provider):
             raise RuntimeError("RestateProvider is not open: use `async with RestateProvider(...)`")
         return self._ingress
 
-    # -- names --------------------------------------------------------------------------
-
-    def service_name(self, workflow_id: str) -> str:
-        """The Restate service that runs `workflow_id`'s executions."""
-        if self._config.service_name:
-            return check_service_name(self._config.service_name)
-        return service_name_for(workflow_id)
-
     # -- the contract ---------------------------------------------------------------------
 
-    async def validate(self, spec: WorkflowSpec) -> None:
-        """Offline checks of the spec and its Restate definition."""
-        self._check_spec(spec)
+    def resolve(self, spec: WorkflowSpec) -> ResolvedSpec:
+        """Check `spec` offline; answer the service and handler its executions run on."""
+        return check_spec(spec, self._config.service_name)
 
-    def _check_spec(self, spec: WorkflowSpec) -> str:
-        """Validate `spec`; answer the Go handler name its definition names."""
-        workflow_id = check_workflow_id(spec.workflow_id)
-        self.service_name(workflow_id)
-        definition = spec.definition
-        if not isinstance(definition, dict):
-            raise InvalidSpecError(
-                "definition must be a JSON object such as {\"handler\": \"TenantProvisioning\"}",
-                field="definition",
-                workflow_id=workflow_id,
-            )
-        unknown = sorted(set(definition) - _DEFINITION_KEYS)
-        if unknown:
-            raise InvalidSpecError(
-                f"definition has unknown keys {unknown}; known: {sorted(_DEFINITION_KEYS)}",
-                field="definition",
-                workflow_id=workflow_id,
-            )
-        reference = definition.get("handler")
-        if not isinstance(reference, str) or not reference:
-            raise InvalidSpecError(
-                "definition.handler is required: the Go handler to run",
-                field="definition.handler",
-                workflow_id=workflow_id,
-            )
+    async def validate(self, spec: WorkflowSpec) -> None:
+        """Offline checks; then, if Restate and the deployment answer, that it hosts the handler.
+
+        The deployment is asked by a dry-run discovery, which registers nothing, so this
+        works before `create_workflow` and never changes the server.
+        """
+        resolved = self.resolve(spec)
+        log = self._log.bind(workflow_id=resolved.workflow_id, service=resolved.service)
         try:
-            return go_handler_name(reference)
-        except InvalidSpecError as exc:
+            services = await self.admin.discover(self._config.deployment_url)
+        except WorkflowError as exc:
+            log.bind(deployment=self._config.deployment_url).info(
+                "validate: deployment not checked ({})", exc
+            )
+            return
+        described = next((s for s in services if s.get("name") == resolved.service), None)
+        hosted = hosted_handlers(described) if described else set()
+        if resolved.handler not in hosted:
             raise InvalidSpecError(
-                exc.message, field="definition.handler", workflow_id=workflow_id
-            ) from None
+                f"definition.handler: the deployment at {self._config.deployment_url} does not "
+                f"host {resolved.handler!r} in service {resolved.service!r} "
+                f"(it hosts: {', '.join(sorted(hosted)) or 'nothing there'})",
+                field="definition.handler",
+                workflow_id=resolved.workflow_id,
+            )
 
     async def create_workflow(self, spec: WorkflowSpec) -> CreateWorkflowResult:
         """Register the deployment, check it hosts the handler, store the spec (first wins)."""
-        handler = self._check_spec(spec)
-        workflow_id = spec.workflow_id
-        service = self.service_name(workflow_id)
-        log = self._log.bind(workflow_id=workflow_id, service=service, handler=handler)
-        deployment_id = await self._register(service, handler, workflow_id, log)
+        resolved = self.resolve(spec)
+        workflow_id, service = resolved.workflow_id, resolved.service
+        log = self._log.bind(workflow_id=workflow_id, service=service, handler=resolved.handler)
+        deployment_id = await self._register(resolved, log)
         record = {"spec": to_json(spec), "created_at": format_rfc3339(_now())}
         _, stored = await self.ingress.call(
             CATALOG_SERVICE, workflow_id, "put", record, workflow_id=workflow_id
@@ -194,38 +192,32 @@ class RestateProvider(Provider):
             message="workflow created" if first else "workflow already exists",
         )
 
-    async def _register(self, service: str, handler: str, workflow_id: str, log: Any) -> str:
-        """Register the deployment and make sure it hosts `handler`; answer its id."""
+    async def _register(self, resolved: ResolvedSpec, log: Any) -> str:
+        """Register the deployment and make sure it hosts the handler; answer its id."""
         url = self._config.deployment_url
         deployment = await self.admin.register_deployment(url)
         try:
-            await self._check_hosted(service, handler, workflow_id)
+            await self._check_hosted(resolved)
         except InvalidSpecError:
             # Restate answers a known URI with what it discovered then; the process there
             # may have changed since. Discover once more before calling the spec wrong.
             log.bind(deployment=url).info("handler not in registration; refreshing it")
             deployment = await self.admin.register_deployment(url, refresh=True)
-            await self._check_hosted(service, handler, workflow_id)
+            await self._check_hosted(resolved)
         deployment_id = str(deployment.get("id", ""))
         log.bind(deployment_id=deployment_id, deployment=url).info("deployment registered")
         return deployment_id
 
-    async def _check_hosted(self, service: str, handler: str, workflow_id: str) -> None:
-        described = await self.admin.get_service(service)
-        if described is None:
+    async def _check_hosted(self, resolved: ResolvedSpec) -> None:
+        described = await self.admin.get_service(resolved.service)
+        hosted = hosted_handlers(described) if described else set()
+        if resolved.handler not in hosted:
             raise InvalidSpecError(
-                f"Restate has no service {service!r}: the deployment at "
-                f"{self._config.deployment_url} does not host it",
+                f"definition.handler: service {resolved.service!r} "
+                f"{'hosts ' + ', '.join(sorted(hosted)) if hosted else 'is not registered'}, "
+                f"not {resolved.handler!r} (deployment {self._config.deployment_url})",
                 field="definition.handler",
-                workflow_id=workflow_id,
-            )
-        hosted = str((described.get("metadata") or {}).get(HANDLERS_METADATA, "")).split(",")
-        if handler not in hosted:
-            raise InvalidSpecError(
-                f"service {service!r} does not host handler {handler!r} "
-                f"(it hosts: {', '.join(h for h in hosted if h) or 'nothing'})",
-                field="definition.handler",
-                workflow_id=workflow_id,
+                workflow_id=resolved.workflow_id,
             )
 
     async def _stored_spec(self, workflow_id: str) -> WorkflowSpec | None:
@@ -241,30 +233,39 @@ class RestateProvider(Provider):
     ) -> ExecutionResult:
         """Start one run of the stored spec; the execution name is the idempotency key."""
         check_workflow_id(workflow_id)
+        if not isinstance(execution, ExecutionInput):
+            raise InvalidInputError(
+                f"expected an ExecutionInput, got {type(execution).__name__}",
+                field="execution",
+                workflow_id=workflow_id,
+            )
         name = execution.execution_name or f"exec-{uuid.uuid4().hex}"
         check_execution_name(name)
+        body = _execution_body(workflow_id, execution)
         spec = await self._stored_spec(workflow_id)
         if spec is None:
             raise WorkflowNotFoundError(workflow_id)
-        service = self.service_name(workflow_id)
-        timeout = spec.timeout or self._config.timeout
+        resolved = self.resolve(spec)
         envelope = ExecutionEnvelope(
             workflow_id=workflow_id,
-            handler=self._check_spec(spec),
+            handler=resolved.handler,
             execution_name=name,
-            input=execution.input,
-            tags=execution.tags,
-            metadata=execution.metadata,
+            input=body["input"],
+            tags=body["tags"],
+            metadata=body["metadata"],
             trigger_source=execution.trigger_source,
-            timeout=to_json(timeout),
+            timeout=to_json(spec.timeout or self._config.timeout),
             retry_policy=spec.retry_policy,
         )
         key = workflow_key(workflow_id, name)
         invocation_id, accepted = await self.ingress.send_workflow(
-            service, key, envelope.to_json(), workflow_id=workflow_id
+            resolved.service, key, envelope.to_json(), workflow_id=workflow_id
         )
         self._log.bind(
-            workflow_id=workflow_id, execution_id=invocation_id, service=service, key=key
+            workflow_id=workflow_id,
+            execution_id=invocation_id,
+            service=resolved.service,
+            key=key,
         ).info("execution {}", "started" if accepted else "already started")
         return ExecutionResult(
             execution_id=invocation_id,
@@ -275,29 +276,90 @@ class RestateProvider(Provider):
             message="execution started" if accepted else "execution already started",
         )
 
+    async def invoke(self, workflow_id: str, request: ProvisionRequest) -> ExecutionResult:
+        """Start an execution whose input is Landlord's ProvisionRequest."""
+        if not isinstance(request, ProvisionRequest):
+            raise InvalidInputError(
+                f"expected a ProvisionRequest, got {type(request).__name__}",
+                field="request",
+                workflow_id=workflow_id,
+            )
+        if not request.tenant_id:
+            raise InvalidInputError(
+                "request.tenant_id is required", field="tenant_id", workflow_id=workflow_id
+            )
+        prefix = _NAME_UNSAFE.sub("-", f"{request.tenant_id}-{request.operation or 'provision'}")
+        name = f"{prefix[:100]}-{uuid.uuid4().hex[:12]}"
+        return await self.start_execution(
+            workflow_id,
+            ExecutionInput(execution_name=name, input=to_json(request), trigger_source="invoke"),
+        )
+
     async def get_execution_status(self, execution_id: str) -> ExecutionStatus:
         """Invocation, journal and shim state, read in parallel from Restate's SQL."""
         check_execution_id(execution_id)
         invocations, journal, state_rows = await asyncio.gather(
-            self.admin.query(_sql(_INVOCATION_SQL, execution_id)),
-            self.admin.query(_sql(_JOURNAL_SQL, execution_id)),
-            self.admin.query(_sql(_STATE_SQL, execution_id)),
+            self._query_by_id(_INVOCATION_SQL, execution_id),
+            self._query_by_id(_JOURNAL_SQL, execution_id),
+            self._query_by_id(_STATE_SQL, execution_id),
         )
         if not invocations or invocations[0].get("target_handler_name") != "run":
             raise ExecutionNotFoundError(execution_id)
         status = build_status(execution_id, invocations[0], journal, state_rows)
-        self._log.bind(
-            workflow_id=status.workflow_id, execution_id=execution_id, state=status.state.value
-        ).debug("execution status read")
+        self._observe(status)
         return status
+
+    async def _query_by_id(self, template: str, execution_id: str) -> list[dict[str, Any]]:
+        """Rows of `template` for one checked invocation id.
+
+        An id of the right shape that Restate cannot decode is simply not an execution.
+        """
+        try:
+            return await self.admin.query(_sql(template, execution_id))
+        except RestateServerError as exc:
+            if _UNDECODABLE_ID in exc.body:
+                raise ExecutionNotFoundError(execution_id) from None
+            raise
+
+    def _observe(self, status: ExecutionStatus) -> None:
+        """Log each state change this provider sees, once (bounded memory)."""
+        previous = self._observed.pop(status.execution_id, None)
+        self._observed[status.execution_id] = status.state
+        if len(self._observed) > _OBSERVED_LIMIT:
+            self._observed.popitem(last=False)
+        if previous is not status.state:
+            self._log.bind(
+                workflow_id=status.workflow_id,
+                execution_id=status.execution_id,
+                state=status.state.value,
+                sub_state=status.metadata.get("workflow_sub_state"),
+                previous=previous.value if previous else None,
+                at=format_rfc3339(_now()),
+            ).info("execution state {}", status.state.value)
+
+    async def get_workflow_status(self, execution_id: str) -> WorkflowStatus:
+        """The simplified status Landlord's newer interface asks for."""
+        status = await self.get_execution_status(execution_id)
+        return WorkflowStatus(
+            execution_id=status.execution_id,
+            state=status.state,
+            output=status.output,
+            error=status.error,
+        )
+
+    async def _target(self, execution_id: str) -> dict[str, Any]:
+        """Service, key and status of a shim's `run` invocation, or ExecutionNotFoundError."""
+        check_execution_id(execution_id)
+        rows = await self._query_by_id(_TARGET_SQL, execution_id)
+        if not rows or rows[0].get("target_handler_name") != "run":
+            raise ExecutionNotFoundError(execution_id)
+        return rows[0]
 
     async def stop_execution(self, execution_id: str, reason: str) -> None:
         """Record `reason` with the execution, then cancel it; a finished one stays as it is."""
-        check_execution_id(execution_id)
-        rows = await self.admin.query(_sql(_TARGET_SQL, execution_id))
-        if not rows or rows[0].get("target_handler_name") != "run":
-            raise ExecutionNotFoundError(execution_id)
-        target = rows[0]
+        if not isinstance(reason, str):
+            raise InvalidInputError("reason must be a string", field="reason")
+        target = await self._target(execution_id)
         log = self._log.bind(
             execution_id=execution_id,
             workflow_id=str(target["target_service_key"]).partition(KEY_SEPARATOR)[0],
@@ -317,6 +379,30 @@ class RestateProvider(Provider):
         log.bind(reason=reason).info(
             "stop: {}", "cancellation requested" if cancelled else "execution already finished"
         )
+
+    async def post_compute_callback(
+        self, execution_id: str, payload: ComputeCallbackPayload
+    ) -> None:
+        """Resolve the execution's compute-callback promise; a repeat (409) changes nothing."""
+        if not isinstance(payload, ComputeCallbackPayload):
+            raise InvalidInputError(
+                f"expected a ComputeCallbackPayload, got {type(payload).__name__}",
+                field="payload",
+                execution_id=execution_id,
+            )
+        target = await self._target(execution_id)
+        status, _ = await self.ingress.call(
+            str(target["target_service_name"]),
+            str(target["target_service_key"]),
+            "compute_callback",
+            to_json(payload),
+            ok=(200, 409),
+            execution_id=execution_id,
+        )
+        self._log.bind(
+            execution_id=execution_id, compute_execution_id=payload.execution_id,
+            status=payload.status,
+        ).info("compute callback {}", "delivered" if status == 200 else "was already delivered")
 
     async def delete_workflow(self, workflow_id: str) -> None:
         """Forget the stored spec: no new executions; running ones go on."""
@@ -344,6 +430,32 @@ _STATE_SQL = (
     "ON s.service_name = i.target_service_name AND s.service_key = i.target_service_key "
     "WHERE i.id = '{id}'"
 )
+
+
+def _execution_body(workflow_id: str, execution: ExecutionInput) -> dict[str, Any]:
+    """The parts of `execution` that travel as JSON, checked to be JSON before any I/O."""
+    body = {"input": execution.input, "tags": execution.tags, "metadata": execution.metadata}
+    for field in ("tags", "metadata"):
+        value = body[field]
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise InvalidInputError(
+                f"{field} must map strings to strings", field=field, workflow_id=workflow_id
+            )
+    try:
+        encoded = json.dumps(body["input"], allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"input is not JSON-serializable: {exc}", field="input", workflow_id=workflow_id
+        ) from None
+    if len(encoded) > MAX_INPUT_BYTES:
+        raise InvalidInputError(
+            f"input is {len(encoded)} bytes; Restate accepts at most {MAX_INPUT_BYTES}",
+            field="input",
+            workflow_id=workflow_id,
+        )
+    return body
 
 
 def _sql(template: str, execution_id: str) -> str:

@@ -49,6 +49,11 @@ _TERMINAL_EVENTS = {
 _CANCELLED_PREFIX = "[409]"
 
 
+def _awaiting(history: Sequence[ExecutionEvent]) -> bool:
+    """The last event started a timer or a callback wait that has not completed yet."""
+    return bool(history) and history[-1].type in ("timer_started", "callback_waiting")
+
+
 def map_state(
     invocation: Mapping[str, Any], outcome: Mapping[str, Any] | None
 ) -> tuple[ExecutionState, str]:
@@ -166,8 +171,9 @@ def _journal_event(
             timer["wake_up_time_ms"] = sleep["wake_up_time"]
         return "timer_started", timer
     if entry_type == "Command: GetPromise":
-        _remember(names, lite, "GetPromise", "promise", name)
-        return ("callback_waiting", {"promise": name}) if name else None
+        promise = str(lite.get("Command", {}).get("GetPromise", {}).get("key") or name)
+        _remember(names, lite, "GetPromise", "promise", promise)
+        return "callback_waiting", {"promise": promise}
     if entry_type.startswith("Notification:"):
         return _notification_event(lite, names)
     return None
@@ -223,6 +229,10 @@ def build_status(
     )
     assert start_time is not None, "sys_invocation always has created_at"
     stop_time = _time(invocation.get("completed_at")) if state.is_terminal else None
+    history = build_history(journal, state, outcome, stop_time)
+    if sub_state == "running" and _awaiting(history):
+        # a bidi stream stays "running" in Restate until it is suspended for inactivity
+        sub_state = "waiting"
     key = str(invocation.get("target_service_key", ""))
     metadata = {
         "restate_status": str(invocation.get("status", "")),
@@ -245,6 +255,6 @@ def build_status(
         input=envelope.get("input"),
         output=(outcome or {}).get("output") if state is ExecutionState.SUCCEEDED else None,
         error=_error(state, invocation, outcome, stop_time),
-        history=build_history(journal, state, outcome, stop_time),
+        history=history,
         metadata=metadata,
     )
