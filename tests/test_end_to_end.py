@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime
 
-from landlord_restate import (
-    ExecutionInput,
-    ExecutionState,
-    ExecutionStatus,
-    RestateProvider,
-)
+from landlord_restate import ExecutionInput, ExecutionState, RestateProvider
 from tests.conftest import spec_for, unique_id
-
-
-async def wait_terminal(
-    provider: RestateProvider, execution_id: str, within: float = 30.0
-) -> ExecutionStatus:
-    """Poll until the execution reaches a terminal state."""
-    deadline = time.monotonic() + within
-    while True:
-        status = await provider.get_execution_status(execution_id)
-        if status.state.is_terminal:
-            return status
-        assert time.monotonic() < deadline, f"still {status.state} after {within}s"
-        await asyncio.sleep(0.05)
-
+from tests.waiting import wait_terminal
 
 PROVISION_REQUEST = {
     "tenant_id": "acme",

@@ -1,0 +1,658 @@
+"""The provider contract against a real restate-server and hypercorn deployments.
+
+Most tests use the shared-service deployment so each can take a fresh workflow id; the
+default one-service-per-handler mode has its own tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from landlord_restate import (
+    ComputeCallbackPayload,
+    ExecutionInput,
+    ExecutionNotFoundError,
+    ExecutionState,
+    InvalidInputError,
+    InvalidSpecError,
+    ProvisionRequest,
+    RestateConfig,
+    RestateProvider,
+    RestateServerError,
+    RetryPolicy,
+    WorkflowNotFoundError,
+    WorkflowSpec,
+)
+from tests.conftest import spec_for, unique_id
+from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
+
+
+async def created(provider: RestateProvider, handler: str, **fields: Any) -> WorkflowSpec:
+    """Create a fresh workflow running `handler` on the shared service."""
+    spec = spec_for(handler, unique_id(handler.lower()), **fields)
+    await provider.create_workflow(spec)
+    return spec
+
+
+# -- create_workflow ------------------------------------------------------------------------
+
+
+async def test_create_returns_ids_and_second_create_changes_nothing(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """resource_ids and created_at; a second create with another spec keeps the first."""
+    spec = spec_for("FiveSteps", unique_id("create"))
+    first = await shared_provider.create_workflow(spec)
+    assert first.workflow_id == spec.workflow_id
+    assert first.provider_type == "restate"
+    assert first.resource_ids["service_name"] == "LandlordTests"
+    assert first.resource_ids["deployment_id"].startswith("dp_")
+    assert first.resource_ids["endpoint"].endswith("/LandlordTests")
+
+    changed = spec_for("FailWithCode", spec.workflow_id, description="another")
+    second = await shared_provider.create_workflow(changed)
+    assert second.created_at == first.created_at
+    assert second.message == "workflow already exists"
+
+    # the stored spec is still the first: executions run FiveSteps, not FailWithCode
+    marks = tmp_path / "marks"
+    result = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"marks": str(marks)})
+    )
+    status = await wait_terminal(shared_provider, result.execution_id)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert read_marks(marks) == [f"step-{i}" for i in range(1, 6)]
+
+
+async def test_create_failure_from_restate_carries_status_and_body(
+    shared_config: RestateConfig,
+) -> None:
+    """A deployment Restate cannot reach: RestateServerError with the server's answer."""
+    dead = RestateConfig(
+        endpoint=shared_config.endpoint,
+        admin_endpoint=shared_config.admin_endpoint,
+        deployment_url="http://127.0.0.1:9",
+        service_name="LandlordTests",
+    )
+    async with RestateProvider(dead) as provider:
+        with pytest.raises(RestateServerError) as caught:
+            await provider.create_workflow(spec_for("FiveSteps", unique_id("dead")))
+    assert caught.value.status >= 400
+    assert "127.0.0.1:9" in caught.value.body
+    assert caught.value.method == "POST"
+    assert caught.value.url.endswith("/deployments")
+
+
+async def test_create_refuses_a_handler_the_deployment_does_not_host(
+    shared_provider: RestateProvider,
+) -> None:
+    """The service must host the definition's handler; nothing is stored otherwise."""
+    spec = spec_for("NoSuchHandler", unique_id("missing"))
+    with pytest.raises(InvalidSpecError) as caught:
+        await shared_provider.create_workflow(spec)
+    assert caught.value.field == "definition.handler"
+    assert "NoSuchHandler" in str(caught.value)
+    with pytest.raises(WorkflowNotFoundError):
+        await shared_provider.start_execution(spec.workflow_id, ExecutionInput())
+
+
+async def test_service_name_from_provider_config(provider: RestateProvider) -> None:
+    """provider_config.service_name lets any workflow id run on a named service."""
+    spec = spec_for(
+        "TenantProvisioning",
+        unique_id("acme-onboarding"),
+        provider_config={"service_name": "TenantProvisioning"},
+    )
+    result = await provider.create_workflow(spec)
+    assert result.resource_ids["service_name"] == "TenantProvisioning"
+    started = await provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"tenant_id": "acme"})
+    )
+    status = await wait_terminal(provider, started.execution_id)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert status.metadata["service_name"] == "TenantProvisioning"
+
+
+async def test_workflow_id_that_cannot_name_a_service(provider: RestateProvider) -> None:
+    """Derived service names are checked before anything reaches the server."""
+    with pytest.raises(InvalidSpecError) as caught:
+        await provider.create_workflow(spec_for("TenantProvisioning", "2fa-setup"))
+    assert caught.value.field == "workflow_id"
+
+
+# -- start_execution --------------------------------------------------------------------------
+
+
+async def test_start_unknown_workflow(shared_provider: RestateProvider) -> None:
+    """A workflow never created: WorkflowNotFoundError naming it."""
+    missing = unique_id("never")
+    with pytest.raises(WorkflowNotFoundError) as caught:
+        await shared_provider.start_execution(missing, ExecutionInput())
+    assert caught.value.workflow_id == missing
+    assert missing in str(caught.value)
+
+
+async def test_same_execution_name_is_one_run(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """Starting the same name again answers the same execution and runs nothing twice."""
+    spec = await created(shared_provider, "FiveSteps")
+    marks = tmp_path / "marks"
+    execution = ExecutionInput(execution_name="only-once", input={"marks": str(marks)})
+    first = await shared_provider.start_execution(spec.workflow_id, execution)
+    again = await shared_provider.start_execution(spec.workflow_id, execution)
+    assert again.execution_id == first.execution_id
+    assert first.state is ExecutionState.PENDING
+    assert again.state is ExecutionState.RUNNING
+    assert again.message == "execution already started"
+    await wait_terminal(shared_provider, first.execution_id)
+    after = await shared_provider.start_execution(spec.workflow_id, execution)
+    assert after.execution_id == first.execution_id
+    assert read_marks(marks) == [f"step-{i}" for i in range(1, 6)]
+
+
+async def test_without_a_name_each_start_is_new(shared_provider: RestateProvider) -> None:
+    """No execution name: a unique one is generated each time."""
+    spec = await created(shared_provider, "GoPair")
+    a = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+    b = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+    assert a.execution_id != b.execution_id
+
+
+@pytest.mark.parametrize("name", ["has space", "x" * 129, "semi;colon", "dot.ted", "a/b"])
+async def test_execution_names_follow_landlords_rule(
+    shared_provider: RestateProvider, name: str
+) -> None:
+    """Names outside ^[a-zA-Z0-9_-]{1,128}$ are refused before anything is sent."""
+    with pytest.raises(InvalidInputError) as caught:
+        await shared_provider.start_execution("any-workflow", ExecutionInput(execution_name=name))
+    assert caught.value.field == "execution_name"
+
+
+async def test_two_workflows_sharing_a_service_never_collide(
+    shared_provider: RestateProvider,
+) -> None:
+    """Same execution name under two workflows of one service: two executions."""
+    one = await created(shared_provider, "GoPair")
+    two = await created(shared_provider, "GoPair")
+    a = await shared_provider.start_execution(
+        one.workflow_id, ExecutionInput(execution_name="same", input={"value": 1})
+    )
+    b = await shared_provider.start_execution(
+        two.workflow_id, ExecutionInput(execution_name="same", input={"value": 2})
+    )
+    assert a.execution_id != b.execution_id
+    sa = await wait_terminal(shared_provider, a.execution_id)
+    sb = await wait_terminal(shared_provider, b.execution_id)
+    assert (sa.workflow_id, sa.output) == (one.workflow_id, {"echo": 1})
+    assert (sb.workflow_id, sb.output) == (two.workflow_id, {"echo": 2})
+
+
+async def test_input_that_is_not_json_is_refused(shared_provider: RestateProvider) -> None:
+    """Input must be JSON: a clear error naming the field, nothing started."""
+    with pytest.raises(InvalidInputError) as caught:
+        await shared_provider.start_execution(
+            "any-workflow", ExecutionInput(input={"when": object()})
+        )
+    assert caught.value.field == "input"
+
+
+# -- get_execution_status ----------------------------------------------------------------------
+
+
+async def test_failed_execution_has_code_message_cause(shared_provider: RestateProvider) -> None:
+    """A HandlerError ends the execution failed with its code, message and cause."""
+    spec = await created(shared_provider, "FailWithCode")
+    request = {"code": "compute_failed", "message": "no capacity", "cause": "ec2: capacity"}
+    result = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input=request))
+    status = await wait_terminal(shared_provider, result.execution_id)
+    assert status.state is ExecutionState.FAILED
+    assert status.error is not None
+    assert (status.error.code, status.error.message, status.error.cause) == (
+        "compute_failed", "no capacity", "ec2: capacity",
+    )
+    assert status.error.failed_at == status.stop_time
+    assert status.output is None
+    assert status.input == request
+    assert status.metadata["restate_status"] == "completed"
+    assert status.metadata["workflow_sub_state"] == "failed"
+    kinds = [e.type for e in status.history]
+    assert kinds[-1] == "execution_failed"
+    assert "step_completed" in kinds
+
+
+async def test_go_pair_results(shared_provider: RestateProvider) -> None:
+    """(output, None) succeeds; (None, error) fails like HandlerError."""
+    spec = await created(shared_provider, "GoPair")
+    ok = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={"value": 7}))
+    bad = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"error": "disk full"})
+    )
+    ok_status = await wait_terminal(shared_provider, ok.execution_id)
+    bad_status = await wait_terminal(shared_provider, bad.execution_id)
+    assert ok_status.state is ExecutionState.SUCCEEDED
+    assert ok_status.output == {"echo": 7}
+    assert bad_status.state is ExecutionState.FAILED
+    assert bad_status.error is not None
+    assert (bad_status.error.code, bad_status.error.message) == ("go_error", "disk full")
+
+
+async def test_waiting_execution_is_running_with_history(
+    shared_provider: RestateProvider,
+) -> None:
+    """Waiting on the callback: running, sub-state waiting, no stop time, timer in history."""
+    spec = await created(shared_provider, "SleepThenCallback")
+    result = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"sleep_ms": 50})
+    )
+    status = await wait_status(
+        shared_provider,
+        result.execution_id,
+        lambda s: any(e.type == "callback_waiting" for e in s.history),
+    )
+    assert status.state is ExecutionState.RUNNING
+    assert status.stop_time is None
+    assert status.error is None
+    kinds = [e.type for e in status.history]
+    assert kinds[:3] == ["execution_started", "step_started", "step_completed"]
+    assert kinds.index("timer_started") < kinds.index("timer_fired") < kinds.index(
+        "callback_waiting"
+    )
+    assert status.metadata["workflow_sub_state"] == "waiting"
+    assert status.history[-1].details == {"promise": "compute_callback"}
+    await shared_provider.stop_execution(result.execution_id, "test cleanup")
+
+
+async def test_unknown_and_foreign_ids(shared_provider: RestateProvider) -> None:
+    """Well-formed but unknown ids, and ids of non-execution invocations, are not found."""
+    for unknown in ("inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW", "inv_" + "a" * 34):
+        with pytest.raises(ExecutionNotFoundError) as caught:
+            await shared_provider.get_execution_status(unknown)
+        assert caught.value.execution_id == unknown
+    rows = await shared_provider.admin.query(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'LandlordCatalog' LIMIT 1"
+    )
+    assert rows, "the catalog has been called by earlier tests"
+    with pytest.raises(ExecutionNotFoundError):
+        await shared_provider.get_execution_status(rows[0]["id"])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW' OR '1'='1",
+        "x'; DROP TABLE state; --",
+        "../deployments",
+        "",
+    ],
+)
+async def test_bad_ids_never_reach_the_server(bad: str) -> None:
+    """Ids that are not invocation ids fail before any I/O (the endpoint here is dead)."""
+    async with RestateProvider(RestateConfig(endpoint="http://127.0.0.1:9")) as offline:
+        for call in (
+            offline.get_execution_status(bad),
+            offline.stop_execution(bad, "x"),
+            offline.get_workflow_status(bad),
+        ):
+            with pytest.raises(InvalidInputError):
+                await call
+
+
+async def test_retries_follow_the_retry_policy(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """A step failing twice succeeds on the third attempt within max_attempts=5."""
+    policy = RetryPolicy(
+        max_attempts=5,
+        backoff_rate=1.5,
+        initial_interval=timedelta(milliseconds=50),
+        max_interval=timedelta(milliseconds=200),
+    )
+    spec = await created(shared_provider, "Flaky", retry_policy=policy)
+    marks = tmp_path / "attempts"
+    result = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"marks": str(marks), "succeed_on": 3})
+    )
+    status = await wait_terminal(shared_provider, result.execution_id)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert status.output == {"attempts": 3}
+    assert len(read_marks(marks)) == 3
+
+
+async def test_retries_exhausted_fail_the_execution(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """max_attempts=2: two attempts, then a terminal step failure."""
+    policy = RetryPolicy(max_attempts=2, initial_interval=timedelta(milliseconds=50))
+    spec = await created(shared_provider, "Flaky", retry_policy=policy)
+    marks = tmp_path / "attempts"
+    result = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"marks": str(marks)})
+    )
+    status = await wait_terminal(shared_provider, result.execution_id)
+    assert status.state is ExecutionState.FAILED
+    assert status.error is not None
+    assert status.error.code == "step_failed"
+    assert "transient failure" in status.error.message
+    assert len(read_marks(marks)) == 2
+
+
+async def test_backing_off_shows_retries_and_last_failure(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """Without a limit, a failing step backs off; status shows retry count and failure."""
+    policy = RetryPolicy(initial_interval=timedelta(milliseconds=100))
+    spec = await created(shared_provider, "Flaky", retry_policy=policy)
+    marks = tmp_path / "attempts"
+    result = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"marks": str(marks)})
+    )
+    status = await wait_status(
+        shared_provider, result.execution_id, lambda s: int(s.metadata["retry_count"]) >= 2
+    )
+    assert status.state is ExecutionState.RUNNING
+    assert status.metadata["workflow_sub_state"] in ("backing-off", "running")
+    assert "transient failure" in status.metadata["last_failure"]
+    await shared_provider.stop_execution(result.execution_id, "cleanup")
+    stopped = await wait_terminal(shared_provider, result.execution_id)
+    assert stopped.state is ExecutionState.STOPPED
+
+
+# -- stop_execution --------------------------------------------------------------------------
+
+
+async def test_stop_records_reason_and_runs_no_later_step(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """Stopped mid-step: state stopped, reason in status and history, no step after."""
+    spec = await created(shared_provider, "SlowSteps")
+    marks = tmp_path / "marks"
+    result = await shared_provider.start_execution(
+        spec.workflow_id,
+        ExecutionInput(input={"marks": str(marks), "step_seconds": 1.0, "steps": 4}),
+    )
+    await wait_marks(marks, "start slow-1")
+    await shared_provider.stop_execution(result.execution_id, "tenant deleted by operator")
+    status = await wait_terminal(shared_provider, result.execution_id)
+    assert status.state is ExecutionState.STOPPED
+    assert status.error is not None
+    assert status.error.code == "stopped"
+    assert status.error.message == "tenant deleted by operator"
+    last = status.history[-1]
+    assert last.type == "execution_stopped"
+    assert last.details["reason"] == "tenant deleted by operator"
+    await asyncio.sleep(2.5)  # longer than a step: a later step would have started by now
+    assert not any(line.startswith("start slow-2") for line in read_marks(marks))
+
+
+async def test_stopping_finished_executions_changes_nothing(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """Stop after success, and stop twice: states and reasons stay as they were."""
+    done_spec = await created(shared_provider, "GoPair")
+    done = await shared_provider.start_execution(done_spec.workflow_id, ExecutionInput(input={}))
+    before = await wait_terminal(shared_provider, done.execution_id)
+    await shared_provider.stop_execution(done.execution_id, "too late")
+    after = await shared_provider.get_execution_status(done.execution_id)
+    assert after.state is ExecutionState.SUCCEEDED
+    assert after.history == before.history
+
+    slow_spec = await created(shared_provider, "SlowSteps")
+    marks = tmp_path / "marks"
+    slow = await shared_provider.start_execution(
+        slow_spec.workflow_id, ExecutionInput(input={"marks": str(marks), "step_seconds": 5})
+    )
+    await wait_marks(marks, "start slow-1")
+    await shared_provider.stop_execution(slow.execution_id, "first reason")
+    first = await wait_terminal(shared_provider, slow.execution_id)
+    await shared_provider.stop_execution(slow.execution_id, "second reason")
+    second = await shared_provider.get_execution_status(slow.execution_id)
+    assert second.state is ExecutionState.STOPPED
+    assert second.error == first.error
+    assert first.error is not None
+    assert first.error.message == "first reason"
+
+
+async def test_stop_unknown_execution(shared_provider: RestateProvider) -> None:
+    """Stopping an id Restate does not know: ExecutionNotFoundError."""
+    with pytest.raises(ExecutionNotFoundError):
+        await shared_provider.stop_execution("inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW", "x")
+
+
+# -- timeout ----------------------------------------------------------------------------------
+
+
+async def test_spec_timeout_ends_in_timeout(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """spec.timeout=2s on a 10 s handler: state timeout, within the timeout plus seconds."""
+    spec = await created(shared_provider, "SlowSteps", timeout=timedelta(seconds=2))
+    marks = tmp_path / "marks"
+    result = await shared_provider.start_execution(
+        spec.workflow_id,
+        ExecutionInput(input={"marks": str(marks), "step_seconds": 1.0, "steps": 10}),
+    )
+    status = await wait_terminal(shared_provider, result.execution_id, within=15)
+    assert status.state is ExecutionState.TIMEOUT
+    assert status.error is not None
+    assert status.error.code == "timeout"
+    assert "timeout" in status.error.message
+    assert status.stop_time is not None
+    elapsed = (status.stop_time - status.start_time).total_seconds()
+    assert 2.0 <= elapsed < 6.0
+    assert status.history[-1].type == "execution_timed_out"
+    assert "end slow-10" not in read_marks(marks)
+
+
+async def test_configured_default_timeout(
+    shared_config: RestateConfig, tmp_path: Path
+) -> None:
+    """A spec without timeout takes the provider's configured default."""
+    config = RestateConfig(
+        endpoint=shared_config.endpoint,
+        admin_endpoint=shared_config.admin_endpoint,
+        deployment_url=shared_config.deployment_url,
+        service_name=shared_config.service_name,
+        timeout=timedelta(seconds=1),
+    )
+    async with RestateProvider(config) as provider:
+        spec = await created(provider, "SlowSteps")
+        result = await provider.start_execution(
+            spec.workflow_id,
+            ExecutionInput(input={"marks": str(tmp_path / "m"), "step_seconds": 1, "steps": 10}),
+        )
+        status = await wait_terminal(provider, result.execution_id, within=15)
+    assert status.state is ExecutionState.TIMEOUT
+
+
+# -- delete_workflow --------------------------------------------------------------------------
+
+
+async def test_delete_stops_new_starts_but_not_running_ones(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """After delete: start fails, the running execution still succeeds."""
+    spec = await created(shared_provider, "SlowSteps")
+    marks = tmp_path / "marks"
+    running = await shared_provider.start_execution(
+        spec.workflow_id,
+        ExecutionInput(input={"marks": str(marks), "step_seconds": 0.5, "steps": 2}),
+    )
+    await wait_marks(marks, "start slow-1")
+    await shared_provider.delete_workflow(spec.workflow_id)
+    with pytest.raises(WorkflowNotFoundError):
+        await shared_provider.start_execution(spec.workflow_id, ExecutionInput())
+    status = await wait_terminal(shared_provider, running.execution_id)
+    assert status.state is ExecutionState.SUCCEEDED
+
+
+async def test_delete_unknown_workflow_succeeds(shared_provider: RestateProvider) -> None:
+    """Deleting what was never created is not an error."""
+    await shared_provider.delete_workflow(unique_id("never-created"))
+
+
+# -- validate ---------------------------------------------------------------------------------
+
+
+def _spec(**changes: Any) -> WorkflowSpec:
+    base: dict[str, Any] = {
+        "workflow_id": "valid-id",
+        "provider_type": "restate",
+        "definition": {"handler": "FiveSteps"},
+    }
+    return WorkflowSpec(**(base | changes))
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (_spec(workflow_id="Bad_Id"), "workflow_id"),
+        (_spec(workflow_id="x" * 129), "workflow_id"),
+        (_spec(provider_type="temporal"), "provider_type"),
+        (_spec(name="n" * 257), "name"),
+        (_spec(definition=None), "definition"),
+        (_spec(definition=["handler"]), "definition"),
+        (_spec(definition={}), "definition.handler"),
+        (_spec(definition={"handler": "lowercase"}), "definition.handler"),
+        (_spec(definition={"handler": "X", "steps": []}), "definition"),
+        (_spec(timeout=timedelta(seconds=-1)), "timeout"),
+        (_spec(retry_policy=RetryPolicy(max_attempts=-1)), "retry_policy.max_attempts"),
+        (_spec(retry_policy=RetryPolicy(backoff_rate=0.5)), "retry_policy.backoff_rate"),
+        (
+            _spec(retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=10), max_interval=timedelta(seconds=1)
+            )),
+            "retry_policy.max_interval",
+        ),
+        (_spec(tags={"": "x"}), "tags"),
+        (_spec(provider_config=[1]), "provider_config"),
+        (_spec(provider_config={"region": "eu"}), "provider_config"),
+        (_spec(provider_config={"service_name": 3}), "provider_config.service_name"),
+        (_spec(provider_config={"service_name": "9bad"}), "provider_config.service_name"),
+    ],
+)
+async def test_validate_names_the_field(spec: WorkflowSpec, field: str) -> None:
+    """Each invalid spec: InvalidSpecError whose field and message say what is wrong."""
+    async with RestateProvider(RestateConfig(endpoint="http://127.0.0.1:9")) as offline:
+        with pytest.raises(InvalidSpecError) as caught:
+            await offline.validate(spec)
+    assert caught.value.field == field
+    assert field.split(".")[0] in str(caught.value)
+
+
+async def test_validate_offline_accepts_a_good_spec() -> None:
+    """Restate unreachable: the offline checks alone decide."""
+    async with RestateProvider(RestateConfig(endpoint="http://127.0.0.1:9")) as offline:
+        await offline.validate(_spec(provider_config={"service_name": "LandlordTests"}))
+
+
+async def test_validate_asks_the_deployment_without_registering(
+    shared_provider: RestateProvider,
+) -> None:
+    """Reachable: a handler the deployment does not host is refused; nothing registered."""
+    before = await shared_provider.admin.query("SELECT count(*) AS n FROM sys_deployment")
+    await shared_provider.validate(_spec(workflow_id=unique_id("v")))
+    with pytest.raises(InvalidSpecError) as caught:
+        await shared_provider.validate(_spec(definition={"handler": "NotHostedAnywhere"}))
+    assert caught.value.field == "definition.handler"
+    after = await shared_provider.admin.query("SELECT count(*) AS n FROM sys_deployment")
+    assert after == before
+
+
+# -- compute callback, invoke, workflow status ------------------------------------------------
+
+
+async def test_compute_callback_resumes_the_handler(shared_provider: RestateProvider) -> None:
+    """The payload reaches ctx.compute_callback(); a second delivery changes nothing."""
+    spec = await created(shared_provider, "SleepThenCallback")
+    result = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"sleep_ms": 10})
+    )
+    await wait_status(
+        shared_provider,
+        result.execution_id,
+        lambda s: any(e.type == "callback_waiting" for e in s.history),
+    )
+    payload = ComputeCallbackPayload(
+        execution_id="compute-123",
+        tenant_id="acme",
+        status="succeeded",
+        resource_ids={"task": "arn:aws:ecs:task/1"},
+    )
+    await shared_provider.post_compute_callback(result.execution_id, payload)
+    status = await wait_terminal(shared_provider, result.execution_id)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert status.output == {
+        "compute": {
+            "execution_id": "compute-123",
+            "tenant_id": "acme",
+            "status": "succeeded",
+            "resource_ids": {"task": "arn:aws:ecs:task/1"},
+            "error_code": "",
+            "error_message": "",
+            "is_retriable": False,
+        }
+    }
+    assert "callback_received" in [e.type for e in status.history]
+    await shared_provider.post_compute_callback(result.execution_id, payload)
+    again = await shared_provider.get_execution_status(result.execution_id)
+    assert again.output == status.output
+
+
+async def test_failed_compute_callback_fails_the_execution(
+    shared_provider: RestateProvider,
+) -> None:
+    """A failed compute callback makes the handler fail with its message."""
+    spec = await created(shared_provider, "SleepThenCallback")
+    result = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+    payload = ComputeCallbackPayload(
+        execution_id="c-1", tenant_id="acme", status="failed",
+        error_code="capacity", error_message="no capacity in eu-west-1", is_retriable=True,
+    )
+    # delivered before the handler waits: the durable promise keeps it until then
+    await shared_provider.post_compute_callback(result.execution_id, payload)
+    status = await wait_terminal(shared_provider, result.execution_id)
+    assert status.state is ExecutionState.FAILED
+    assert status.error is not None
+    assert (status.error.code, status.error.message) == (
+        "compute_failed", "no capacity in eu-west-1",
+    )
+
+
+async def test_invoke_and_workflow_status(provider: RestateProvider) -> None:
+    """invoke() starts from a ProvisionRequest; get_workflow_status() reads the outcome."""
+    await provider.create_workflow(spec_for("TenantProvisioning"))
+    request = ProvisionRequest(
+        tenant_id="globex", tenant_uuid="u-1", operation="provision",
+        desired_config={"image": "globex/app:2", "replicas": 3},
+    )
+    result = await provider.invoke("tenant-provisioning", request)
+    assert result.execution_id.startswith("inv_")
+    await wait_terminal(provider, result.execution_id)
+    status = await provider.get_workflow_status(result.execution_id)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert status.execution_id == result.execution_id
+    assert status.error is None
+    assert status.output["tenant_id"] == "globex"
+    assert status.output["status"] == "ready"
+
+
+async def test_invoke_requires_a_tenant(provider: RestateProvider) -> None:
+    """A ProvisionRequest without tenant_id is refused, naming the field."""
+    with pytest.raises(InvalidInputError) as caught:
+        await provider.invoke("tenant-provisioning", ProvisionRequest(tenant_id=""))
+    assert caught.value.field == "tenant_id"
+
+
+async def test_retention_is_published_with_the_service(shared_provider: RestateProvider) -> None:
+    """Status and history stay queryable for the configured retention (default one day)."""
+    service = await shared_provider.admin.get_service("LandlordTests")
+    assert service is not None
+    assert service["workflow_completion_retention"] == "1d"
+    run = next(h for h in service["handlers"] if h["name"] == "run")
+    assert run["journal_retention"] == "1d"
