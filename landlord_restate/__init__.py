@@ -8,6 +8,7 @@ from loguru import logger
 
 from landlord_restate.restate import RestateConfig, RestateProvider
 from landlord_restate.workflow import (
+    ComputeCallbackPayload,
     ConfigError,
     CreateWorkflowResult,
     ExecutionError,
@@ -22,6 +23,7 @@ from landlord_restate.workflow import (
     Provider,
     ProviderConflictError,
     ProviderNotFoundError,
+    ProvisionRequest,
     Registry,
     RestateConnectionError,
     RestateServerError,
@@ -29,6 +31,7 @@ from landlord_restate.workflow import (
     WorkflowError,
     WorkflowNotFoundError,
     WorkflowSpec,
+    WorkflowStatus,
     from_json,
     to_json,
 )
@@ -36,6 +39,7 @@ from landlord_restate.workflow import (
 logger.disable("landlord_restate")
 
 __all__ = [
+    "ComputeCallbackPayload",
     "ConfigError",
     "CreateWorkflowResult",
     "ExecutionError",
@@ -50,6 +54,7 @@ __all__ = [
     "Provider",
     "ProviderConflictError",
     "ProviderNotFoundError",
+    "ProvisionRequest",
     "Registry",
     "RestateConfig",
     "RestateConnectionError",
@@ -59,6 +64,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowSpec",
+    "WorkflowStatus",
     "from_json",
     "to_json",
 ]

@@ -28,6 +28,7 @@ from loguru import logger
 SERVER_BINARY_ENV = "RESTATE_SERVER_BIN"
 _NPM_GLOB = ".restate/npm/node_modules/@restatedev/restate-server-*/bin/restate-server"
 _STOP_GRACE = 10.0
+_ALL_PARTITIONS_SQL = "SELECT count(*) AS n FROM sys_invocation"
 
 
 def free_port() -> int:
@@ -61,17 +62,22 @@ def find_server_binary(root: Path | None = None) -> Path:
     return found[0]
 
 
+#: a probe is (method, url, JSON body or None); ready when it answers 200
+_Probe = tuple[str, str, object]
+
+
 async def _wait_healthy(
-    urls: list[str], process: subprocess.Popen[bytes], within: float, what: str, log: Path
+    probes: list[_Probe], process: subprocess.Popen[bytes], within: float, what: str, log: Path
 ) -> None:
     deadline = time.monotonic() + within
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
-        pending = list(urls)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        pending = list(probes)
         while pending:
             if process.poll() is not None:
                 raise RuntimeError(f"{what} exited with {process.returncode}: {_tail(log)}")
+            method, url, body = pending[0]
             try:
-                async with session.get(pending[0]) as resp:
+                async with session.request(method, url, json=body) as resp:
                     if resp.status == 200:
                         pending.pop(0)
                         continue
@@ -133,6 +139,8 @@ class _Process(abc.ABC):
 
     def _spawn(self, argv: list[str], env: Mapping[str, str], log: Path, **kw: object) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
+        if self._log_handle is not None:  # a restart after kill()
+            self._log_handle.close()
         self._log_handle = log.open("ab")
         self._process = subprocess.Popen(
             argv, env=dict(env), stdout=self._log_handle, stderr=subprocess.STDOUT,
@@ -208,8 +216,14 @@ class LocalRestate(_Process):
         started = time.monotonic()
         self._spawn(argv, env, self.log_file)
         assert self._process is not None
+        # /health answers before the partitions have leaders again after a restart; a
+        # query over every partition answers only once they do
         await _wait_healthy(
-            [f"{self.admin_url}/health", f"{self.ingress_url}/restate/health"],
+            [
+                ("GET", f"{self.admin_url}/health", None),
+                ("GET", f"{self.ingress_url}/restate/health", None),
+                ("POST", f"{self.admin_url}/query", {"query": _ALL_PARTITIONS_SQL}),
+            ],
             self._process, self.startup_timeout, "restate-server", self.log_file,
         )
         logger.bind(admin=self.admin_url, ingress=self.ingress_url).debug(
@@ -259,8 +273,8 @@ class LocalDeployment(_Process):
         self._spawn(argv, env, self.log_file, pass_fds=(fd,))
         assert self._process is not None
         await _wait_healthy(
-            [f"{self.url}/health"], self._process, self.startup_timeout, "hypercorn",
-            self.log_file,
+            [("GET", f"{self.url}/health", None)], self._process, self.startup_timeout,
+            "hypercorn", self.log_file,
         )
 
     def close(self) -> None:

@@ -1,0 +1,112 @@
+"""Executions survive kill -9 of restate-server and of the deployment, mid-step.
+
+Each test runs its own server and deployment, so a crash here disturbs no other test.
+Steps record each real run in a file: a step journaled before the crash never runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+
+from landlord_restate import ExecutionInput, ExecutionState, RestateConfig, RestateProvider
+from landlord_restate.restate.local import LocalDeployment, LocalRestate
+from tests.conftest import ROOT, deployment_env, spec_for, unique_id
+from tests.waiting import read_marks, wait_marks, wait_terminal
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@attrs.frozen
+class Stack:
+    """A private server, deployment and open provider."""
+
+    server: LocalRestate
+    deployment: LocalDeployment
+    provider: RestateProvider
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """restate-server + hypercorn of this test alone, stopped at the end."""
+    server = LocalRestate(tmp_path / "data", config_file=ROOT / "restate.toml")
+    deployment = LocalDeployment(
+        tmp_path / "hypercorn.log", env=deployment_env(WORKFLOW_RESTATE_SERVICE_NAME="Crash")
+    )
+    async with server, deployment:
+        config = RestateConfig(
+            endpoint=server.ingress_url,
+            admin_endpoint=server.admin_url,
+            deployment_url=deployment.url,
+            service_name="Crash",
+        )
+        async with RestateProvider(config) as provider:
+            yield Stack(server, deployment, provider)
+
+
+async def start_slow(stack: Stack, marks: Path, **spec_fields: object) -> str:
+    """Create a SlowSteps workflow and start one execution of four 1.5 s steps."""
+    spec = spec_for("SlowSteps", unique_id("crash"), **spec_fields)
+    await stack.provider.create_workflow(spec)
+    result = await stack.provider.start_execution(
+        spec.workflow_id,
+        ExecutionInput(input={"marks": str(marks), "step_seconds": 1.5, "steps": 4}),
+    )
+    return result.execution_id
+
+
+def assert_resumed_after(marks: Path, crashed_step: int) -> None:
+    """Steps done before the crash ran once; the one in flight may rerun; later ones once."""
+    starts = Counter(line.split()[1] for line in read_marks(marks) if line.startswith("start"))
+    for step in range(1, crashed_step):
+        assert starts[f"slow-{step}"] == 1, starts
+    assert starts[f"slow-{crashed_step}"] >= 1, starts
+    for step in range(crashed_step + 1, 5):
+        assert starts[f"slow-{step}"] == 1, starts
+
+
+async def test_survives_kill_9_of_the_server(stack: Stack, tmp_path: Path) -> None:
+    """Server killed during step 2, restarted on the same data dir: completes, no rerun."""
+    marks = tmp_path / "marks"
+    execution_id = await start_slow(stack, marks)
+    await wait_marks(marks, "start slow-2")
+    stack.server.kill()
+    await asyncio.sleep(0.5)
+    await stack.server.start()
+    status = await wait_terminal(stack.provider, execution_id, within=90)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert status.output == {"steps": 4}
+    assert_resumed_after(marks, crashed_step=2)
+    steps = [e.details["step"] for e in status.history if e.type == "step_completed"]
+    assert steps == ["slow-1", "slow-2", "slow-3", "slow-4"]
+
+
+async def test_survives_kill_9_of_the_deployment(stack: Stack, tmp_path: Path) -> None:
+    """Deployment killed during step 2, restarted on the same address: completes, no rerun."""
+    marks = tmp_path / "marks"
+    execution_id = await start_slow(stack, marks)
+    await wait_marks(marks, "start slow-2")
+    stack.deployment.kill()
+    await asyncio.sleep(0.5)
+    await stack.deployment.start()
+    status = await wait_terminal(stack.provider, execution_id, within=120)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert_resumed_after(marks, crashed_step=2)
+
+
+async def test_timeout_survives_a_server_restart(stack: Stack, tmp_path: Path) -> None:
+    """The timeout is a durable timer in Restate: a restart does not lose it."""
+    marks = tmp_path / "marks"
+    execution_id = await start_slow(stack, marks, timeout=timedelta(seconds=4))
+    await wait_marks(marks, "start slow-1")
+    stack.server.kill()
+    await stack.server.start()
+    status = await wait_terminal(stack.provider, execution_id, within=60)
+    assert status.state is ExecutionState.TIMEOUT
+    assert "end slow-4" not in read_marks(marks)
