@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 from loguru import logger
 
@@ -70,6 +71,17 @@ def render_status(status: ExecutionStatus) -> str:
     return "\n".join(lines)
 
 
+#: fields every provider line carries; printed once at start instead
+_QUIET_FIELDS = frozenset({"provider", "endpoint", "admin"})
+
+
+def _log_format(record: Any) -> str:
+    fields = " ".join(
+        f"{k}={v}" for k, v in record["extra"].items() if k not in _QUIET_FIELDS
+    ).replace("{", "{{").replace("}", "}}")
+    return "<green>{time:HH:mm:ss}</green> {level:<7} {message} <dim>" + fields + "</dim>\n"
+
+
 async def _until_interrupted() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -81,8 +93,7 @@ async def _until_interrupted() -> None:
 async def main() -> int:
     """Run the demo; the exit status is 0 when the execution succeeded."""
     logger.remove()
-    logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> {level:<7} "
-               "{message} <dim>{extra}</dim>")
+    logger.add(sys.stderr, level="INFO", format=_log_format)
     logger.enable("landlord_restate")
     root = project_root()
     data = root / ".restate"

@@ -92,3 +92,14 @@ async def flaky(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
         return attempts
 
     return {"attempts": await ctx.step("flaky-step", attempt)}
+
+
+@handler("WhoAmI")
+async def who_am_i(ctx: HandlerContext, request: Any) -> dict[str, Any]:
+    """Answers what the context says is running."""
+    ctx.logger.info("who am i", request=request)
+    return {
+        "workflow_id": ctx.workflow_id,
+        "execution_id": ctx.execution_id,
+        "execution_name": ctx.execution_name,
+    }
