@@ -6,7 +6,13 @@ an application turns it on with `logger.enable("landlord_restate")`.
 
 from loguru import logger
 
-from landlord_restate.restate import RestateConfig, RestateProvider
+from landlord_restate.restate import (
+    AuthType,
+    ExecutionMechanism,
+    RestateConfig,
+    RestateProvider,
+    load_config,
+)
 from landlord_restate.workflow import (
     ComputeCallbackPayload,
     ConfigError,
@@ -39,12 +45,14 @@ from landlord_restate.workflow import (
 logger.disable("landlord_restate")
 
 __all__ = [
+    "AuthType",
     "ComputeCallbackPayload",
     "ConfigError",
     "CreateWorkflowResult",
     "ExecutionError",
     "ExecutionEvent",
     "ExecutionInput",
+    "ExecutionMechanism",
     "ExecutionNotFoundError",
     "ExecutionResult",
     "ExecutionState",
@@ -66,5 +74,6 @@ __all__ = [
     "WorkflowSpec",
     "WorkflowStatus",
     "from_json",
+    "load_config",
     "to_json",
 ]

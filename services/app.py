@@ -2,7 +2,8 @@
 
 Hosts the built-in handlers plus the modules named in LANDLORD_RESTATE_HANDLERS
 (comma-separated module paths). Each handler gets a Restate Workflow service of its own name,
-or, when WORKFLOW_RESTATE_SERVICE_NAME is set, one service of that name hosts them all.
+or, when `service_name` is configured, one service of that name hosts them all. With
+LANDLORD_RESTATE_IDENTITY_KEYS set, only requests signed by those Restate servers are served.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import restate
 
 import services.handlers  # noqa: F401  (registers the built-in handlers)
 from landlord_restate.restate.naming import check_service_name
+from landlord_restate.restate.settings import load_settings
 from landlord_restate.workflow.convert import parse_go_duration
 from services.catalog import catalog
 from services.registry import HandlerFn, registered_handlers
 from services.shim import build_workflow
 
 HANDLER_MODULES_ENV = "LANDLORD_RESTATE_HANDLERS"
-SERVICE_NAME_ENV = "WORKFLOW_RESTATE_SERVICE_NAME"
+#: public keys (publickeyv1_...) of the Restate servers allowed to invoke this deployment
+IDENTITY_KEYS_ENV = "LANDLORD_RESTATE_IDENTITY_KEYS"
 #: how long status and history of a finished execution stay queryable (Go duration)
 RETENTION_ENV = "LANDLORD_RESTATE_RETENTION"
 DEFAULT_RETENTION = timedelta(days=1)
@@ -54,17 +57,21 @@ def build_services(
 
 
 def create_app(env: Mapping[str, str] = os.environ) -> restate.server_types.RestateAppT:
-    """Build the ASGI app from `env` (injectable for tests)."""
+    """Build the ASGI app from `env` (injectable for tests).
+
+    `service_name` comes from the provider's own sources (config file, then
+    WORKFLOW_RESTATE_SERVICE_NAME), so both sides agree on where handlers live.
+    """
     import_handler_modules(env.get(HANDLER_MODULES_ENV, ""))
+    service_name = load_settings(env=env).get("service_name")
+    identity_keys = [k.strip() for k in env.get(IDENTITY_KEYS_ENV, "").split(",") if k.strip()]
     retention = DEFAULT_RETENTION
     if env.get(RETENTION_ENV):
         retention = parse_go_duration(env[RETENTION_ENV])
         if retention <= timedelta(0):
             raise ValueError(f"{RETENTION_ENV} must be positive, got {env[RETENTION_ENV]!r}")
-    services = build_services(
-        registered_handlers(), env.get(SERVICE_NAME_ENV) or None, retention
-    )
-    return restate.app(services=services)
+    services = build_services(registered_handlers(), service_name, retention)
+    return restate.app(services=services, identity_keys=identity_keys or None)
 
 
 app = create_app()

@@ -31,6 +31,9 @@ from landlord_restate import (
 from tests.conftest import spec_for, unique_id
 from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
 
+#: a provider config whose Restate is not there (and which does not retry)
+OFFLINE = RestateConfig(endpoint="http://127.0.0.1:9", retry_attempts=0)
+
 
 async def created(provider: RestateProvider, handler: str, **fields: Any) -> WorkflowSpec:
     """Create a fresh workflow running `handler` on the shared service."""
@@ -293,7 +296,7 @@ async def test_unknown_and_foreign_ids(shared_provider: RestateProvider) -> None
 )
 async def test_bad_ids_never_reach_the_server(bad: str) -> None:
     """Ids that are not invocation ids fail before any I/O (the endpoint here is dead)."""
-    async with RestateProvider(RestateConfig(endpoint="http://127.0.0.1:9")) as offline:
+    async with RestateProvider(OFFLINE) as offline:
         for call in (
             offline.get_execution_status(bad),
             offline.stop_execution(bad, "x"),
@@ -538,7 +541,7 @@ def _spec(**changes: Any) -> WorkflowSpec:
 )
 async def test_validate_names_the_field(spec: WorkflowSpec, field: str) -> None:
     """Each invalid spec: InvalidSpecError whose field and message say what is wrong."""
-    async with RestateProvider(RestateConfig(endpoint="http://127.0.0.1:9")) as offline:
+    async with RestateProvider(OFFLINE) as offline:
         with pytest.raises(InvalidSpecError) as caught:
             await offline.validate(spec)
     assert caught.value.field == field
@@ -547,7 +550,7 @@ async def test_validate_names_the_field(spec: WorkflowSpec, field: str) -> None:
 
 async def test_validate_offline_accepts_a_good_spec() -> None:
     """Restate unreachable: the offline checks alone decide."""
-    async with RestateProvider(RestateConfig(endpoint="http://127.0.0.1:9")) as offline:
+    async with RestateProvider(OFFLINE) as offline:
         await offline.validate(_spec(provider_config={"service_name": "LandlordTests"}))
 
 

@@ -22,10 +22,12 @@ class AdminClient:
 
     async def health(self) -> None:
         """Raise unless the admin API answers its health check."""
-        await self._http.request("GET", "/health")
+        await self._http.request("GET", "/health", idempotent=True)
 
-    async def register_deployment(self, uri: str, *, refresh: bool = False) -> dict[str, Any]:
-        """Register (or find again) the deployment at `uri`.
+    async def register_deployment(
+        self, registration: dict[str, Any], *, refresh: bool = False
+    ) -> dict[str, Any]:
+        """Register (or find again) the deployment `registration` names (URI or Lambda ARN).
 
         Without `refresh` (`force: false`) an existing registration of the same URI is
         answered as it is, never overwritten, since overwriting can strand in-flight
@@ -33,15 +35,16 @@ class AdminClient:
         serving `uri` already runs different code than was registered.
         """
         _, answer = await self._http.request(
-            "POST", "/deployments", body={"uri": uri, "force": refresh}, ok=(200, 201)
+            "POST", "/deployments", body={**registration, "force": refresh}, ok=(200, 201),
+            idempotent=True,
         )
         return _object(answer, "POST /deployments")
 
-    async def discover(self, uri: str) -> list[dict[str, Any]]:
-        """The services the deployment at `uri` serves now; registers nothing (dry run)."""
+    async def discover(self, registration: dict[str, Any]) -> list[dict[str, Any]]:
+        """The services the deployment serves now; registers nothing (dry run)."""
         _, answer = await self._http.request(
-            "POST", "/deployments", body={"uri": uri, "force": True, "dry_run": True},
-            ok=(200, 201),
+            "POST", "/deployments", body={**registration, "force": True, "dry_run": True},
+            ok=(200, 201), idempotent=True,
         )
         services = _object(answer, "POST /deployments").get("services")
         return [s for s in services if isinstance(s, dict)] if isinstance(services, list) else []
@@ -49,7 +52,7 @@ class AdminClient:
     async def get_service(self, name: str) -> dict[str, Any] | None:
         """The service as registered, or None when Restate does not know it."""
         status, answer = await self._http.request(
-            "GET", f"/services/{quote(name, safe='')}", ok=(200, 404)
+            "GET", f"/services/{quote(name, safe='')}", ok=(200, 404), idempotent=True
         )
         return None if status == 404 else _object(answer, "GET /services")
 
@@ -58,7 +61,9 @@ class AdminClient:
 
         Callers embed only validated ids in `sql`; nothing unchecked is ever interpolated.
         """
-        _, answer = await self._http.request("POST", "/query", body={"query": sql})
+        _, answer = await self._http.request(
+            "POST", "/query", body={"query": sql}, idempotent=True  # a read
+        )
         rows = _object(answer, "POST /query").get("rows")
         if not isinstance(rows, list):
             raise RestateServerError(
@@ -74,6 +79,7 @@ class AdminClient:
             f"/invocations/{invocation_id}/cancel",
             ok=(200, 202, 409),
             execution_id=invocation_id,
+            idempotent=True,  # a second cancel answers 409, which is success
         )
         return status != 409
 

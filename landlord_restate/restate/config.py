@@ -1,52 +1,152 @@
-"""The provider's configuration (Landlord's `workflow.restate` section)."""
+"""The provider's configuration: Landlord's `workflow.restate` section.
+
+A frozen value; `check()` refuses settings that cannot work, naming the key. Loading it
+from a file, the environment and flags lives in `landlord_restate.restate.settings`.
+"""
 
 from __future__ import annotations
 
+import enum
+import ipaddress
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from attrs import Factory, frozen
+from attrs import Factory, field, frozen
 
 from landlord_restate.workflow.errors import ConfigError
 
 DEFAULT_ADMIN_PORT = 9070
-DEFAULT_DEPLOYMENT_URL = "http://127.0.0.1:9080"
+#: the co-located `hypercorn services.app:app` of the `local` mechanism
+DEFAULT_LOCAL_DEPLOYMENT_URL = "http://127.0.0.1:9080"
+DEFAULT_KUBERNETES_PORT = 9080
+
+
+class ExecutionMechanism(enum.StrEnum):
+    """Where the handler deployment runs, which decides what is registered with Restate."""
+
+    LOCAL = "local"
+    SELF_HOSTED = "self-hosted"
+    KUBERNETES = "kubernetes"
+    FARGATE = "fargate"
+    LAMBDA = "lambda"
+
+
+class AuthType(enum.StrEnum):
+    """How the provider authenticates to Restate."""
+
+    NONE = "none"
+    API_KEY = "api_key"
+    IAM = "iam"
 
 
 def _admin_from_endpoint(config: RestateConfig) -> str:
     """The ingress endpoint's scheme and host, on Restate's admin port."""
-    parts = urlsplit(config.endpoint)
+    parts = urlsplit(config.endpoint or "")
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     return urlunsplit((parts.scheme, f"{host}:{DEFAULT_ADMIN_PORT}", "", "", ""))
 
 
+def _mask(value: str | None) -> str:
+    return "None" if value is None else "'***'"
+
+
 @frozen(kw_only=True)
 class RestateConfig:
-    """Where Restate and the handler deployment are, and how long to wait for them."""
+    """Where Restate and the handler deployment are, how to reach and trust them."""
 
-    #: the Restate ingress, e.g. http://127.0.0.1:8080
+    #: the Restate ingress, e.g. http://127.0.0.1:8080 (required)
     endpoint: str
-    #: the admin API; default: the endpoint's host on port 9070
+    #: the admin API; default: the endpoint's scheme and host on port 9070
     admin_endpoint: str = Factory(_admin_from_endpoint, takes_self=True)
-    #: where restate-server reaches the handler deployment (`services.app:app`)
-    deployment_url: str = DEFAULT_DEPLOYMENT_URL
+    execution_mechanism: ExecutionMechanism = ExecutionMechanism.LOCAL
     #: one service hosting every handler; default: a service per workflow id
     service_name: str | None = None
-    #: default execution timeout when a spec sets none; zero: no timeout
-    timeout: timedelta = timedelta(0)
+    auth_type: AuthType = AuthType.NONE
+    #: a secret: never in reprs, logs or messages
+    api_key: str | None = field(default=None, repr=_mask)
+    #: default execution timeout when a spec sets none
+    timeout: timedelta = timedelta(minutes=30)
+    #: retries of transient failures of provider calls that are safe to retry
+    retry_attempts: int = 3
+    #: where restate-server reaches the deployment (Landlord: worker_advertised_url)
+    deployment_url: str | None = None
+    kubernetes_service: str | None = None
+    kubernetes_namespace: str | None = None
+    kubernetes_port: int = DEFAULT_KUBERNETES_PORT
+    lambda_arn: str | None = None
+    assume_role_arn: str | None = None
+    #: for deployments behind a load balancer that cannot speak HTTP/2
+    use_http_11: bool = False
+    #: headers restate-server adds to every request to the deployment (e.g. for an ALB)
+    deployment_headers: dict[str, str] = Factory(dict)
     #: the longest one HTTP request to Restate may take
     request_timeout: timedelta = timedelta(seconds=30)
 
+    @property
+    def deployment_address(self) -> str:
+        """What is registered: the deployment URL, or the Lambda ARN."""
+        if self.execution_mechanism is ExecutionMechanism.LAMBDA:
+            return str(self.lambda_arn)
+        if self.deployment_url:
+            return self.deployment_url
+        if self.execution_mechanism is ExecutionMechanism.KUBERNETES:
+            return (
+                f"http://{self.kubernetes_service}.{self.kubernetes_namespace}"
+                f".svc.cluster.local:{self.kubernetes_port}"
+            )
+        return DEFAULT_LOCAL_DEPLOYMENT_URL
+
+    def registration(self) -> dict[str, Any]:
+        """The body of `POST /deployments` for this mechanism (without `force`)."""
+        if self.execution_mechanism is ExecutionMechanism.LAMBDA:
+            body: dict[str, Any] = {"arn": self.lambda_arn}
+            if self.assume_role_arn:
+                body["assume_role_arn"] = self.assume_role_arn
+        else:
+            body = {"uri": self.deployment_address}
+            if self.use_http_11:
+                body["use_http_11"] = True
+        if self.deployment_headers:
+            body["additional_headers"] = dict(self.deployment_headers)
+        return body
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers for every request to Restate's admin API and ingress."""
+        if self.auth_type is AuthType.API_KEY and self.api_key:
+            return {"Authorization": f"Bearer {self.api_key}"}
+        return {}
+
     def check(self) -> RestateConfig:
-        """Raise `ConfigError` naming the key when a value cannot work."""
+        """Raise `ConfigError` naming the key when a setting cannot work; else self."""
         if not self.endpoint:
-            raise ConfigError("endpoint is required (the Restate ingress URL)", key="endpoint")
-        for key in ("endpoint", "admin_endpoint", "deployment_url"):
-            _check_url(key, getattr(self, key))
-        if self.timeout < timedelta(0):
-            raise ConfigError(f"timeout must not be negative, got {self.timeout}", key="timeout")
+            raise ConfigError(
+                "endpoint is required: the Restate ingress URL, e.g. http://127.0.0.1:8080",
+                key="endpoint",
+            )
+        _check_url("endpoint", self.endpoint)
+        _check_url("admin_endpoint", self.admin_endpoint)
+        mechanism = _member(ExecutionMechanism, self.execution_mechanism, "execution_mechanism")
+        auth = _member(AuthType, self.auth_type, "auth_type")
+        if self.deployment_url is not None:
+            _check_url("deployment_url", self.deployment_url)
+        if auth is AuthType.API_KEY and not self.api_key:
+            raise ConfigError("auth_type api_key needs api_key to be set", key="api_key")
+        if auth is AuthType.IAM and mechanism is not ExecutionMechanism.LAMBDA:
+            raise ConfigError(
+                f"auth_type iam is for execution_mechanism lambda, not {mechanism}",
+                key="auth_type",
+            )
+        self._check_mechanism(mechanism)
+        if not isinstance(self.timeout, timedelta) or self.timeout <= timedelta(0):
+            raise ConfigError(f"timeout must be positive, got {self.timeout}", key="timeout")
+        if not isinstance(self.retry_attempts, int) or self.retry_attempts < 0:
+            raise ConfigError(
+                f"retry_attempts must be zero or more, got {self.retry_attempts}",
+                key="retry_attempts",
+            )
         if self.request_timeout <= timedelta(0):
             raise ConfigError(
                 f"request_timeout must be positive, got {self.request_timeout}",
@@ -54,10 +154,81 @@ class RestateConfig:
             )
         return self
 
-
-def _check_url(key: str, value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"{key} must be an http(s) URL with a host, got {value!r}", key=key
+    def _check_mechanism(self, mechanism: ExecutionMechanism) -> None:
+        remote = mechanism in (
+            ExecutionMechanism.KUBERNETES, ExecutionMechanism.FARGATE, ExecutionMechanism.LAMBDA
         )
+        if remote and self.deployment_url and _is_loopback(self.deployment_url):
+            raise ConfigError(
+                f"deployment_url {self.deployment_url!r} is a loopback address, which "
+                f"restate-server cannot reach a {mechanism} deployment at",
+                key="deployment_url",
+            )
+        if mechanism in (ExecutionMechanism.SELF_HOSTED, ExecutionMechanism.FARGATE) and (
+            not self.deployment_url
+        ):
+            raise ConfigError(
+                f"execution_mechanism {mechanism} needs deployment_url "
+                "(or worker_advertised_url): where restate-server reaches the handlers",
+                key="deployment_url",
+            )
+        if mechanism is ExecutionMechanism.KUBERNETES and not self.deployment_url and not (
+            self.kubernetes_service and self.kubernetes_namespace
+        ):
+            raise ConfigError(
+                "execution_mechanism kubernetes needs kubernetes_service and "
+                "kubernetes_namespace (or a deployment_url)",
+                key="kubernetes_service" if not self.kubernetes_service else "kubernetes_namespace",
+            )
+        if mechanism is ExecutionMechanism.KUBERNETES and not 0 < self.kubernetes_port < 65536:
+            raise ConfigError(
+                f"kubernetes_port must be a TCP port, got {self.kubernetes_port}",
+                key="kubernetes_port",
+            )
+        if mechanism is ExecutionMechanism.LAMBDA and not self.lambda_arn:
+            raise ConfigError(
+                "execution_mechanism lambda needs lambda_arn: the function restate-server invokes",
+                key="lambda_arn",
+            )
+        if self.lambda_arn and not self.lambda_arn.startswith("arn:"):
+            raise ConfigError(
+                f"lambda_arn must be an ARN, got {self.lambda_arn!r}", key="lambda_arn"
+            )
+        if self.assume_role_arn and not self.assume_role_arn.startswith("arn:"):
+            raise ConfigError(
+                f"assume_role_arn must be an ARN, got {self.assume_role_arn!r}",
+                key="assume_role_arn",
+            )
+
+
+def _member(kind: type[Any], value: Any, key: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        valid = ", ".join(m.value for m in kind)
+        raise ConfigError(f"{key} {value!r} is not one of: {valid}", key=key) from None
+
+
+def _check_url(key: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a URL string, got {value!r}", key=key)
+    parts = urlsplit(value)
+    if not parts.scheme:
+        why = "has no scheme (expected http:// or https://)"
+    elif parts.scheme not in ("http", "https"):
+        why = f"has scheme {parts.scheme!r}; only http and https work"
+    elif not parts.hostname:
+        why = "has no host"
+    else:
+        return
+    raise ConfigError(f"{key} {value!r} {why}", key=key)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -30,7 +30,8 @@ class IngressClient:
         """
         path = f"/{quote(service, safe='')}/{quote(key, safe='')}/run/send"
         _, answer = await self._http.request(
-            "POST", path, body=body, ok=(200, 202), workflow_id=workflow_id
+            "POST", path, body=body, ok=(200, 202), workflow_id=workflow_id,
+            idempotent=True,  # the workflow key: a resend answers PreviouslyAccepted
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("invocationId"), str):
             raise RestateServerError(
@@ -46,6 +47,7 @@ class IngressClient:
         handler: str,
         body: Any = None,
         *,
+        idempotent: bool,
         ok: tuple[int, ...] = (200,),
         workflow_id: str | None = None,
         execution_id: str | None = None,
@@ -53,5 +55,6 @@ class IngressClient:
         """Call a keyed handler and wait for its answer."""
         path = f"/{quote(service, safe='')}/{quote(key, safe='')}/{quote(handler, safe='')}"
         return await self._http.request(
-            "POST", path, body=body, ok=ok, workflow_id=workflow_id, execution_id=execution_id
+            "POST", path, body=body, ok=ok, workflow_id=workflow_id, execution_id=execution_id,
+            idempotent=idempotent,
         )

@@ -100,16 +100,26 @@ class RestateProvider(Provider):
         """Open the session and try the admin health check; unreachable is only a warning."""
         if self._session is not None:
             return
-        timeout = aiohttp.ClientTimeout(total=self._config.request_timeout.total_seconds())
+        config = self._config
         self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=aiohttp.TCPConnector(limit=256)
+            timeout=aiohttp.ClientTimeout(total=config.request_timeout.total_seconds()),
+            connector=aiohttp.TCPConnector(limit=256),
+            headers=config.auth_headers(),
         )
-        self._admin = AdminClient(RestateHttp(self._session, self._config.admin_endpoint))
-        self._ingress = IngressClient(RestateHttp(self._session, self._config.endpoint))
+        retries = config.retry_attempts
+        self._admin = AdminClient(
+            RestateHttp(self._session, config.admin_endpoint, retry_attempts=retries)
+        )
+        self._ingress = IngressClient(
+            RestateHttp(self._session, config.endpoint, retry_attempts=retries)
+        )
         try:
             await self._admin.health()
         except WorkflowError as exc:
-            self._log.warning("Restate admin API not healthy at start: {}", exc)
+            self._log.bind(endpoint=self._config.admin_endpoint).warning(
+                "Restate admin API at {} not reachable at start: {}",
+                self._config.admin_endpoint, exc,
+            )
         else:
             self._log.debug("Restate admin API healthy")
 
@@ -149,9 +159,9 @@ class RestateProvider(Provider):
         resolved = self.resolve(spec)
         log = self._log.bind(workflow_id=resolved.workflow_id, service=resolved.service)
         try:
-            services = await self.admin.discover(self._config.deployment_url)
+            services = await self.admin.discover(self._config.registration())
         except WorkflowError as exc:
-            log.bind(deployment=self._config.deployment_url).info(
+            log.bind(deployment=self._config.deployment_address).info(
                 "validate: deployment not checked ({})", exc
             )
             return
@@ -159,7 +169,7 @@ class RestateProvider(Provider):
         hosted = hosted_handlers(described) if described else set()
         if resolved.handler not in hosted:
             raise InvalidSpecError(
-                f"definition.handler: the deployment at {self._config.deployment_url} does not "
+                f"definition.handler: the deployment at {self._config.deployment_address} does not "
                 f"host {resolved.handler!r} in service {resolved.service!r} "
                 f"(it hosts: {', '.join(sorted(hosted)) or 'nothing there'})",
                 field="definition.handler",
@@ -174,7 +184,8 @@ class RestateProvider(Provider):
         deployment_id = await self._register(resolved, log)
         record = {"spec": to_json(spec), "created_at": format_rfc3339(_now())}
         _, stored = await self.ingress.call(
-            CATALOG_SERVICE, workflow_id, "put", record, workflow_id=workflow_id
+            CATALOG_SERVICE, workflow_id, "put", record, workflow_id=workflow_id,
+            idempotent=True,  # first write wins: a repeat answers the stored record
         )
         created_at = parse_rfc3339(stored["created_at"])
         first = stored["created_at"] == record["created_at"]
@@ -186,7 +197,7 @@ class RestateProvider(Provider):
                 "service_name": service,
                 "deployment_id": deployment_id,
                 "endpoint": f"{self._config.endpoint}/{service}",
-                "deployment_url": self._config.deployment_url,
+                "deployment": self._config.deployment_address,
             },
             created_at=created_at,
             message="workflow created" if first else "workflow already exists",
@@ -194,15 +205,16 @@ class RestateProvider(Provider):
 
     async def _register(self, resolved: ResolvedSpec, log: Any) -> str:
         """Register the deployment and make sure it hosts the handler; answer its id."""
-        url = self._config.deployment_url
-        deployment = await self.admin.register_deployment(url)
+        url = self._config.deployment_address
+        registration = self._config.registration()
+        deployment = await self.admin.register_deployment(registration)
         try:
             await self._check_hosted(resolved)
         except InvalidSpecError:
             # Restate answers a known URI with what it discovered then; the process there
             # may have changed since. Discover once more before calling the spec wrong.
             log.bind(deployment=url).info("handler not in registration; refreshing it")
-            deployment = await self.admin.register_deployment(url, refresh=True)
+            deployment = await self.admin.register_deployment(registration, refresh=True)
             await self._check_hosted(resolved)
         deployment_id = str(deployment.get("id", ""))
         log.bind(deployment_id=deployment_id, deployment=url).info("deployment registered")
@@ -215,14 +227,14 @@ class RestateProvider(Provider):
             raise InvalidSpecError(
                 f"definition.handler: service {resolved.service!r} "
                 f"{'hosts ' + ', '.join(sorted(hosted)) if hosted else 'is not registered'}, "
-                f"not {resolved.handler!r} (deployment {self._config.deployment_url})",
+                f"not {resolved.handler!r} (deployment {self._config.deployment_address})",
                 field="definition.handler",
                 workflow_id=resolved.workflow_id,
             )
 
     async def _stored_spec(self, workflow_id: str) -> WorkflowSpec | None:
         _, record = await self.ingress.call(
-            CATALOG_SERVICE, workflow_id, "get", workflow_id=workflow_id
+            CATALOG_SERVICE, workflow_id, "get", workflow_id=workflow_id, idempotent=True
         )
         if record is None:
             return None
@@ -374,6 +386,7 @@ class RestateProvider(Provider):
             "stop",
             reason or "stopped",
             execution_id=execution_id,
+            idempotent=True,  # the first reason wins
         )
         cancelled = await self.admin.cancel_invocation(execution_id)
         log.bind(reason=reason).info(
@@ -398,6 +411,7 @@ class RestateProvider(Provider):
             to_json(payload),
             ok=(200, 409),
             execution_id=execution_id,
+            idempotent=True,  # a repeat answers 409 and changes nothing
         )
         self._log.bind(
             execution_id=execution_id, compute_execution_id=payload.execution_id,
@@ -407,7 +421,9 @@ class RestateProvider(Provider):
     async def delete_workflow(self, workflow_id: str) -> None:
         """Forget the stored spec: no new executions; running ones go on."""
         check_workflow_id(workflow_id)
-        await self.ingress.call(CATALOG_SERVICE, workflow_id, "delete", workflow_id=workflow_id)
+        await self.ingress.call(
+            CATALOG_SERVICE, workflow_id, "delete", workflow_id=workflow_id, idempotent=True
+        )
         self._log.bind(workflow_id=workflow_id).info("workflow deleted")
 
 

@@ -1,0 +1,248 @@
+"""Build a RestateConfig from Landlord's sources: defaults < file < environment < flags.
+
+- File: Landlord's `config.yaml` layout (`workflow: restate: {...}`) or the same keys in
+  TOML (`[workflow.restate]`). Found as Landlord finds it: the explicit path, then
+  `$LANDLORD_CONFIG`, then `./config.yaml`.
+- Environment: Landlord's names, `WORKFLOW_RESTATE_<KEY>` (e.g. `WORKFLOW_RESTATE_ENDPOINT`).
+- Flags: `--workflow.restate.<key>=<value>` (or `--workflow.restate.<key> <value>`).
+
+`env` and `argv` are parameters so tests (and the CLI) can inject them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from landlord_restate.restate.config import AuthType, ExecutionMechanism, RestateConfig
+from landlord_restate.workflow.convert import parse_go_duration
+from landlord_restate.workflow.errors import ConfigError
+
+CONFIG_ENV = "LANDLORD_CONFIG"
+DEFAULT_CONFIG_FILE = "config.yaml"
+ENV_PREFIX = "WORKFLOW_RESTATE_"
+FLAG_PREFIX = "--workflow.restate."
+#: keys holding secrets: their values never appear in a message
+SECRET_KEYS = frozenset({"api_key"})
+#: Landlord's name for a key, and ours
+ALIASES = {"worker_advertised_url": "deployment_url"}
+#: Landlord's own worker settings: accepted in its config files, not used by this provider
+LANDLORD_ONLY_KEYS = frozenset({
+    "worker_register_on_startup", "worker_admin_endpoint", "worker_namespace",
+    "worker_service_prefix", "worker_landlord_api_url", "worker_compute_provider",
+    "worker_compute_cache_ttl",
+})
+
+
+def _text(value: Any, _: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError("must be a string")
+    return value
+
+
+def _integer(value: Any, _: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError("must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise TypeError("must be an integer") from None
+    raise TypeError("must be an integer")
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _boolean(value: Any, _: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise TypeError("must be true or false")
+
+
+def _duration(value: Any, _: str) -> timedelta:
+    """Go's rules: a string needs units ("30m"); a number from a file is nanoseconds."""
+    if isinstance(value, bool):
+        raise TypeError("must be a duration such as '30m'")
+    if isinstance(value, int):
+        return timedelta(microseconds=value / 1000)
+    if isinstance(value, str):
+        try:
+            return parse_go_duration(value)
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
+    raise TypeError("must be a duration such as '30m'")
+
+
+def _headers(value: Any, _: str) -> dict[str, str]:
+    """A mapping (file), or 'Name=value,Other=value' (environment, flags)."""
+    if isinstance(value, str):
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+            raise TypeError("must be Name=value pairs separated by commas")
+        return {name.strip(): text.strip() for name, text in pairs}
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return dict(value)
+    raise TypeError("must map header names to string values")
+
+
+def _choice(kind: type[Any]) -> Callable[[Any, str], Any]:
+    def parse(value: Any, key: str) -> Any:
+        try:
+            return kind(value)
+        except ValueError:
+            valid = ", ".join(member.value for member in kind)
+            raise TypeError(f"must be one of: {valid}") from None
+
+    return parse
+
+
+#: every key, with how to read its value
+KEYS: dict[str, Callable[[Any, str], Any]] = {
+    "endpoint": _text,
+    "admin_endpoint": _text,
+    "execution_mechanism": _choice(ExecutionMechanism),
+    "service_name": _text,
+    "auth_type": _choice(AuthType),
+    "api_key": _text,
+    "timeout": _duration,
+    "retry_attempts": _integer,
+    "deployment_url": _text,
+    "kubernetes_service": _text,
+    "kubernetes_namespace": _text,
+    "kubernetes_port": _integer,
+    "lambda_arn": _text,
+    "assume_role_arn": _text,
+    "use_http_11": _boolean,
+    "deployment_headers": _headers,
+    "request_timeout": _duration,
+}
+
+
+def env_name(key: str) -> str:
+    """Landlord's environment variable for `key`."""
+    return ENV_PREFIX + key.upper()
+
+
+def find_config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """The explicit path, else $LANDLORD_CONFIG, else ./config.yaml if it exists."""
+    if path is not None:
+        return Path(path)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The `workflow.restate` section of a YAML or TOML config file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        document = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid: {exc}") from None
+    if document is None:
+        return {}
+    section = document
+    for name in ("workflow", "restate"):
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"config file {path}: expected a mapping above '{name}'")
+        section = section.get(name) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config file {path}: workflow.restate must be a mapping")
+    return dict(section)
+
+
+def split_flags(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Take the `--workflow.restate.<key>` flags out of `argv`; answer them and the rest."""
+    flags: dict[str, str] = {}
+    rest: list[str] = []
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith(FLAG_PREFIX):
+            rest.append(arg)
+            continue
+        key, sep, value = arg[len(FLAG_PREFIX):].partition("=")
+        if not sep:
+            if not args:
+                raise ConfigError(f"flag {arg} needs a value", key=key)
+            value = args.pop(0)
+        flags[key] = value
+    return flags, rest
+
+
+def _normalize(raw: Mapping[str, Any], source: str, *, ignore_landlord: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if ignore_landlord and name in LANDLORD_ONLY_KEYS:
+            continue
+        key = ALIASES.get(name, name)
+        parse = KEYS.get(key)
+        if parse is None:
+            known = ", ".join(sorted([*KEYS, *ALIASES]))
+            raise ConfigError(f"{source}: unknown key {name!r}; known: {known}", key=name)
+        if value is None or value == "":
+            continue
+        try:
+            values[key] = parse(value, key)
+        except TypeError as exc:
+            shown = "" if key in SECRET_KEYS else f" {value!r}"
+            raise ConfigError(f"{source}: {name}{shown} {exc}", key=key) from None
+    return values
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The merged settings (file < env < flags), keyed like RestateConfig's fields."""
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    file = find_config_file(path, env)
+    if file is not None:
+        merged.update(_normalize(read_file(file), f"config file {file}", ignore_landlord=True))
+    from_env = {
+        name: env[env_name(name)] for name in [*KEYS, *ALIASES] if env.get(env_name(name))
+    }
+    for name, value in from_env.items():
+        merged.update(_normalize({name: value}, f"environment {env_name(name)}",
+                                 ignore_landlord=False))
+    flags, _ = split_flags(argv or [])
+    for name, value in flags.items():
+        merged.update(_normalize({name: value}, f"flag {FLAG_PREFIX}{name}",
+                                 ignore_landlord=False))
+    return merged
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+) -> RestateConfig:
+    """Build and check the provider's configuration from every source."""
+    settings = load_settings(path, env, argv)
+    if "endpoint" not in settings:
+        raise ConfigError(
+            f"endpoint is required: set workflow.restate.endpoint in the config file, "
+            f"{env_name('endpoint')}, or {FLAG_PREFIX}endpoint",
+            key="endpoint",
+        )
+    return RestateConfig(**settings).check()
