@@ -49,6 +49,16 @@ def _admin_from_endpoint(config: RestateConfig) -> str:
     return urlunsplit((parts.scheme, f"{host}:{DEFAULT_ADMIN_PORT}", "", "", ""))
 
 
+def _mechanism(value: Any) -> Any:
+    """Accept the string spelling; leave anything else for check() to name."""
+    return ExecutionMechanism(value) if value in set(ExecutionMechanism) else value
+
+
+def _auth(value: Any) -> Any:
+    """Accept the string spelling; leave anything else for check() to name."""
+    return AuthType(value) if value in set(AuthType) else value
+
+
 def _mask(value: str | None) -> str:
     return "None" if value is None else "'***'"
 
@@ -61,10 +71,12 @@ class RestateConfig:
     endpoint: str
     #: the admin API; default: the endpoint's scheme and host on port 9070
     admin_endpoint: str = Factory(_admin_from_endpoint, takes_self=True)
-    execution_mechanism: ExecutionMechanism = ExecutionMechanism.LOCAL
+    execution_mechanism: ExecutionMechanism = field(
+        default=ExecutionMechanism.LOCAL, converter=_mechanism
+    )
     #: one service hosting every handler; default: a service per workflow id
     service_name: str | None = None
-    auth_type: AuthType = AuthType.NONE
+    auth_type: AuthType = field(default=AuthType.NONE, converter=_auth)
     #: a secret: never in reprs, logs or messages
     api_key: str | None = field(default=None, repr=_mask)
     #: default execution timeout when a spec sets none
@@ -213,7 +225,7 @@ def _check_url(key: str, value: Any) -> None:
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a URL string, got {value!r}", key=key)
     parts = urlsplit(value)
-    if not parts.scheme:
+    if "://" not in value:  # urlsplit would read "restate:8080" as scheme "restate"
         why = "has no scheme (expected http:// or https://)"
     elif parts.scheme not in ("http", "https"):
         why = f"has scheme {parts.scheme!r}; only http and https work"

@@ -175,8 +175,10 @@ class LocalRestate(_Process):
         config_file: Path | None = None,
         binary: Path | None = None,
         startup_timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.base_dir = base_dir
+        self.env = dict(env or {})
         self.ingress_port = ingress_port or free_port()
         self.admin_port = admin_port or free_port()
         self.node_port = node_port or free_port()
@@ -201,6 +203,7 @@ class LocalRestate(_Process):
             return
         env = {
             **os.environ,
+            **self.env,
             "RESTATE_BASE_DIR": str(self.base_dir),
             "RESTATE_BIND_IP": "127.0.0.1",
             "RESTATE_LISTEN_MODE": "tcp",

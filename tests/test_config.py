@@ -1,0 +1,248 @@
+"""Configuration: sources and their precedence, validation, mechanisms, secrets."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from landlord_restate import (
+    AuthType,
+    ConfigError,
+    ExecutionMechanism,
+    RestateConfig,
+    load_config,
+)
+from landlord_restate.restate.settings import split_flags
+
+FIXTURES = Path(__file__).parent / "fixtures" / "config"
+YAML_FILE = FIXTURES / "landlord.yaml"
+
+
+def test_yaml_file_in_landlords_layout() -> None:
+    """workflow.restate of Landlord's config.yaml; its worker_* keys are accepted."""
+    config = load_config(YAML_FILE, env={})
+    assert config.endpoint == "http://restate.file:8080"
+    assert config.admin_endpoint == "http://restate-admin.file:9070"
+    assert config.execution_mechanism is ExecutionMechanism.SELF_HOSTED
+    assert config.service_name == "FromFile"
+    assert config.timeout == timedelta(minutes=45)
+    assert config.retry_attempts == 5
+    assert config.deployment_url == "http://workers.file:9080"
+
+
+def test_toml_file_with_the_same_keys() -> None:
+    """The same keys in TOML; kubernetes address built from service, namespace, port."""
+    config = load_config(FIXTURES / "landlord.toml", env={})
+    assert config.timeout == timedelta(hours=1, minutes=30)
+    assert config.registration() == {
+        "uri": "http://landlord-workers.tenants.svc.cluster.local:9081",
+        "use_http_11": True,
+        "additional_headers": {"x-alb-route": "landlord"},
+    }
+
+
+def test_each_precedence_step_with_all_three_sources() -> None:
+    """defaults < file < environment < flags, each proven with all sources present."""
+    env = {
+        "WORKFLOW_RESTATE_SERVICE_NAME": "FromEnv",
+        "WORKFLOW_RESTATE_RETRY_ATTEMPTS": "7",
+        "WORKFLOW_RESTATE_TIMEOUT": "10m",
+    }
+    argv = ["--workflow.restate.retry_attempts=9", "--workflow.restate.timeout", "2h"]
+    config = load_config(YAML_FILE, env=env, argv=argv)
+    assert config.request_timeout == timedelta(seconds=30)  # default: no source sets it
+    assert config.endpoint == "http://restate.file:8080"  # file over default
+    assert config.service_name == "FromEnv"  # env over file
+    assert config.retry_attempts == 9  # flag over env over file
+    assert config.timeout == timedelta(hours=2)  # flag (space form) over env over file
+
+
+def test_file_discovery_follows_landlord(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explicit path, then $LANDLORD_CONFIG, then ./config.yaml."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="endpoint is required"):
+        load_config(env={})
+    shutil.copy(YAML_FILE, tmp_path / "config.yaml")
+    assert load_config(env={}).endpoint == "http://restate.file:8080"
+    other = tmp_path / "other.yaml"
+    other.write_text("workflow:\n  restate:\n    endpoint: http://from-env-file:8080\n")
+    assert load_config(env={"LANDLORD_CONFIG": str(other)}).endpoint == (
+        "http://from-env-file:8080"
+    )
+    explicit = tmp_path / "explicit.toml"
+    explicit.write_text('[workflow.restate]\nendpoint = "http://explicit:8080"\n')
+    assert load_config(explicit, env={"LANDLORD_CONFIG": str(other)}).endpoint == (
+        "http://explicit:8080"
+    )
+
+
+def test_landlord_environment_names() -> None:
+    """Every key has its WORKFLOW_RESTATE_* name; worker_advertised_url is an alias."""
+    env = {
+        "WORKFLOW_RESTATE_ENDPOINT": "https://restate.example.com",
+        "WORKFLOW_RESTATE_ADMIN_ENDPOINT": "https://admin.example.com",
+        "WORKFLOW_RESTATE_EXECUTION_MECHANISM": "fargate",
+        "WORKFLOW_RESTATE_AUTH_TYPE": "api_key",
+        "WORKFLOW_RESTATE_API_KEY": "rk_secret",
+        "WORKFLOW_RESTATE_WORKER_ADVERTISED_URL": "http://workers.internal:9080",
+        "WORKFLOW_RESTATE_USE_HTTP_11": "true",
+        "WORKFLOW_RESTATE_DEPLOYMENT_HEADERS": "x-a=1, x-b=2",
+    }
+    config = load_config(env=env)
+    assert config.admin_endpoint == "https://admin.example.com"
+    assert config.auth_type is AuthType.API_KEY
+    assert config.auth_headers() == {"Authorization": "Bearer rk_secret"}
+    assert config.registration() == {
+        "uri": "http://workers.internal:9080",
+        "use_http_11": True,
+        "additional_headers": {"x-a": "1", "x-b": "2"},
+    }
+
+
+def test_admin_endpoint_defaults_to_endpoint_host_on_9070() -> None:
+    """Default admin: the endpoint's scheme and host, port 9070."""
+    assert RestateConfig(endpoint="https://r.example.com:8443/x").admin_endpoint == (
+        "https://r.example.com:9070"
+    )
+    assert RestateConfig(endpoint="http://[::1]:8080").admin_endpoint == "http://[::1]:9070"
+
+
+def test_flags_are_taken_out_of_argv() -> None:
+    """split_flags leaves other arguments for the program that owns them."""
+    flags, rest = split_flags(["status", "--workflow.restate.endpoint=http://x:1", "--json"])
+    assert flags == {"endpoint": "http://x:1"}
+    assert rest == ["status", "--json"]
+
+
+LOCAL = {"endpoint": "http://127.0.0.1:8080"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "key", "words"),
+    [
+        ({}, "endpoint", "endpoint is required"),
+        ({"endpoint": "restate:8080"}, "endpoint", "'restate:8080' has no scheme"),
+        ({"endpoint": "127.0.0.1:8080"}, "endpoint", "'127.0.0.1:8080' has no scheme"),
+        ({"endpoint": "ftp://r:21"}, "endpoint", "only http and https"),
+        ({"endpoint": "http://"}, "endpoint", "has no host"),
+        (LOCAL | {"admin_endpoint": "admin"}, "admin_endpoint", "'admin' has no scheme"),
+        (LOCAL | {"execution_mechanism": "docker"}, "execution_mechanism",
+         "local, self-hosted, kubernetes, fargate, lambda"),
+        (LOCAL | {"auth_type": "oauth"}, "auth_type", "none, api_key, iam"),
+        (LOCAL | {"auth_type": "api_key"}, "api_key", "needs api_key"),
+        (LOCAL | {"auth_type": "iam"}, "auth_type", "iam is for execution_mechanism lambda"),
+        (LOCAL | {"execution_mechanism": "lambda"}, "lambda_arn", "needs lambda_arn"),
+        (LOCAL | {"execution_mechanism": "lambda", "lambda_arn": "my-fn"}, "lambda_arn",
+         "must be an ARN"),
+        (LOCAL | {"execution_mechanism": "kubernetes"}, "kubernetes_service",
+         "kubernetes_service and kubernetes_namespace"),
+        (LOCAL | {"execution_mechanism": "kubernetes", "kubernetes_service": "w"},
+         "kubernetes_namespace", "kubernetes_namespace"),
+        (LOCAL | {"execution_mechanism": "kubernetes", "deployment_url": "http://127.0.0.1:9"},
+         "deployment_url", "loopback"),
+        (LOCAL | {"execution_mechanism": "fargate", "deployment_url": "http://localhost:9080"},
+         "deployment_url", "loopback"),
+        (LOCAL | {"execution_mechanism": "lambda", "lambda_arn": "arn:aws:lambda:x",
+                  "deployment_url": "http://[::1]:9080"}, "deployment_url", "loopback"),
+        (LOCAL | {"execution_mechanism": "self-hosted"}, "deployment_url", "needs deployment_url"),
+        (LOCAL | {"execution_mechanism": "fargate"}, "deployment_url", "needs deployment_url"),
+        (LOCAL | {"timeout": "0s"}, "timeout", "timeout must be positive"),
+        (LOCAL | {"timeout": "-5m"}, "timeout", "timeout must be positive"),
+        (LOCAL | {"retry_attempts": "-1"}, "retry_attempts", "zero or more"),
+        (LOCAL | {"retry_attempts": "three"}, "retry_attempts", "must be an integer"),
+        (LOCAL | {"timeout": "30"}, "timeout", "invalid duration"),
+        (LOCAL | {"use_http_11": "maybe"}, "use_http_11", "true or false"),
+        (LOCAL | {"deployment_headers": "novalue"}, "deployment_headers", "Name=value"),
+    ],
+)
+def test_invalid_settings_are_config_errors(settings: dict[str, str], key: str, words: str) -> None:
+    """Each bad setting: ConfigError naming the key, with words a person can act on."""
+    env = {f"WORKFLOW_RESTATE_{k.upper()}": v for k, v in settings.items()}
+    with pytest.raises(ConfigError) as caught:
+        load_config(env=env)
+    assert caught.value.key == key
+    assert words in str(caught.value)
+
+
+def test_unknown_keys_are_named(tmp_path: Path) -> None:
+    """A misspelt key in a file or flag is refused by name, with the known ones listed."""
+    file = tmp_path / "c.yaml"
+    file.write_text("workflow:\n  restate:\n    endpoint: http://x:1\n    endpont: typo\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'endpont'; known: .*endpoint"):
+        load_config(file, env={})
+    with pytest.raises(ConfigError, match=r"flag --workflow\.restate\.retries"):
+        load_config(env=LOCAL_ENV, argv=["--workflow.restate.retries=2"])
+
+
+def test_broken_files_are_config_errors(tmp_path: Path) -> None:
+    """Missing file, bad YAML, wrong shape: ConfigError naming the file."""
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "absent.yaml", env={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workflow: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml is not valid"):
+        load_config(bad, env={})
+    shape = tmp_path / "shape.yaml"
+    shape.write_text("workflow:\n  restate: 3\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(shape, env={})
+
+
+LOCAL_ENV = {"WORKFLOW_RESTATE_ENDPOINT": "http://127.0.0.1:8080"}
+
+
+def test_secrets_never_show(tmp_path: Path) -> None:
+    """api_key stays out of repr, str and error messages."""
+    config = load_config(env=LOCAL_ENV | {
+        "WORKFLOW_RESTATE_AUTH_TYPE": "api_key", "WORKFLOW_RESTATE_API_KEY": "rk_topsecret",
+    })
+    assert "rk_topsecret" not in repr(config)
+    assert "rk_topsecret" not in str(config)
+    assert "api_key='***'" in repr(config)
+    file = tmp_path / "c.yaml"
+    file.write_text("workflow:\n  restate:\n    endpoint: http://x:1\n    api_key: [rk_listed]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(file, env={})
+    assert "rk_listed" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "registration"),
+    [
+        ({}, {"uri": "http://127.0.0.1:9080"}),
+        ({"execution_mechanism": "self-hosted", "deployment_url": "https://w.example.com"},
+         {"uri": "https://w.example.com"}),
+        ({"execution_mechanism": "kubernetes", "kubernetes_service": "workers",
+          "kubernetes_namespace": "landlord"},
+         {"uri": "http://workers.landlord.svc.cluster.local:9080"}),
+        ({"execution_mechanism": "kubernetes", "kubernetes_service": "workers",
+          "kubernetes_namespace": "landlord", "deployment_url": "http://override:1"},
+         {"uri": "http://override:1"}),
+        ({"execution_mechanism": "fargate", "deployment_url": "http://alb.internal:80",
+          "use_http_11": True, "deployment_headers": {"x-route": "landlord"}},
+         {"uri": "http://alb.internal:80", "use_http_11": True,
+          "additional_headers": {"x-route": "landlord"}}),
+        ({"execution_mechanism": "lambda", "auth_type": "iam",
+          "lambda_arn": "arn:aws:lambda:eu-west-1:1:function:landlord",
+          "assume_role_arn": "arn:aws:iam::1:role/restate"},
+         {"arn": "arn:aws:lambda:eu-west-1:1:function:landlord",
+          "assume_role_arn": "arn:aws:iam::1:role/restate"}),
+    ],
+)
+def test_registration_per_mechanism(settings: dict[str, Any], registration: dict[str, Any]) -> None:
+    """What create_workflow registers, per execution mechanism."""
+    config = RestateConfig(endpoint="http://127.0.0.1:8080", **settings).check()
+    assert config.registration() == registration
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "self-hosted-api-key.yaml", "kubernetes.toml",
+                                  "lambda.yaml"])
+def test_the_readme_example_configs_load(name: str) -> None:
+    """Every example config in examples/ is valid (the API key comes from the environment)."""
+    env = {"WORKFLOW_RESTATE_API_KEY": "rk_example"}
+    config = load_config(Path(__file__).parent.parent / "examples" / name, env=env)
+    assert config.registration()
