@@ -8,7 +8,7 @@ NPM_PREFIX := .restate/npm
 VENV_STAMP := $(VENV)/.installed
 SERVER_STAMP := $(NPM_PREFIX)/.installed-$(RESTATE_VERSION)
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test soak lint clean
 
 ## setup: create .venv with the package and dev extras, install restate-server and the CLI
 setup: $(VENV_STAMP) $(SERVER_STAMP)
@@ -32,6 +32,10 @@ run: setup
 ## test: the test suite, against its own restate-server and deployment
 test: setup
 	$(BIN)/python -m pytest
+
+## soak: the long fault and load suite (50 executions per crash, 1,000 concurrent starts)
+soak: setup
+	$(BIN)/python -m pytest -m soak -v
 
 ## lint: ruff and mypy --strict
 lint: setup

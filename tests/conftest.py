@@ -7,10 +7,13 @@ also when tests fail. Tests isolate themselves with uuid-based workflow ids.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 from loguru import logger
 
@@ -104,6 +107,33 @@ async def shared_provider(shared_config: RestateConfig) -> AsyncIterator[Restate
         yield opened
 
 
+@attrs.frozen
+class Stack:
+    """A private server, deployment and open provider: for tests that crash things."""
+
+    server: LocalRestate
+    deployment: LocalDeployment
+    provider: RestateProvider
+
+
+@pytest.fixture
+async def private_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """restate-server + hypercorn of this test alone, stopped at the end."""
+    server = LocalRestate(tmp_path / "data", config_file=ROOT / "restate.toml")
+    deployment = LocalDeployment(
+        tmp_path / "hypercorn.log", env=deployment_env(WORKFLOW_RESTATE_SERVICE_NAME="Crash")
+    )
+    async with server, deployment:
+        config = RestateConfig(
+            endpoint=server.ingress_url,
+            admin_endpoint=server.admin_url,
+            deployment_url=deployment.url,
+            service_name="Crash",
+        )
+        async with RestateProvider(config) as provider:
+            yield Stack(server, deployment, provider)
+
+
 def unique_id(prefix: str) -> str:
     """A workflow id no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -123,3 +153,35 @@ def spec_for(handler: str, workflow_id: str | None = None, **fields: object) -> 
         definition={"handler": handler},
         **fields,  # type: ignore[arg-type]
     )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the fault and load table when the suite ran any scenario."""
+    from tests.faults import REPORTS
+
+    if not REPORTS:
+        return
+    write = terminalreporter.write_line
+    columns = ("fault", "executions", "completed", "duplicates", "lost", "re-run steps",
+               "redone in flight", "time (s)", "note")
+    rows = [
+        (r.fault, r.executions, r.completed, r.duplicates, r.lost, r.rerun_steps,
+         r.redone_in_flight, f"{r.seconds:.1f}", r.note)
+        for r in REPORTS
+    ]
+    widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows, strict=True)]
+    terminalreporter.section("fault and load suite")
+    write(_machine_line())
+    for row in (columns, *rows):
+        write("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _machine_line() -> str:
+    import platform
+
+    from landlord_restate.restate.local import find_server_binary
+
+    version = subprocess.run(
+        [str(find_server_binary(ROOT)), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {version}"

@@ -103,3 +103,28 @@ async def who_am_i(ctx: HandlerContext, request: Any) -> dict[str, Any]:
         "execution_id": ctx.execution_id,
         "execution_name": ctx.execution_name,
     }
+
+
+@handler("SoakMix")
+async def soak_mix(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Three steps with a timer or a compute callback between: the fault suite's workload.
+
+    Each step appends '<execution name> <step>' to request['marks'] when it really runs.
+    """
+    marks = request["marks"]
+    me = ctx.execution_name
+
+    async def step(name: str) -> str:
+        _mark(marks, f"{me} {name}")
+        if name == "two":
+            await asyncio.sleep(float(request.get("step_seconds", 0.5)))
+        return name
+
+    await ctx.step("one", step, "one")
+    if request.get("sleep_ms"):
+        await ctx.sleep(timedelta(milliseconds=int(request["sleep_ms"])), name="pause")
+    if request.get("callback"):
+        await ctx.compute_callback()
+    await ctx.step("two", step, "two")
+    await ctx.step("three", step, "three")
+    return {"name": me}

@@ -8,46 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import attrs
 import pytest
 
-from landlord_restate import ExecutionInput, ExecutionState, RestateConfig, RestateProvider
-from landlord_restate.restate.local import LocalDeployment, LocalRestate
-from tests.conftest import ROOT, deployment_env, spec_for, unique_id
+from landlord_restate import ExecutionInput, ExecutionState
+from tests.conftest import Stack, spec_for, unique_id
 from tests.waiting import read_marks, wait_marks, wait_terminal
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@attrs.frozen
-class Stack:
-    """A private server, deployment and open provider."""
-
-    server: LocalRestate
-    deployment: LocalDeployment
-    provider: RestateProvider
-
-
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    """restate-server + hypercorn of this test alone, stopped at the end."""
-    server = LocalRestate(tmp_path / "data", config_file=ROOT / "restate.toml")
-    deployment = LocalDeployment(
-        tmp_path / "hypercorn.log", env=deployment_env(WORKFLOW_RESTATE_SERVICE_NAME="Crash")
-    )
-    async with server, deployment:
-        config = RestateConfig(
-            endpoint=server.ingress_url,
-            admin_endpoint=server.admin_url,
-            deployment_url=deployment.url,
-            service_name="Crash",
-        )
-        async with RestateProvider(config) as provider:
-            yield Stack(server, deployment, provider)
 
 
 async def start_slow(stack: Stack, marks: Path, **spec_fields: object) -> str:
@@ -71,8 +41,9 @@ def assert_resumed_after(marks: Path, crashed_step: int) -> None:
         assert starts[f"slow-{step}"] == 1, starts
 
 
-async def test_survives_kill_9_of_the_server(stack: Stack, tmp_path: Path) -> None:
+async def test_survives_kill_9_of_the_server(private_stack: Stack, tmp_path: Path) -> None:
     """Server killed during step 2, restarted on the same data dir: completes, no rerun."""
+    stack = private_stack
     marks = tmp_path / "marks"
     execution_id = await start_slow(stack, marks)
     await wait_marks(marks, "start slow-2")
@@ -87,8 +58,9 @@ async def test_survives_kill_9_of_the_server(stack: Stack, tmp_path: Path) -> No
     assert steps == ["slow-1", "slow-2", "slow-3", "slow-4"]
 
 
-async def test_survives_kill_9_of_the_deployment(stack: Stack, tmp_path: Path) -> None:
+async def test_survives_kill_9_of_the_deployment(private_stack: Stack, tmp_path: Path) -> None:
     """Deployment killed during step 2, restarted on the same address: completes, no rerun."""
+    stack = private_stack
     marks = tmp_path / "marks"
     execution_id = await start_slow(stack, marks)
     await wait_marks(marks, "start slow-2")
@@ -100,8 +72,9 @@ async def test_survives_kill_9_of_the_deployment(stack: Stack, tmp_path: Path) -
     assert_resumed_after(marks, crashed_step=2)
 
 
-async def test_timeout_survives_a_server_restart(stack: Stack, tmp_path: Path) -> None:
+async def test_timeout_survives_a_server_restart(private_stack: Stack, tmp_path: Path) -> None:
     """The timeout is a durable timer in Restate: a restart does not lose it."""
+    stack = private_stack
     marks = tmp_path / "marks"
     execution_id = await start_slow(stack, marks, timeout=timedelta(seconds=4))
     await wait_marks(marks, "start slow-1")

@@ -95,15 +95,21 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal the child and everything it started (hypercorn runs its worker as a child)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
 def _terminate(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
+    if process is None:
         return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(_STOP_GRACE)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    if process.poll() is None:
+        _signal_group(process, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(_STOP_GRACE)
+    _signal_group(process, signal.SIGKILL)  # whatever of the group is left
+    process.wait()
 
 
 class _Process(abc.ABC):
@@ -142,15 +148,16 @@ class _Process(abc.ABC):
         if self._log_handle is not None:  # a restart after kill()
             self._log_handle.close()
         self._log_handle = log.open("ab")
+        # a session of its own: kill() and stop() reach the whole process group
         self._process = subprocess.Popen(
             argv, env=dict(env), stdout=self._log_handle, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, **kw,  # type: ignore[call-overload]
+            stdin=subprocess.DEVNULL, start_new_session=True, **kw,  # type: ignore[call-overload]
         )
 
     def kill(self) -> None:
-        """SIGKILL, as a crash would: no shutdown, nothing flushed."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
+        """SIGKILL to the whole process group, as a crash would: no shutdown, nothing flushed."""
+        if self._process is not None:
+            _signal_group(self._process, signal.SIGKILL)
             self._process.wait()
 
     def stop(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from landlord_restate.restate.naming import KEY_SEPARATOR
 from landlord_restate.workflow.convert import parse_rfc3339
+from landlord_restate.workflow.errors import RestateServerError
 from landlord_restate.workflow.types import (
     ExecutionError,
     ExecutionEvent,
@@ -64,9 +65,15 @@ def map_state(
     """
     status = invocation.get("status")
     if status != "completed":
-        return _LIVE_STATES.get(str(status), (ExecutionState.RUNNING, "running"))
-    if invocation.get("completion_result") == "success":
+        live = _LIVE_STATES.get(str(status))
+        if live is None:
+            raise _unexpected(f"unknown invocation status {status!r}", invocation)
+        return live
+    result = invocation.get("completion_result")
+    if result == "success":
         return ExecutionState.SUCCEEDED, "succeeded"
+    if result != "failure":
+        raise _unexpected(f"unknown completion_result {result!r}", invocation)
     recorded = _OUTCOME_STATES.get(str((outcome or {}).get("state")))
     if recorded is not None:
         return recorded, "failed"
@@ -75,8 +82,21 @@ def map_state(
     return ExecutionState.FAILED, "failed"
 
 
+def _unexpected(what: str, row: Mapping[str, Any]) -> RestateServerError:
+    """Restate answered something this provider was not built for: say so, with the row."""
+    return RestateServerError(
+        method="POST", url="/query (sys_invocation)", status=200,
+        body=f"{what}: {json.dumps(dict(row), default=str)[:400]}",
+    )
+
+
 def _time(value: Any) -> datetime | None:
-    return parse_rfc3339(value) if isinstance(value, str) and value else None
+    if value is None or value == "":
+        return None
+    try:
+        return parse_rfc3339(value) if isinstance(value, str) else None
+    except ValueError:
+        raise _unexpected(f"unparseable time {value!r}", {"value": value}) from None
 
 
 def _state_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -223,11 +243,9 @@ def build_status(
     if not isinstance(outcome, dict):
         outcome = None
     state, sub_state = map_state(invocation, outcome)
-    start_time = (
-        _time(invocation.get("running_at"))
-        or _time(invocation.get("created_at"))
-    )
-    assert start_time is not None, "sys_invocation always has created_at"
+    start_time = _time(invocation.get("running_at")) or _time(invocation.get("created_at"))
+    if start_time is None:
+        raise _unexpected("invocation without created_at", invocation)
     stop_time = _time(invocation.get("completed_at")) if state.is_terminal else None
     history = build_history(journal, state, outcome, stop_time)
     if sub_state == "running" and _awaiting(history):
