@@ -183,10 +183,11 @@ class RestateProvider(Provider):
         log = self._log.bind(workflow_id=workflow_id, service=service, handler=resolved.handler)
         deployment_id = await self._register(resolved, log)
         record = {"spec": to_json(spec), "created_at": format_rfc3339(_now())}
-        _, stored = await self.ingress.call(
+        _, answer = await self.ingress.call(
             CATALOG_SERVICE, workflow_id, "put", record, workflow_id=workflow_id,
             idempotent=True,  # first write wins: a repeat answers the stored record
         )
+        stored = self._catalog_record(answer, workflow_id)
         created_at = parse_rfc3339(stored["created_at"])
         first = stored["created_at"] == record["created_at"]
         log.info("workflow {}", "created" if first else "already exists")
@@ -233,12 +234,35 @@ class RestateProvider(Provider):
             )
 
     async def _stored_spec(self, workflow_id: str) -> WorkflowSpec | None:
-        _, record = await self.ingress.call(
+        _, answer = await self.ingress.call(
             CATALOG_SERVICE, workflow_id, "get", workflow_id=workflow_id, idempotent=True
         )
-        if record is None:
+        if answer is None:
             return None
-        return from_json(WorkflowSpec, record["spec"])
+        return from_json(WorkflowSpec, self._catalog_record(answer, workflow_id)["spec"])
+
+    def _catalog_record(self, answer: Any, workflow_id: str) -> dict[str, Any]:
+        """A catalog record as the catalog writes it, or RestateServerError saying what came."""
+        shaped = (
+            isinstance(answer, dict)
+            and isinstance(answer.get("spec"), dict)
+            and isinstance(answer.get("created_at"), str)
+        )
+        if shaped:
+            try:
+                parse_rfc3339(answer["created_at"])
+            except ValueError:
+                shaped = False
+        if not shaped:
+            raise RestateServerError(
+                method="POST",
+                url=f"{self._config.endpoint}/{CATALOG_SERVICE}/{workflow_id}",
+                status=200,
+                body=f"not a catalog record: {json.dumps(answer, default=str)[:400]}",
+                workflow_id=workflow_id,
+            )
+        record: dict[str, Any] = answer
+        return record
 
     async def start_execution(
         self, workflow_id: str, execution: ExecutionInput
@@ -467,7 +491,8 @@ def _execution_body(workflow_id: str, execution: ExecutionInput) -> dict[str, An
         ) from None
     if len(encoded) > MAX_INPUT_BYTES:
         raise InvalidInputError(
-            f"input is {len(encoded)} bytes; Restate accepts at most {MAX_INPUT_BYTES}",
+            f"input is {len(encoded) / 2**20:.1f} MiB ({len(encoded)} bytes); Restate's "
+            f"ingress takes bodies up to 32 MiB, so input may be at most {MAX_INPUT_BYTES} bytes",
             field="input",
             workflow_id=workflow_id,
         )
