@@ -8,7 +8,7 @@ NPM_PREFIX := .restate/npm
 VENV_STAMP := $(VENV)/.installed
 SERVER_STAMP := $(NPM_PREFIX)/.installed-$(RESTATE_VERSION)
 
-.PHONY: setup run test soak lint clean
+.PHONY: setup run test soak bench lint clean
 
 ## setup: create .venv with the package and dev extras, install restate-server and the CLI
 setup: $(VENV_STAMP) $(SERVER_STAMP)
@@ -36,6 +36,10 @@ test: setup
 ## soak: the long fault and load suite (50 executions per crash, 1,000 concurrent starts)
 soak: setup
 	$(BIN)/python -m pytest -m soak -v
+
+## bench: the provider against raw HTTP to the same restate-server (prints a table)
+bench: setup
+	$(BIN)/python -m tests.bench
 
 ## lint: ruff and mypy --strict
 lint: setup

@@ -88,8 +88,9 @@ def build_workflow(
                 f"service {service_name} does not host handler {envelope.handler!r}",
             )
             raise _fail(ctx, error)
+        timer = None
         if envelope.timeout > 0:
-            ctx.workflow_send(
+            timer = ctx.workflow_send(
                 expire,
                 ctx.key(),
                 arg=ctx.request().id,
@@ -103,12 +104,16 @@ def build_workflow(
                 raise _as_handler_error(error)
         except HandlerError as exc:
             hctx.logger.info("execution failed", state="failed", code=exc.code)
+            await _disarm(timer)
             raise _fail(ctx, exc) from exc
         except restate.TerminalError as exc:
             if exc.status_code != _CANCELLED:
+                await _disarm(timer)
                 raise _fail(ctx, handler_error_from(exc, "terminal_error")) from exc
-            await _record_cancellation(ctx, log)
+            if not await _record_cancellation(ctx, log):
+                await _disarm(timer)
             raise
+        await _disarm(timer)
         ctx.set(OUTCOME_STATE, {"state": "succeeded", "output": output})
         hctx.logger.info("execution succeeded", state="succeeded")
         return output
@@ -146,9 +151,19 @@ def _fail(ctx: restate.WorkflowContext, error: HandlerError) -> restate.Terminal
     return restate.TerminalError(f"{error.code}: {error.message}", 500)
 
 
-async def _record_cancellation(ctx: restate.WorkflowContext, log: Any) -> None:
-    """`run` was cancelled: by the timeout, by `stop`, or from outside (UI, CLI)."""
-    if await ctx.promise(EXPIRED_PROMISE, type_hint=bool).peek():
+async def _disarm(timer: restate.SendHandle | None) -> None:
+    """Cancel the pending timeout call: a finished run leaves nothing scheduled behind it."""
+    if timer is not None:
+        await timer.cancel_invocation()
+
+
+async def _record_cancellation(ctx: restate.WorkflowContext, log: Any) -> bool:
+    """`run` was cancelled: by the timeout, by `stop`, or from outside (UI, CLI).
+
+    Answers whether it was the timeout (whose call then has already run).
+    """
+    timed_out = bool(await ctx.promise(EXPIRED_PROMISE, type_hint=bool).peek())
+    if timed_out:
         outcome: dict[str, Any] = {
             "state": "timeout",
             "error": {"code": "timeout", "message": "execution exceeded its timeout"},
@@ -162,3 +177,4 @@ async def _record_cancellation(ctx: restate.WorkflowContext, log: Any) -> None:
         }
     ctx.set(OUTCOME_STATE, outcome)
     log.info("execution {}", outcome["state"], state=outcome["state"])
+    return timed_out

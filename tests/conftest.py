@@ -7,7 +7,6 @@ also when tests fail. Tests isolate themselves with uuid-based workflow ids.
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +17,12 @@ import pytest
 from loguru import logger
 
 from landlord_restate import RestateConfig, RestateProvider, WorkflowSpec
-from landlord_restate.restate.local import LocalDeployment, LocalRestate, project_root
+from landlord_restate.restate.local import (
+    LocalDeployment,
+    LocalRestate,
+    describe_machine,
+    project_root,
+)
 
 ROOT = project_root(Path(__file__).parent)
 #: handler modules the test deployment hosts besides the built-in ones
@@ -171,17 +175,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     ]
     widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows, strict=True)]
     terminalreporter.section("fault and load suite")
-    write(_machine_line())
+    write(f"machine: {describe_machine(ROOT)}")
     for row in (columns, *rows):
         write("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
-
-
-def _machine_line() -> str:
-    import platform
-
-    from landlord_restate.restate.local import find_server_binary
-
-    version = subprocess.run(
-        [str(find_server_binary(ROOT)), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {version}"

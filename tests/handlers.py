@@ -128,3 +128,19 @@ async def soak_mix(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, An
     await ctx.step("two", step, "two")
     await ctx.step("three", step, "three")
     return {"name": me}
+
+
+@handler("ThreeSteps")
+async def three_steps(ctx: HandlerContext, request: Any) -> dict[str, Any]:
+    """Three trivial journaled steps: the benchmark's shim workload."""
+
+    def work(name: str) -> str:
+        return name
+
+    return {"steps": [await ctx.step(f"step-{i}", work, f"step-{i}") for i in (1, 2, 3)]}
+
+
+@handler("Noop")
+async def noop(ctx: HandlerContext, request: Any) -> Any:
+    """Returns its input: the start benchmark's workload."""
+    return request

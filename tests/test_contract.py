@@ -659,3 +659,38 @@ async def test_retention_is_published_with_the_service(shared_provider: RestateP
     assert service["workflow_completion_retention"] == "1d"
     run = next(h for h in service["handlers"] if h["name"] == "run")
     assert run["journal_retention"] == "1d"
+
+
+async def test_finished_runs_leave_no_timeout_call_behind(
+    shared_provider: RestateProvider, tmp_path: Path
+) -> None:
+    """Succeeded, failed and stopped runs cancel their pending timeout call."""
+    spec = await created(shared_provider, "SlowSteps", timeout=timedelta(hours=1))
+    marks = tmp_path / "marks"
+    ok = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"steps": 1, "step_seconds": 0.1})
+    )
+    stopped = await shared_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"marks": str(marks), "step_seconds": 5})
+    )
+    await wait_marks(marks, "start slow-1")
+    await shared_provider.stop_execution(stopped.execution_id, "enough")
+    for execution_id in (ok.execution_id, stopped.execution_id):
+        await wait_terminal(shared_provider, execution_id)
+    rows = await wait_for_rows(shared_provider, spec.workflow_id)
+    assert rows == [], rows
+
+
+async def wait_for_rows(provider: RestateProvider, workflow_id: str) -> list[dict[str, Any]]:
+    """Pending `expire` calls of a workflow, once cancellations have been processed."""
+    query = (
+        "SELECT id, status FROM sys_invocation WHERE target_handler_name = 'expire' "
+        f"AND target_service_key LIKE '{workflow_id}.%' AND status != 'completed'"
+    )
+    rows: list[dict[str, Any]] = []
+    for _ in range(40):
+        rows = await provider.admin.query(query)
+        if not rows:
+            break
+        await asyncio.sleep(0.1)
+    return rows

@@ -66,6 +66,17 @@ def find_server_binary(root: Path | None = None) -> Path:
 _Probe = tuple[str, str, object]
 
 
+def describe_machine(root: Path | None = None) -> str:
+    """Cores, Python and restate-server version: what every benchmark figure is reported with."""
+    import platform
+
+    version = subprocess.run(
+        [str(find_server_binary(root)), "--version"], capture_output=True, text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{os.cpu_count()} cores, Python {platform.python_version()}, {version}"
+
+
 async def _wait_healthy(
     probes: list[_Probe], process: subprocess.Popen[bytes], within: float, what: str, log: Path
 ) -> None:
