@@ -694,3 +694,23 @@ async def wait_for_rows(provider: RestateProvider, workflow_id: str) -> list[dic
             break
         await asyncio.sleep(0.1)
     return rows
+
+
+async def test_spec_cache_keeps_delete_exact_within_one_provider(
+    shared_config: RestateConfig,
+) -> None:
+    """With spec_cache_ttl set, starts reuse the spec, and a delete here is seen at once."""
+    config = RestateConfig(
+        endpoint=shared_config.endpoint, admin_endpoint=shared_config.admin_endpoint,
+        deployment_url=shared_config.deployment_url, service_name=shared_config.service_name,
+        spec_cache_ttl=timedelta(minutes=5),
+    )
+    async with RestateProvider(config) as provider:
+        spec = await created(provider, "GoPair")
+        first = await provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+        assert (await wait_terminal(provider, first.execution_id)).state is (
+            ExecutionState.SUCCEEDED
+        )
+        await provider.delete_workflow(spec.workflow_id)
+        with pytest.raises(WorkflowNotFoundError):
+            await provider.start_execution(spec.workflow_id, ExecutionInput())

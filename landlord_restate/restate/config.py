@@ -96,6 +96,10 @@ class RestateConfig:
     deployment_headers: dict[str, str] = Factory(dict)
     #: the longest one HTTP request to Restate may take
     request_timeout: timedelta = timedelta(seconds=30)
+    #: how long start_execution may reuse a spec it read (zero: read it every time). Specs
+    #: never change once created; only a delete made through another provider instance can
+    #: go unseen here, for at most this long.
+    spec_cache_ttl: timedelta = timedelta(0)
 
     @property
     def deployment_address(self) -> str:
@@ -158,6 +162,11 @@ class RestateConfig:
             raise ConfigError(
                 f"retry_attempts must be zero or more, got {self.retry_attempts}",
                 key="retry_attempts",
+            )
+        if not isinstance(self.spec_cache_ttl, timedelta) or self.spec_cache_ttl < timedelta(0):
+            raise ConfigError(
+                f"spec_cache_ttl must be zero or more, got {self.spec_cache_ttl}",
+                key="spec_cache_ttl",
             )
         if self.request_timeout <= timedelta(0):
             raise ConfigError(

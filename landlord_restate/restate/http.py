@@ -85,7 +85,10 @@ class RestateHttp:
         execution_id: str | None,
     ) -> tuple[int, Any]:
         url = self.base_url + path
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        if body is None or isinstance(body, bytes):  # bytes: already encoded by the caller
+            data: bytes | str | None = body
+        else:
+            data = json.dumps(body, separators=(",", ":"))
         headers = {"accept": "application/json"}
         if data is not None:
             headers["content-type"] = "application/json"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,12 +23,19 @@ from landlord_restate.restate.ingress import IngressClient
 from landlord_restate.restate.naming import (
     CATALOG_SERVICE,
     KEY_SEPARATOR,
+    SERVICE_NAME,
     check_execution_id,
     check_execution_name,
     check_workflow_id,
     workflow_key,
 )
-from landlord_restate.restate.status import PROVIDER_TYPE, build_status
+from landlord_restate.restate.status import (
+    PROVIDER_TYPE,
+    build_status,
+    build_summary,
+    needs_state_rows,
+    state_from_journal,
+)
 from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
 from landlord_restate.workflow.convert import format_rfc3339, from_json, parse_rfc3339, to_json
 from landlord_restate.workflow.errors import (
@@ -46,12 +54,15 @@ from landlord_restate.workflow.types import (
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
+    ExecutionSummary,
     ProvisionRequest,
     WorkflowSpec,
     WorkflowStatus,
 )
 
 _OBSERVED_LIMIT = 4096
+_JOURNAL_REREADS = 3
+_WORKFLOW_KEY = re.compile(r"^[a-z0-9-]{1,128}\.[a-zA-Z0-9_-]{1,128}$")
 #: what Restate's query engine says of an id that has the shape but does not decode
 _UNDECODABLE_ID = "non valid invocation id"
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
@@ -70,6 +81,8 @@ class RestateProvider(Provider):
         self._admin: AdminClient | None = None
         self._ingress: IngressClient | None = None
         self._observed: OrderedDict[str, ExecutionState] = OrderedDict()
+        #: workflow id -> (when read, spec, where it runs), only with spec_cache_ttl > 0
+        self._specs: OrderedDict[str, tuple[float, WorkflowSpec, ResolvedSpec]] = OrderedDict()
         self._log = logger.bind(
             provider=PROVIDER_TYPE, endpoint=config.endpoint, admin=config.admin_endpoint
         )
@@ -188,6 +201,7 @@ class RestateProvider(Provider):
             idempotent=True,  # first write wins: a repeat answers the stored record
         )
         stored = self._catalog_record(answer, workflow_id)
+        self._remember(workflow_id, from_json(WorkflowSpec, stored["spec"]))
         created_at = parse_rfc3339(stored["created_at"])
         first = stored["created_at"] == record["created_at"]
         log.info("workflow {}", "created" if first else "already exists")
@@ -233,13 +247,30 @@ class RestateProvider(Provider):
                 workflow_id=resolved.workflow_id,
             )
 
-    async def _stored_spec(self, workflow_id: str) -> WorkflowSpec | None:
+    async def _stored_spec(self, workflow_id: str) -> tuple[WorkflowSpec, ResolvedSpec] | None:
+        """The stored spec and where it runs, or None when the workflow does not exist."""
+        ttl = self._config.spec_cache_ttl.total_seconds()
+        cached = self._specs.get(workflow_id)
+        if cached is not None and time.monotonic() - cached[0] < ttl:
+            return cached[1], cached[2]
         _, answer = await self.ingress.call(
             CATALOG_SERVICE, workflow_id, "get", workflow_id=workflow_id, idempotent=True
         )
         if answer is None:
+            self._specs.pop(workflow_id, None)
             return None
-        return from_json(WorkflowSpec, self._catalog_record(answer, workflow_id)["spec"])
+        spec = from_json(WorkflowSpec, self._catalog_record(answer, workflow_id)["spec"])
+        return spec, self._remember(workflow_id, spec)
+
+    def _remember(self, workflow_id: str, spec: WorkflowSpec) -> ResolvedSpec:
+        """Resolve `spec`; keep both for spec_cache_ttl (bounded; not at all when zero)."""
+        resolved = self.resolve(spec)
+        if self._config.spec_cache_ttl > timedelta(0):
+            self._specs.pop(workflow_id, None)
+            self._specs[workflow_id] = (time.monotonic(), spec, resolved)
+            if len(self._specs) > _OBSERVED_LIMIT:
+                self._specs.popitem(last=False)
+        return resolved
 
     def _catalog_record(self, answer: Any, workflow_id: str) -> dict[str, Any]:
         """A catalog record as the catalog writes it, or RestateServerError saying what came."""
@@ -277,25 +308,26 @@ class RestateProvider(Provider):
             )
         name = execution.execution_name or f"exec-{uuid.uuid4().hex}"
         check_execution_name(name)
-        body = _execution_body(workflow_id, execution)
-        spec = await self._stored_spec(workflow_id)
-        if spec is None:
+        _check_string_map(execution.tags, "tags", workflow_id)
+        _check_string_map(execution.metadata, "metadata", workflow_id)
+        input_json = _encode_input(execution.input, workflow_id)  # before any I/O
+        found = await self._stored_spec(workflow_id)
+        if found is None:
             raise WorkflowNotFoundError(workflow_id)
-        resolved = self.resolve(spec)
+        spec, resolved = found
         envelope = ExecutionEnvelope(
             workflow_id=workflow_id,
             handler=resolved.handler,
             execution_name=name,
-            input=body["input"],
-            tags=body["tags"],
-            metadata=body["metadata"],
+            tags=execution.tags,
+            metadata=execution.metadata,
             trigger_source=execution.trigger_source,
             timeout=to_json(spec.timeout or self._config.timeout),
             retry_policy=spec.retry_policy,
         )
         key = workflow_key(workflow_id, name)
         invocation_id, accepted = await self.ingress.send_workflow(
-            resolved.service, key, envelope.to_json(), workflow_id=workflow_id
+            resolved.service, key, _with_input(envelope, input_json), workflow_id=workflow_id,
         )
         self._log.bind(
             workflow_id=workflow_id,
@@ -334,16 +366,36 @@ class RestateProvider(Provider):
     async def get_execution_status(self, execution_id: str) -> ExecutionStatus:
         """Invocation, journal and shim state, read in parallel from Restate's SQL."""
         check_execution_id(execution_id)
-        invocations, journal, state_rows = await asyncio.gather(
+        # two point lookups by id, in parallel: one round trip of latency
+        invocations, journal = await asyncio.gather(
             self._query_by_id(_INVOCATION_SQL, execution_id),
             self._query_by_id(_JOURNAL_SQL, execution_id),
-            self._query_by_id(_STATE_SQL, execution_id),
         )
         if not invocations or invocations[0].get("target_handler_name") != "run":
             raise ExecutionNotFoundError(execution_id)
+        # the two reads run concurrently: a journal read a moment before the invocation
+        # row lacks its newest entries; read it again until it has all journal_size of them
+        for _ in range(_JOURNAL_REREADS):
+            if len(journal) >= int(invocations[0].get("journal_size") or 0):
+                break
+            journal = await self._query_by_id(_JOURNAL_SQL, execution_id)
+        state_rows: list[dict[str, Any]] = []
+        if needs_state_rows(invocations[0], journal):
+            state_rows = await self._state_rows(invocations[0])
         status = build_status(execution_id, invocations[0], journal, state_rows)
         self._observe(status)
         return status
+
+    async def _state_rows(self, invocation: dict[str, Any]) -> list[dict[str, Any]]:
+        """The shim's workflow state, by a point lookup on (service, key), checked first."""
+        service = str(invocation.get("target_service_name", ""))
+        key = str(invocation.get("target_service_key", ""))
+        if not (SERVICE_NAME.match(service) and _WORKFLOW_KEY.match(key)):
+            return []
+        return await self.admin.query(
+            "SELECT key, value_utf8 FROM state "  # noqa: S608  (both checked just above)
+            f"WHERE service_name = '{service}' AND service_key = '{key}'"
+        )
 
     async def _query_by_id(self, template: str, execution_id: str) -> list[dict[str, Any]]:
         """Rows of `template` for one checked invocation id.
@@ -442,9 +494,67 @@ class RestateProvider(Provider):
             status=payload.status,
         ).info("compute callback {}", "delivered" if status == 200 else "was already delivered")
 
+    async def list_executions(
+        self,
+        workflow_id: str | None = None,
+        state: ExecutionState | str | None = None,
+        limit: int = 50,
+    ) -> list[ExecutionSummary]:
+        """Recent executions, newest first, from Restate's introspection."""
+        if workflow_id is not None:
+            check_workflow_id(workflow_id)
+        wanted = None
+        if state is not None:
+            try:
+                wanted = ExecutionState.parse(str(state))
+            except ValueError:
+                valid = ", ".join(s.value for s in ExecutionState)
+                raise InvalidInputError(
+                    f"state {state!r} is not one of: {valid}", field="state"
+                ) from None
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10_000:
+            raise InvalidInputError("limit must be between 1 and 10000", field="limit")
+        where = ["target_handler_name = 'run'"]
+        if workflow_id is not None:
+            # checked: [a-z0-9-] only, so it is safe inside the LIKE pattern
+            where.append(f"target_service_key LIKE '{workflow_id}{KEY_SEPARATOR}%'")
+        where.append(_STATE_FILTERS.get(wanted, "TRUE") if wanted else "TRUE")
+        # failures are told apart (failed/stopped/timeout) after the query: read more of them
+        fetch = limit * 4 if wanted in _OUTCOME_DECIDED else limit
+        rows = await self.admin.query(
+            f"SELECT {_SUMMARY_COLUMNS} FROM sys_invocation WHERE {' AND '.join(where)} "  # noqa: S608
+            f"ORDER BY created_at DESC LIMIT {fetch}"
+        )
+        outcomes = await self._outcomes(rows)
+        summaries = [build_summary(row, outcomes.get(row["id"])) for row in rows]
+        if wanted is not None:
+            summaries = [s for s in summaries if s.state is wanted]
+        return summaries[:limit]
+
+    async def _outcomes(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The shim's recorded outcome of each failed invocation among `rows`, by id."""
+        failed = [r for r in rows if r.get("completion_result") == "failure"]
+        if not failed:
+            return {}
+        ids = ", ".join(f"'{check_execution_id(str(r['id']))}'" for r in failed)
+        journal = await self.admin.query(
+            "SELECT id, entry_type, entry_json AS entry FROM sys_journal "  # noqa: S608
+            f"WHERE id IN ({ids}) AND entry_type = 'Command: SetState'"
+        )
+        by_id: dict[str, list[dict[str, Any]]] = {}
+        for row in journal:
+            by_id.setdefault(str(row["id"]), []).append(row)
+        outcomes = {}
+        for invocation_id, entries in by_id.items():
+            outcome = state_from_journal(entries).get("outcome")
+            if isinstance(outcome, dict):
+                outcomes[invocation_id] = outcome
+        return outcomes
+
     async def delete_workflow(self, workflow_id: str) -> None:
         """Forget the stored spec: no new executions; running ones go on."""
         check_workflow_id(workflow_id)
+        self._specs.pop(workflow_id, None)
         await self.ingress.call(
             CATALOG_SERVICE, workflow_id, "delete", workflow_id=workflow_id, idempotent=True
         )
@@ -453,38 +563,48 @@ class RestateProvider(Provider):
 
 _INVOCATION_COLUMNS = (
     "id, target_service_name, target_service_key, target_handler_name, status, created_at, "
-    "running_at, completed_at, completion_result, completion_failure, retry_count, "
+    "running_at, completed_at, completion_result, completion_failure, retry_count, journal_size, "
     "last_failure, last_failure_related_command_name"
 )
 _INVOCATION_SQL = f"SELECT {_INVOCATION_COLUMNS} FROM sys_invocation WHERE id = '{{id}}'"  # noqa: S608
+_SUMMARY_COLUMNS = (
+    "id, target_service_key, status, created_at, running_at, completed_at, "
+    "completion_result, completion_failure"
+)
+_STATE_FILTERS = {
+    ExecutionState.PENDING: "status IN ('pending', 'scheduled', 'ready', 'inboxed')",
+    ExecutionState.RUNNING: "status IN ('running', 'suspended', 'backing-off', 'paused')",
+    ExecutionState.SUCCEEDED: "completion_result = 'success'",
+    ExecutionState.FAILED: "completion_result = 'failure'",
+    ExecutionState.STOPPED: "completion_result = 'failure'",
+    ExecutionState.TIMEOUT: "completion_result = 'failure'",
+}
+_OUTCOME_DECIDED = {ExecutionState.FAILED, ExecutionState.STOPPED, ExecutionState.TIMEOUT}
 _TARGET_SQL = (
     "SELECT target_service_name, target_service_key, target_handler_name, status "
     "FROM sys_invocation WHERE id = '{id}'"
 )
+#: the lite form of each entry, but SetState in full: it carries the value the shim wrote
 _JOURNAL_SQL = (
-    "SELECT index, entry_type, name, entry_lite_json, appended_at "
+    "SELECT index, entry_type, name, appended_at, CASE WHEN entry_type = 'Command: SetState' "
+    "THEN entry_json ELSE entry_lite_json END AS entry "
     "FROM sys_journal WHERE id = '{id}' ORDER BY index"
 )
-_STATE_SQL = (
-    "SELECT s.key, s.value_utf8 FROM state s JOIN sys_invocation i "
-    "ON s.service_name = i.target_service_name AND s.service_key = i.target_service_key "
-    "WHERE i.id = '{id}'"
-)
 
 
-def _execution_body(workflow_id: str, execution: ExecutionInput) -> dict[str, Any]:
-    """The parts of `execution` that travel as JSON, checked to be JSON before any I/O."""
-    body = {"input": execution.input, "tags": execution.tags, "metadata": execution.metadata}
-    for field in ("tags", "metadata"):
-        value = body[field]
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise InvalidInputError(
-                f"{field} must map strings to strings", field=field, workflow_id=workflow_id
-            )
+def _check_string_map(value: Any, field: str, workflow_id: str) -> None:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidInputError(
+            f"{field} must map strings to strings", field=field, workflow_id=workflow_id
+        )
+
+
+def _encode_input(value: Any, workflow_id: str) -> str:
+    """The input as JSON, encoded once: refused here if it is not JSON or too big."""
     try:
-        encoded = json.dumps(body["input"], allow_nan=False)
+        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"input is not JSON-serializable: {exc}", field="input", workflow_id=workflow_id
@@ -496,7 +616,15 @@ def _execution_body(workflow_id: str, execution: ExecutionInput) -> dict[str, An
             field="input",
             workflow_id=workflow_id,
         )
-    return body
+    return encoded
+
+
+def _with_input(envelope: ExecutionEnvelope, input_json: str) -> bytes:
+    """The start body: the envelope with the already-encoded input spliced in."""
+    head = envelope.to_json()
+    del head["input"]
+    encoded = json.dumps(head, separators=(",", ":"))
+    return f'{encoded[:-1]},"input":{input_json}}}'.encode()
 
 
 def _sql(template: str, execution_id: str) -> str:

@@ -129,6 +129,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "use_http_11": _boolean,
     "deployment_headers": _headers,
     "request_timeout": _duration,
+    "spec_cache_ttl": _duration,
 }
 
 

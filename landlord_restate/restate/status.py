@@ -1,8 +1,8 @@
 """From Restate's introspection rows to Landlord's ExecutionStatus.
 
-`sys_invocation` says where Restate is (status, times, retries); the shim's workflow state
-says what Landlord cares about (input, output, error, why it stopped); `sys_journal` is the
-history, each entry stamped by Restate when it was appended.
+`sys_invocation` says where Restate is (status, times, retries); `sys_journal` is the
+history, each entry stamped by Restate when it was appended, and it also carries what the
+shim wrote to workflow state (input, output, error, why it stopped) in its SetState entries.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from landlord_restate.workflow.types import (
     ExecutionEvent,
     ExecutionState,
     ExecutionStatus,
+    ExecutionSummary,
 )
 
 PROVIDER_TYPE = "restate"
@@ -99,15 +100,24 @@ def _time(value: Any) -> datetime | None:
         raise _unexpected(f"unparseable time {value!r}", {"value": value}) from None
 
 
-def _state_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def state_from_journal(journal: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the shim recorded in workflow state, read from its journaled SetState commands.
+
+    The journal holds each write with its value, so status needs no query of the `state`
+    table (which Restate can only reach by a scan when joined to an invocation id).
+    """
     values: dict[str, Any] = {}
-    for row in rows:
-        text = row.get("value_utf8")
-        if isinstance(text, str):
-            try:
-                values[str(row.get("key"))] = json.loads(text)
-            except ValueError:
-                values[str(row.get("key"))] = text
+    for row in journal:
+        if row.get("entry_type") != "Command: SetState":
+            continue
+        command = _lite(row).get("Command", {}).get("SetState", {})
+        key, raw = command.get("key"), command.get("value")
+        if not isinstance(key, str) or not isinstance(raw, list):
+            continue
+        try:
+            values[key] = json.loads(bytes(raw))
+        except (ValueError, TypeError):
+            continue
     return values
 
 
@@ -165,7 +175,7 @@ def build_history(
 
 def _lite(row: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        value = json.loads(str(row.get("entry_lite_json") or "{}"))
+        value = json.loads(str(row.get("entry") or row.get("entry_lite_json") or "{}"))
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
@@ -228,14 +238,56 @@ def _notification_event(
     return ("callback_received" if succeeded else "callback_failed"), {"promise": name}
 
 
+def build_summary(
+    invocation: Mapping[str, Any], outcome: Mapping[str, Any] | None
+) -> ExecutionSummary:
+    """One list line from a sys_invocation row and the shim's recorded outcome."""
+    state, sub_state = map_state(invocation, outcome)
+    key = str(invocation.get("target_service_key", ""))
+    workflow_id, _, name = key.partition(KEY_SEPARATOR)
+    start = _time(invocation.get("running_at")) or _time(invocation.get("created_at"))
+    if start is None:
+        raise _unexpected("invocation without created_at", invocation)
+    return ExecutionSummary(
+        execution_id=str(invocation.get("id", "")),
+        workflow_id=workflow_id,
+        execution_name=name,
+        state=state,
+        sub_state=sub_state,
+        start_time=start,
+        stop_time=_time(invocation.get("completed_at")) if state.is_terminal else None,
+    )
+
+
+def needs_state_rows(invocation: Mapping[str, Any], journal: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the journal lacks what the shim recorded (envelope, or a failure's outcome)."""
+    values = state_from_journal(journal)
+    if invocation.get("status") in ("pending", "scheduled", "ready", "inboxed"):
+        return False
+    if "envelope" not in values:
+        return True
+    return invocation.get("completion_result") == "failure" and "outcome" not in values
+
+
+def state_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Workflow state from `state` table rows (key, value_utf8)."""
+    values: dict[str, Any] = {}
+    for row in rows:
+        try:
+            values[str(row.get("key"))] = json.loads(str(row.get("value_utf8")))
+        except ValueError:
+            continue
+    return values
+
+
 def build_status(
     execution_id: str,
     invocation: Mapping[str, Any],
     journal: Sequence[Mapping[str, Any]],
-    state_rows: Sequence[Mapping[str, Any]],
+    state_rows: Sequence[Mapping[str, Any]] = (),
 ) -> ExecutionStatus:
     """Assemble the ExecutionStatus of one invocation from its introspection rows."""
-    values = _state_values(state_rows)
+    values = state_from_rows(state_rows) | state_from_journal(journal)
     envelope: dict[str, Any] = values.get("envelope") or {}
     outcome: dict[str, Any] | None = values.get("outcome")
     if not isinstance(envelope, dict):

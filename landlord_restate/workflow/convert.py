@@ -26,6 +26,7 @@ from landlord_restate.workflow.types import (
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
+    ExecutionSummary,
     ProvisionRequest,
     RetryPolicy,
     WorkflowSpec,
@@ -189,6 +190,7 @@ def _make_converter() -> cattrs.Converter:
 _CONTRACT_TYPES: tuple[type, ...] = (
     WorkflowSpec, RetryPolicy, ExecutionInput, CreateWorkflowResult, ExecutionResult,
     ExecutionStatus, ExecutionError, ExecutionEvent, ProvisionRequest, WorkflowStatus,
+    ExecutionSummary,
     ComputeCallbackPayload,
 )
 _EMPTY_WHEN_NULL: dict[str, Any] = {

@@ -138,6 +138,19 @@ class ExecutionStatus:
 
 
 @frozen(kw_only=True)
+class ExecutionSummary:
+    """One line of `list_executions`: an execution without its payloads and history."""
+
+    execution_id: str
+    workflow_id: str
+    execution_name: str
+    state: ExecutionState
+    sub_state: str
+    start_time: datetime
+    stop_time: datetime | None = None
+
+
+@frozen(kw_only=True)
 class ProvisionRequest:
     """Landlord's simplified execution request (`Invoke`): what to do to which tenant."""
 

@@ -1,0 +1,379 @@
+"""`landlord-restate`: the operator CLI over the same configuration and provider as Landlord.
+
+Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error. Errors print one
+line on stderr, never a traceback. `--json` prints machine-readable output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from landlord_restate.restate.config import RestateConfig
+from landlord_restate.restate.provider import RestateProvider
+from landlord_restate.restate.settings import FLAG_PREFIX, load_config, split_flags
+from landlord_restate.restate.validation import hosted_handlers
+from landlord_restate.workflow.convert import format_rfc3339, from_json, to_json
+from landlord_restate.workflow.errors import (
+    ConfigError,
+    InvalidInputError,
+    InvalidSpecError,
+    WorkflowError,
+)
+from landlord_restate.workflow.types import (
+    ExecutionInput,
+    ExecutionState,
+    ExecutionStatus,
+    WorkflowSpec,
+)
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or input files: exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, one subcommand per operation."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="config file (YAML or TOML; default: Landlord's)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    parser = argparse.ArgumentParser(
+        prog="landlord-restate",
+        description="Operate Landlord workflows on Restate. Any setting can be given as "
+        f"{FLAG_PREFIX}<key>=<value>, e.g. {FLAG_PREFIX}endpoint=http://127.0.0.1:8080.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("doctor", parents=[common], help="check config, server and deployment")
+    validate = commands.add_parser("validate", parents=[common], help="validate a spec")
+    validate.add_argument("spec", help="spec JSON file, or - for stdin")
+    create = commands.add_parser("create", parents=[common], help="create a workflow")
+    create.add_argument("spec", help="spec JSON file, or - for stdin")
+    delete = commands.add_parser("delete", parents=[common], help="delete a workflow")
+    delete.add_argument("workflow_id")
+    start = commands.add_parser("start", parents=[common], help="start an execution")
+    start.add_argument("workflow_id")
+    start.add_argument("--name", default="", help="execution name (idempotency key)")
+    start.add_argument("--input", default="null", help="input JSON, or @file")
+    start.add_argument("--wait", action="store_true", help="wait for a terminal state")
+    status = commands.add_parser("status", parents=[common], help="show an execution")
+    status.add_argument("execution_id")
+    status.add_argument("--watch", action="store_true", help="redraw until it ends")
+    stop = commands.add_parser("stop", parents=[common], help="stop an execution")
+    stop.add_argument("execution_id")
+    stop.add_argument("--reason", required=True)
+    listing = commands.add_parser("list", parents=[common], help="recent executions")
+    listing.add_argument("--workflow", dest="workflow_id")
+    listing.add_argument("--state", choices=[s.value for s in ExecutionState])
+    listing.add_argument("--limit", type=int, default=50)
+    return parser
+
+
+def _read_json(source: str, what: str) -> Any:
+    """JSON from '-' (stdin), '@file', a file path (spec) or inline text (input)."""
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        elif source.startswith("@") or (what == "spec"):
+            text = Path(source.removeprefix("@")).read_text()
+        else:
+            text = source
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {source!r}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _plain(value: Any) -> Any:
+    """Contract values as JSON-ready data."""
+    return to_json(value)
+
+
+class Output:
+    """Writes results as tables for people, or JSON for programs."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.console = Console(highlight=False, soft_wrap=True)
+
+    def data(self, value: Any) -> None:
+        """Print `value` as JSON."""
+        print(json.dumps(value, indent=2, default=str))
+
+    def line(self, text: str) -> None:
+        """One line for people (nothing in --json mode)."""
+        if not self.as_json:
+            self.console.print(text, markup=False)
+
+
+def status_view(status: ExecutionStatus, progress: str | None = None) -> Group:
+    """The status as a summary table and a history table."""
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("execution", status.execution_id)
+    summary.add_row("workflow", status.workflow_id)
+    summary.add_row("state", f"{status.state.value} ({status.metadata.get('workflow_sub_state')})")
+    summary.add_row("started", format_rfc3339(status.start_time))
+    summary.add_row("stopped", format_rfc3339(status.stop_time) if status.stop_time else "-")
+    summary.add_row("input", json.dumps(status.input))
+    summary.add_row("output", json.dumps(status.output))
+    if status.error is not None:
+        summary.add_row("error", f"{status.error.code}: {status.error.message}")
+    history = Table(title="history", title_justify="left")
+    history.add_column("time")
+    history.add_column("event")
+    history.add_column("details")
+    for event in status.history:
+        details = " ".join(f"{k}={v}" for k, v in event.details.items())
+        history.add_row(event.timestamp.strftime("%H:%M:%S.%f")[:-3], event.type, details)
+    parts: list[Any] = [summary, history]
+    if progress:
+        parts.append(Text(progress))
+    return Group(*parts)
+
+
+def _progress(status: ExecutionStatus, began: float) -> str:
+    steps = [e for e in status.history if e.type in ("step_started", "timer_started",
+                                                      "callback_waiting")]
+    current = steps[-1].details if steps else {}
+    doing = current.get("step") or current.get("timer") or current.get("promise") or "-"
+    return (f"{status.state.value} for {time.monotonic() - began:.1f}s, "
+            f"current step: {doing}")
+
+
+async def _wait(provider: RestateProvider, execution_id: str) -> ExecutionStatus:
+    while True:
+        status = await provider.get_execution_status(execution_id)
+        if status.state.is_terminal:
+            return status
+        await asyncio.sleep(0.2)
+
+
+async def cmd_doctor(config: RestateConfig, out: Output) -> int:
+    """Effective settings, then one line per check: ok, or what to do."""
+    settings = _plain_config(config)
+    checks: list[tuple[str, bool, str]] = []
+    async with RestateProvider(config) as provider:
+        admin, ingress = provider.admin, provider.ingress
+
+        async def check(name: str, probe: Callable[[], Awaitable[str]], fix: str) -> None:
+            try:
+                checks.append((name, True, await probe()))
+            except (WorkflowError, aiohttp.ClientError, TimeoutError) as exc:
+                checks.append((name, False, f"{exc} -> {fix}"))
+
+        async def admin_health() -> str:
+            await admin.health()
+            return f"admin API answers at {admin.endpoint}"
+
+        async def version() -> str:
+            _, answer = await admin._http.request("GET", "/version", idempotent=True)
+            return f"restate-server {answer.get('version', '?')}"
+
+        async def ingress_health() -> str:
+            await ingress._http.request("GET", "/restate/health", idempotent=True)
+            return f"ingress answers at {ingress.endpoint}"
+
+        async def deployment() -> str:
+            _, answer = await admin._http.request("GET", "/deployments", idempotent=True)
+            address = config.deployment_address.rstrip("/")
+            for found in answer.get("deployments", []):
+                target = str(found.get("uri") or found.get("arn") or "").rstrip("/")
+                if target == address:
+                    hosted: list[str] = []
+                    for service in found.get("services", []):
+                        described = await admin.get_service(str(service.get("name")))
+                        hosted += sorted(hosted_handlers(described or {}))
+                    return (f"{address} registered as {found.get('id')}, hosting "
+                            f"{', '.join(hosted) or 'no Landlord handlers'}")
+            raise WorkflowError(f"{address} is not registered")
+
+        await check("admin health", admin_health, "start restate-server or fix admin_endpoint")
+        await check("server version", version, "check admin_endpoint")
+        await check("ingress", ingress_health, "check endpoint")
+        await check("deployment", deployment,
+                    "run `landlord-restate create SPEC.json` to register it")
+    healthy = all(ok for _, ok, _ in checks)
+    if out.as_json:
+        out.data({"settings": settings, "checks": [
+            {"check": n, "ok": ok, "detail": d} for n, ok, d in checks], "ok": healthy})
+        return OK if healthy else FAILED
+    table = Table(title="effective settings", title_justify="left")
+    table.add_column("key")
+    table.add_column("value")
+    for key, value in settings.items():
+        table.add_row(key, str(value))
+    out.console.print(table)
+    for name, ok, detail in checks:
+        out.console.print(Text.assemble(("ok   " if ok else "FAIL ", "green" if ok else "red"),
+                                        f"{name}: {detail}"))
+    return OK if healthy else FAILED
+
+
+def _plain_config(config: RestateConfig) -> dict[str, Any]:
+    """Settings for display: api_key masked, durations as Go strings."""
+    from landlord_restate.workflow.convert import format_go_duration
+
+    shown: dict[str, Any] = {}
+    for name in config.__attrs_attrs__:
+        value = getattr(config, name.name)
+        if name.name == "api_key":
+            value = "***" if value else None
+        elif hasattr(value, "total_seconds"):
+            value = format_go_duration(value)
+        elif hasattr(value, "value"):
+            value = value.value
+        shown[name.name] = value
+    return shown
+
+
+async def run(args: argparse.Namespace, config: RestateConfig, out: Output) -> int:
+    """Dispatch one command; answers its exit code."""
+    if args.command == "doctor":
+        return await cmd_doctor(config, out)
+    async with RestateProvider(config) as provider:
+        if args.command in ("validate", "create"):
+            spec = from_json(WorkflowSpec, _read_json(args.spec, "spec"))
+            if args.command == "validate":
+                await provider.validate(spec)
+                out.data({"valid": True}) if out.as_json else out.line(
+                    f"{spec.workflow_id}: valid")
+                return OK
+            result = await provider.create_workflow(spec)
+            out.data(_plain(result)) if out.as_json else out.line(
+                f"{result.workflow_id}: {result.message} "
+                f"(service {result.resource_ids['service_name']}, "
+                f"deployment {result.resource_ids['deployment_id']})")
+            return OK
+        if args.command == "delete":
+            await provider.delete_workflow(args.workflow_id)
+            out.data({"deleted": args.workflow_id}) if out.as_json else out.line(
+                f"{args.workflow_id}: deleted")
+            return OK
+        if args.command == "start":
+            execution = ExecutionInput(
+                execution_name=args.name, input=_read_json(args.input, "input"),
+                trigger_source="cli",
+            )
+            started = await provider.start_execution(args.workflow_id, execution)
+            if not args.wait:
+                out.data(_plain(started)) if out.as_json else out.line(
+                    f"{started.execution_id}: {started.message}")
+                return OK
+            status = await _wait(provider, started.execution_id)
+            return _show(out, status)
+        if args.command == "status":
+            if args.watch:
+                return await _watch(provider, args.execution_id, out)
+            return _show(out, await provider.get_execution_status(args.execution_id), ok=True)
+        if args.command == "stop":
+            await provider.stop_execution(args.execution_id, args.reason)
+            status = await provider.get_execution_status(args.execution_id)
+            out.data(_plain(status)) if out.as_json else out.line(
+                f"{args.execution_id}: stop requested, now {status.state.value}")
+            return OK
+        if args.command == "list":
+            found = await provider.list_executions(args.workflow_id, args.state, args.limit)
+            if out.as_json:
+                out.data([_plain(s) for s in found])
+                return OK
+            table = Table()
+            for column in ("execution", "workflow", "name", "state", "started", "stopped"):
+                table.add_column(column)
+            for s in found:
+                table.add_row(s.execution_id, s.workflow_id, s.execution_name,
+                              f"{s.state.value} ({s.sub_state})", format_rfc3339(s.start_time),
+                              format_rfc3339(s.stop_time) if s.stop_time else "-")
+            out.console.print(table)
+            return OK
+    raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover
+
+
+def _show(out: Output, status: ExecutionStatus, *, ok: bool = False) -> int:
+    """Print a status; a failed wait exits 1 (plain `status` of a failure is still ok)."""
+    if out.as_json:
+        out.data(_plain(status))
+    else:
+        out.console.print(status_view(status))
+    succeeded = status.state is ExecutionState.SUCCEEDED
+    return OK if ok or succeeded else FAILED
+
+
+async def _watch(provider: RestateProvider, execution_id: str, out: Output) -> int:
+    """Redraw the status until it ends, with a live progress line."""
+    began = time.monotonic()
+    status = await provider.get_execution_status(execution_id)
+    if out.as_json:
+        status = await _wait(provider, execution_id)
+        return _show(out, status, ok=True)
+    with Live(status_view(status, _progress(status, began)), console=out.console,
+              refresh_per_second=8) as live:
+        while not status.state.is_terminal:
+            await asyncio.sleep(0.2)
+            status = await provider.get_execution_status(execution_id)
+            live.update(status_view(status, _progress(status, began)))
+        live.update(status_view(status, f"{status.state.value} after "
+                                        f"{time.monotonic() - began:.1f}s"))
+    return OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `landlord-restate` console script."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    try:
+        flags, rest = split_flags(raw)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
+    parser = build_parser()
+    try:
+        args = parser.parse_args(rest)
+    except SystemExit as exit_:
+        return USAGE if exit_.code else OK
+    out = Output(args.json)
+    flag_argv = [f"{FLAG_PREFIX}{k}={v}" for k, v in flags.items()]
+    try:
+        config = load_config(args.config, argv=flag_argv)
+        return asyncio.run(run(args, config, out))
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
+    except (InvalidSpecError, InvalidInputError) as exc:
+        _fail(out, exc)
+        return FAILED
+    except WorkflowError as exc:
+        _fail(out, exc)
+        return FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return FAILED
+
+
+def _fail(out: Output, exc: WorkflowError) -> None:
+    """One clear line (JSON on stdout too when asked); each problem of a spec its own line."""
+    field = getattr(exc, "field", None)
+    if out.as_json:
+        out.data({"error": type(exc).__name__, "message": exc.message, "field": field})
+    problems = exc.message.split("; ") if isinstance(exc, InvalidSpecError) else [exc.message]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

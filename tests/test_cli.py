@@ -1,0 +1,227 @@
+"""The landlord-restate CLI, driven as a subprocess against the real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from landlord_restate import RestateConfig
+from tests.conftest import ROOT, SHARED_SERVICE, unique_id
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def cli_env(shared_config: RestateConfig) -> dict[str, str]:
+    """Environment reaching the session's server, the way an operator would set it."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_RESTATE_")},
+        "WORKFLOW_RESTATE_ENDPOINT": shared_config.endpoint,
+        "WORKFLOW_RESTATE_ADMIN_ENDPOINT": shared_config.admin_endpoint,
+        "WORKFLOW_RESTATE_DEPLOYMENT_URL": str(shared_config.deployment_url),
+        "WORKFLOW_RESTATE_SERVICE_NAME": SHARED_SERVICE,
+        "LANDLORD_CONFIG": "",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `landlord-restate ARGS`; answer the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "landlord_restate.cli", *args], env=env, input=stdin,
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )
+
+
+def spec_file(tmp_path: Path, handler: str = "GoPair", **fields: Any) -> tuple[str, Path]:
+    """A spec JSON file for a fresh workflow id."""
+    workflow_id = unique_id("cli")
+    path = tmp_path / f"{workflow_id}.json"
+    spec = {"workflow_id": workflow_id, "provider_type": "restate",
+            "definition": {"handler": handler}} | fields
+    path.write_text(json.dumps(spec))
+    return workflow_id, path
+
+
+def test_doctor(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """doctor: settings with secrets masked, one ok line per check, exit 0."""
+    _, path = spec_file(tmp_path)
+    assert cli(cli_env, "create", str(path)).returncode == 0  # registers the deployment
+    done = cli(cli_env, "doctor", "--workflow.restate.auth_type=api_key",
+               "--workflow.restate.api_key=rk_doctor_secret")
+    # the key would be refused by a proxy; self-hosted Restate ignores it
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rk_doctor_secret" not in done.stdout + done.stderr
+    assert "***" in done.stdout
+    for check in ("admin health", "server version", "ingress", "deployment"):
+        assert f"ok   {check}" in done.stdout
+    assert "restate-server 1.7.12" in done.stdout
+    assert "hosting " in done.stdout
+    assert "GoPair" in done.stdout
+    as_json = json.loads(cli(cli_env, "doctor", "--json").stdout)
+    assert as_json["ok"] is True
+    assert as_json["settings"]["service_name"] == SHARED_SERVICE
+
+
+def test_doctor_says_what_to_do(cli_env: dict[str, str]) -> None:
+    """Restate absent: FAIL lines saying what to do, exit 1."""
+    done = cli(cli_env | {"WORKFLOW_RESTATE_ENDPOINT": "http://127.0.0.1:9",
+                          "WORKFLOW_RESTATE_ADMIN_ENDPOINT": "http://127.0.0.1:9",
+                          "WORKFLOW_RESTATE_RETRY_ATTEMPTS": "0"}, "doctor")
+    assert done.returncode == 1
+    assert "FAIL admin health" in done.stdout
+    assert "start restate-server" in done.stdout
+
+
+def test_validate(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """validate: 0 for a good spec (file or stdin); 1 naming the field for a bad one."""
+    _, good = spec_file(tmp_path)
+    assert cli(cli_env, "validate", str(good)).returncode == 0
+    piped = cli(cli_env, "validate", "-", stdin=good.read_text())
+    assert piped.returncode == 0, piped.stderr
+    _, bad = spec_file(tmp_path, definition={"handler": "lowercase"}, tags={"a": 1})
+    done = cli(cli_env, "validate", str(bad))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "$.tags['a']" in done.stderr
+    _, unhosted = spec_file(tmp_path, handler="NotHosted")
+    done = cli(cli_env, "validate", str(unhosted))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: definition.handler")
+
+
+def test_usage_and_config_errors_exit_2(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """Bad flags, bad config, unreadable files: one line, exit 2, no traceback."""
+    for args in (
+        ("frobnicate",),
+        ("status",),
+        ("doctor", "--workflow.restate.timeout=-1s"),
+        ("doctor", "--workflow.restate.execution_mechanism=docker"),
+        ("validate", str(tmp_path / "absent.json")),
+        ("start", "x", "--input", "{not json"),
+    ):
+        done = cli(cli_env, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+    done = cli(cli_env, "doctor", "--workflow.restate.execution_mechanism=docker")
+    assert done.stderr.strip().splitlines() == [
+        "error: flag --workflow.restate.execution_mechanism: execution_mechanism 'docker' "
+        "must be one of: local, self-hosted, kubernetes, fargate, lambda"
+    ]
+
+
+def test_create_start_wait_status_list_stop_delete(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The whole operator session, each command's exit code and output checked."""
+    workflow_id, path = spec_file(tmp_path, handler="FiveSteps")
+    created = cli(cli_env, "create", str(path), "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["workflow_id"] == workflow_id
+
+    waited = cli(cli_env, "start", workflow_id, "--name", "first", "--input", "{}", "--wait")
+    assert waited.returncode == 0, waited.stderr
+    assert "succeeded" in waited.stdout
+    assert "step-5" in waited.stdout
+
+    started = json.loads(cli(cli_env, "start", workflow_id, "--name", "first", "--json").stdout)
+    status = json.loads(cli(cli_env, "status", started["execution_id"], "--json").stdout)
+    assert status["state"] == "succeeded"
+    assert [e["details"]["step"] for e in status["history"] if e["type"] == "step_completed"] == [
+        f"step-{i}" for i in range(1, 6)
+    ]
+    shown = cli(cli_env, "status", started["execution_id"])
+    assert shown.returncode == 0
+    assert "history" in shown.stdout
+    assert "execution_succeeded" in shown.stdout
+
+    input_file = tmp_path / "input.json"
+    input_file.write_text(json.dumps({"marks": str(tmp_path / "marks")}))
+    second = json.loads(cli(cli_env, "start", workflow_id, "--name", "second",
+                            "--input", f"@{input_file}", "--json").stdout)
+    listed = json.loads(cli(cli_env, "list", "--workflow", workflow_id, "--json").stdout)
+    assert [s["execution_name"] for s in listed] == ["second", "first"]
+    assert listed[0]["execution_id"] == second["execution_id"]
+    only = json.loads(cli(cli_env, "list", "--workflow", workflow_id, "--limit", "1",
+                          "--json").stdout)
+    assert len(only) == 1
+    table = cli(cli_env, "list", "--workflow", workflow_id)
+    assert "second" in table.stdout
+
+    deleted = cli(cli_env, "delete", workflow_id)
+    assert deleted.returncode == 0
+    refused = cli(cli_env, "start", workflow_id)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == f"error: workflow '{workflow_id}' not found"
+
+
+def test_stop_and_list_by_state(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """stop --reason ends the execution stopped; list --state finds it."""
+    workflow_id, path = spec_file(tmp_path, handler="SlowSteps")
+    assert cli(cli_env, "create", str(path)).returncode == 0
+    started = json.loads(cli(cli_env, "start", workflow_id, "--input",
+                             '{"step_seconds": 5}', "--json").stdout)
+    stopped = cli(cli_env, "stop", started["execution_id"], "--reason", "operator said so")
+    assert stopped.returncode == 0, stopped.stderr
+    deadline = time.monotonic() + 30
+    while True:
+        status = json.loads(cli(cli_env, "status", started["execution_id"], "--json").stdout)
+        if status["state"] == "stopped" or time.monotonic() > deadline:
+            break
+    assert status["state"] == "stopped"
+    assert status["error"]["message"] == "operator said so"
+    found = json.loads(cli(cli_env, "list", "--workflow", workflow_id, "--state", "stopped",
+                           "--json").stdout)
+    assert [s["execution_id"] for s in found] == [started["execution_id"]]
+    assert json.loads(cli(cli_env, "list", "--workflow", workflow_id, "--state", "succeeded",
+                          "--json").stdout) == []
+    missing = cli(cli_env, "status", "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW")
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr
+
+
+def test_status_watch_in_a_terminal(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """status --watch in a pseudo-terminal: a live progress line, then the final state."""
+    workflow_id, path = spec_file(tmp_path, handler="SlowSteps")
+    assert cli(cli_env, "create", str(path)).returncode == 0
+    started = json.loads(cli(cli_env, "start", workflow_id, "--input",
+                             '{"step_seconds": 0.7, "steps": 3}', "--json").stdout)
+    primary, secondary = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "landlord_restate.cli", "status", started["execution_id"],
+         "--watch"],
+        env=cli_env | {"TERM": "xterm-256color", "COLUMNS": "160", "LINES": "50"},
+        stdin=secondary, stdout=secondary, stderr=secondary, cwd=ROOT,
+    )
+    os.close(secondary)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif process.poll() is not None:
+            break
+    os.close(primary)
+    assert process.wait(10) == 0
+    text = screen.decode(errors="replace")
+    assert "current step: slow-" in text
+    assert "running for" in text
+    assert "succeeded after" in text
+    assert "\x1b[" in text  # drawn for a terminal, redrawn in place
