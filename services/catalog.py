@@ -6,6 +6,7 @@ store one spec; `get` is shared and never waits behind them.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import restate
@@ -15,7 +16,11 @@ from landlord_restate.restate.naming import CATALOG_SERVICE
 RECORD_STATE = "record"
 
 catalog = restate.VirtualObject(
-    CATALOG_SERVICE, description="Landlord workflow specs, keyed by workflow id"
+    CATALOG_SERVICE,
+    description="Landlord workflow specs, keyed by workflow id",
+    # the spec lives in state; a journal of each get/put kept for a day (the server's
+    # default) would only pile up behind every start
+    journal_retention=timedelta(0),
 )
 
 

@@ -66,6 +66,8 @@ def build_workflow(
         service_name,
         description=f"Landlord handlers: {', '.join(sorted(hosted))}",
         metadata={HANDLERS_METADATA: ",".join(sorted(hosted))},
+        # only run's journal is the history; stop/expire/compute_callback keep none
+        journal_retention=timedelta(0),
     )
 
     @workflow.main(name="run", workflow_retention=retention, journal_retention=retention)

@@ -179,15 +179,7 @@ class RestateProvider(Provider):
             )
             return
         described = next((s for s in services if s.get("name") == resolved.service), None)
-        hosted = hosted_handlers(described) if described else set()
-        if resolved.handler not in hosted:
-            raise InvalidSpecError(
-                f"definition.handler: the deployment at {self._config.deployment_address} does not "
-                f"host {resolved.handler!r} in service {resolved.service!r} "
-                f"(it hosts: {', '.join(sorted(hosted)) or 'nothing there'})",
-                field="definition.handler",
-                workflow_id=resolved.workflow_id,
-            )
+        self._require_hosted(resolved, described)
 
     async def create_workflow(self, spec: WorkflowSpec) -> CreateWorkflowResult:
         """Register the deployment, check it hosts the handler, store the spec (first wins)."""
@@ -236,13 +228,17 @@ class RestateProvider(Provider):
         return deployment_id
 
     async def _check_hosted(self, resolved: ResolvedSpec) -> None:
-        described = await self.admin.get_service(resolved.service)
+        self._require_hosted(resolved, await self.admin.get_service(resolved.service))
+
+    def _require_hosted(self, resolved: ResolvedSpec, described: dict[str, Any] | None) -> None:
+        """InvalidSpecError unless the service, as Restate describes it, hosts the handler."""
         hosted = hosted_handlers(described) if described else set()
         if resolved.handler not in hosted:
             raise InvalidSpecError(
-                f"definition.handler: service {resolved.service!r} "
-                f"{'hosts ' + ', '.join(sorted(hosted)) if hosted else 'is not registered'}, "
-                f"not {resolved.handler!r} (deployment {self._config.deployment_address})",
+                f"definition.handler: service {resolved.service!r} at deployment "
+                f"{self._config.deployment_address} "
+                f"{'hosts ' + ', '.join(sorted(hosted)) if hosted else 'is not there'}, "
+                f"not {resolved.handler!r}",
                 field="definition.handler",
                 workflow_id=resolved.workflow_id,
             )
