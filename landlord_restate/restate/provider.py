@@ -35,6 +35,7 @@ from landlord_restate.restate.status import (
     build_summary,
     needs_state_rows,
     state_from_journal,
+    state_from_rows,
 )
 from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
 from landlord_restate.workflow.convert import format_rfc3339, from_json, parse_rfc3339, to_json
@@ -375,10 +376,10 @@ class RestateProvider(Provider):
             if len(journal) >= int(invocations[0].get("journal_size") or 0):
                 break
             journal = await self._query_by_id(_JOURNAL_SQL, execution_id)
-        state_rows: list[dict[str, Any]] = []
-        if needs_state_rows(invocations[0], journal):
-            state_rows = await self._state_rows(invocations[0])
-        status = build_status(execution_id, invocations[0], journal, state_rows)
+        recorded = state_from_journal(journal)
+        if needs_state_rows(invocations[0], recorded):
+            recorded = state_from_rows(await self._state_rows(invocations[0])) | recorded
+        status = build_status(execution_id, invocations[0], journal, recorded)
         self._observe(status)
         return status
 

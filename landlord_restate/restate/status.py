@@ -259,14 +259,13 @@ def build_summary(
     )
 
 
-def needs_state_rows(invocation: Mapping[str, Any], journal: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether the journal lacks what the shim recorded (envelope, or a failure's outcome)."""
-    values = state_from_journal(journal)
+def needs_state_rows(invocation: Mapping[str, Any], recorded: Mapping[str, Any]) -> bool:
+    """Whether `recorded` (read from the journal) lacks the envelope, or a failure's outcome."""
     if invocation.get("status") in ("pending", "scheduled", "ready", "inboxed"):
         return False
-    if "envelope" not in values:
+    if "envelope" not in recorded:
         return True
-    return invocation.get("completion_result") == "failure" and "outcome" not in values
+    return invocation.get("completion_result") == "failure" and "outcome" not in recorded
 
 
 def state_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -284,10 +283,13 @@ def build_status(
     execution_id: str,
     invocation: Mapping[str, Any],
     journal: Sequence[Mapping[str, Any]],
-    state_rows: Sequence[Mapping[str, Any]] = (),
+    recorded: Mapping[str, Any] | None = None,
 ) -> ExecutionStatus:
-    """Assemble the ExecutionStatus of one invocation from its introspection rows."""
-    values = state_from_rows(state_rows) | state_from_journal(journal)
+    """Assemble the ExecutionStatus of one invocation from its introspection rows.
+
+    `recorded` is what the shim wrote to workflow state; read from `journal` when not given.
+    """
+    values = state_from_journal(journal) if recorded is None else recorded
     envelope: dict[str, Any] = values.get("envelope") or {}
     outcome: dict[str, Any] | None = values.get("outcome")
     if not isinstance(envelope, dict):
