@@ -20,6 +20,7 @@ from landlord_restate import (
     ExecutionState,
     RestateProvider,
 )
+from landlord_restate.restate.naming import split_workflow_key
 from landlord_restate.restate.status import build_history
 from tests.conftest import spec_for, unique_id
 
@@ -81,7 +82,7 @@ async def journaled_steps(provider: RestateProvider, workflow_id: str) -> set[tu
         by_key.setdefault(row["key"], []).append(row)
     done = set()
     for key, journal in by_key.items():
-        name = key.partition(".")[2]
+        name = split_workflow_key(key)[1]
         for event in build_history(journal, ExecutionState.RUNNING, None, None):
             if event.type == "step_completed":
                 done.add((name, event.details["step"]))

@@ -29,6 +29,11 @@ CATALOG_SERVICE = "LandlordCatalog"
 HANDLERS_METADATA = "landlord.handlers"
 #: separates workflow id and execution name in a workflow key; in neither alphabet
 KEY_SEPARATOR = "."
+#: a workflow key: both rules above, joined by the separator
+WORKFLOW_KEY = re.compile(
+    WORKFLOW_ID.pattern.removesuffix("$") + re.escape(KEY_SEPARATOR)
+    + EXECUTION_NAME.pattern.removeprefix("^")
+)
 
 
 def check_workflow_id(workflow_id: str) -> str:
@@ -106,3 +111,9 @@ def check_execution_id(execution_id: str) -> str:
 def workflow_key(workflow_id: str, execution_name: str) -> str:
     """The Restate workflow key of one execution: unique per workflow and name."""
     return f"{workflow_id}{KEY_SEPARATOR}{execution_name}"
+
+
+def split_workflow_key(key: str) -> tuple[str, str]:
+    """(workflow id, execution name) of a workflow key made by `workflow_key`."""
+    workflow_id, _, name = key.partition(KEY_SEPARATOR)
+    return workflow_id, name

@@ -24,9 +24,11 @@ from landlord_restate.restate.naming import (
     CATALOG_SERVICE,
     KEY_SEPARATOR,
     SERVICE_NAME,
+    WORKFLOW_KEY,
     check_execution_id,
     check_execution_name,
     check_workflow_id,
+    split_workflow_key,
     workflow_key,
 )
 from landlord_restate.restate.status import (
@@ -63,7 +65,6 @@ from landlord_restate.workflow.types import (
 
 _OBSERVED_LIMIT = 4096
 _JOURNAL_REREADS = 3
-_WORKFLOW_KEY = re.compile(r"^[a-z0-9-]{1,128}\.[a-zA-Z0-9_-]{1,128}$")
 #: what Restate's query engine says of an id that has the shape but does not decode
 _UNDECODABLE_ID = "non valid invocation id"
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
@@ -387,7 +388,7 @@ class RestateProvider(Provider):
         """The shim's workflow state, by a point lookup on (service, key), checked first."""
         service = str(invocation.get("target_service_name", ""))
         key = str(invocation.get("target_service_key", ""))
-        if not (SERVICE_NAME.match(service) and _WORKFLOW_KEY.match(key)):
+        if not (SERVICE_NAME.match(service) and WORKFLOW_KEY.match(key)):
             return []
         return await self.admin.query(
             "SELECT key, value_utf8 FROM state "  # noqa: S608  (both checked just above)
@@ -447,7 +448,7 @@ class RestateProvider(Provider):
         target = await self._target(execution_id)
         log = self._log.bind(
             execution_id=execution_id,
-            workflow_id=str(target["target_service_key"]).partition(KEY_SEPARATOR)[0],
+            workflow_id=split_workflow_key(str(target["target_service_key"]))[0],
             service=target["target_service_name"],
         )
         if target.get("status") == "completed":

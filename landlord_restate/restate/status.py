@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from landlord_restate.restate.naming import KEY_SEPARATOR
+from landlord_restate.restate.naming import split_workflow_key
 from landlord_restate.workflow.convert import parse_rfc3339
 from landlord_restate.workflow.errors import RestateServerError
 from landlord_restate.workflow.types import (
@@ -244,7 +244,7 @@ def build_summary(
     """One list line from a sys_invocation row and the shim's recorded outcome."""
     state, sub_state = map_state(invocation, outcome)
     key = str(invocation.get("target_service_key", ""))
-    workflow_id, _, name = key.partition(KEY_SEPARATOR)
+    workflow_id, name = split_workflow_key(key)
     start = _time(invocation.get("running_at")) or _time(invocation.get("created_at"))
     if start is None:
         raise _unexpected("invocation without created_at", invocation)
@@ -319,7 +319,7 @@ def build_status(
             metadata["last_failure_step"] = str(invocation["last_failure_related_command_name"])
     return ExecutionStatus(
         execution_id=execution_id,
-        workflow_id=str(envelope.get("workflow_id") or key.partition(KEY_SEPARATOR)[0]),
+        workflow_id=str(envelope.get("workflow_id") or split_workflow_key(key)[0]),
         provider_type=PROVIDER_TYPE,
         state=state,
         start_time=start_time,
