@@ -24,6 +24,17 @@ class AdminClient:
         """Raise unless the admin API answers its health check."""
         await self._http.request("GET", "/health", idempotent=True)
 
+    async def version(self) -> str:
+        """The server's version, as `GET /version` reports it."""
+        _, answer = await self._http.request("GET", "/version", idempotent=True)
+        return str(_object(answer, "GET /version").get("version", "?"))
+
+    async def deployments(self) -> list[dict[str, Any]]:
+        """Every registered deployment (`GET /deployments`)."""
+        _, answer = await self._http.request("GET", "/deployments", idempotent=True)
+        found = _object(answer, "GET /deployments").get("deployments")
+        return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
+
     async def register_deployment(
         self, registration: dict[str, Any], *, refresh: bool = False
     ) -> dict[str, Any]:

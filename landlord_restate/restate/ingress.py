@@ -20,6 +20,10 @@ class IngressClient:
         """The ingress base URL."""
         return self._http.base_url
 
+    async def health(self) -> None:
+        """Raise unless the ingress answers its health check."""
+        await self._http.request("GET", "/restate/health", idempotent=True)
+
     async def send_workflow(
         self, service: str, key: str, body: Any, *, workflow_id: str | None = None
     ) -> tuple[str, bool]:
