@@ -246,3 +246,102 @@ def test_the_readme_example_configs_load(name: str) -> None:
     env = {"WORKFLOW_RESTATE_API_KEY": "rk_example"}
     config = load_config(Path(__file__).parent.parent / "examples" / name, env=env)
     assert config.registration()
+
+
+# -- endpoints: several nodes, each validated ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("http://127.0.0.1:99999", "port 99999, outside 1-65535"),
+        ("http://127.0.0.1:abc", "not a number"),
+        ("http://127.0.0.1:0", "outside 1-65535"),
+        ("http://127.0.0.1:", "empty port"),
+        ("http://exa mple.com", "whitespace"),
+        ("http://example.com\n", "whitespace"),
+        ("http://example.com/?x=1", "query or fragment"),
+        ("http://example.com/#top", "query or fragment"),
+        ("http://example.com?", "query or fragment"),
+        ("http://[::1", "not a valid URL"),
+        ("http://[zz::1]:8080", "not a valid URL"),
+        ("http://exa$mple.com", "invalid host"),
+        ("restate:8080", "no scheme"),
+        ("http://127.0.0.1:8080,", "entry 2 of 2 is empty"),
+        (",http://127.0.0.1:8080", "entry 1 of 2 is empty"),
+        ("http://a:1, ftp://b:2", "entry 2 of 2 'ftp://b:2' has scheme 'ftp'"),
+    ],
+)
+@pytest.mark.parametrize("key", ["endpoint", "admin_endpoint"])
+def test_malformed_endpoints_are_refused(key: str, value: str, words: str) -> None:
+    """Each malformed URL, alone or in a list: ConfigError naming the key and the entry."""
+    settings: dict[str, Any] = {"endpoint": "http://127.0.0.1:8080", key: value}
+    with pytest.raises(ConfigError) as caught:
+        RestateConfig(**settings).check()
+    assert caught.value.key == key
+    assert words in str(caught.value)
+    assert key in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["endpoint", "admin_endpoint", "deployment_url"])
+def test_credentials_in_a_url_are_refused_without_repeating_them(key: str) -> None:
+    """user:password@ in any URL: refused, pointing at api_key; the password is not shown."""
+    settings: dict[str, Any] = {"endpoint": "http://127.0.0.1:8080"}
+    settings[key] = "http://admin:hunter2@restate.example.com:8080"
+    with pytest.raises(ConfigError) as caught:
+        RestateConfig(**settings).check()
+    assert caught.value.key == key
+    assert "api_key" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+    assert "admin:" not in str(caught.value)
+    assert "***@restate.example.com" in str(caught.value)
+
+
+def test_an_endpoint_list_from_each_source(tmp_path: Path) -> None:
+    """A comma-separated string (env, flags, Python) or a list (YAML, TOML) of nodes."""
+    nodes = ("http://127.0.0.1:28080", "http://127.0.0.1:28081", "http://127.0.0.1:28082")
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("workflow:\n  restate:\n    endpoint:\n" +
+                         "".join(f"      - {n}\n" for n in nodes))
+    toml_file = tmp_path / "c.toml"
+    toml_file.write_text("[workflow.restate]\nendpoint = [" +
+                         ", ".join(f'"{n}"' for n in nodes) + "]\n")
+    joined = ", ".join(nodes)
+    for config in (
+        load_config(yaml_file, env={}),
+        load_config(toml_file, env={}),
+        load_config(env={"WORKFLOW_RESTATE_ENDPOINT": joined}),
+        load_config(env={}, argv=[f"--workflow.restate.endpoint={joined}"]),
+        RestateConfig(endpoint=joined).check(),
+        RestateConfig(endpoint=list(nodes)).check(),
+    ):
+        assert config.endpoints == nodes
+        # the admin API of each node, derived from its ingress address
+        assert config.admin_endpoints == tuple(
+            n.rsplit(":", 1)[0] + ":9070" for n in nodes
+        )
+
+
+def test_an_empty_or_mixed_endpoint_list_in_a_file_is_refused(tmp_path: Path) -> None:
+    """A YAML list with an empty entry, or a non-string, names the key."""
+    for body, words in (
+        ("endpoint:\n      - http://127.0.0.1:1\n      - ''\n", "entry 2 of 2 is empty"),
+        ("endpoint:\n      - http://127.0.0.1:1\n      - 7\n", "list of URLs"),
+        ("endpoint: []\n", "list of URLs"),
+    ):
+        file = tmp_path / "c.yaml"
+        file.write_text("workflow:\n  restate:\n    " + body)
+        with pytest.raises(ConfigError) as caught:
+            load_config(file, env={})
+        assert caught.value.key == "endpoint"
+        assert words in str(caught.value)
+
+
+def test_retry_window_is_a_duration() -> None:
+    """retry_window reads like every duration and refuses negatives."""
+    config = load_config(env=LOCAL_ENV | {"WORKFLOW_RESTATE_RETRY_WINDOW": "45s"})
+    assert config.retry_window == timedelta(seconds=45)
+    assert load_config(env=LOCAL_ENV).retry_window == timedelta(seconds=30)
+    with pytest.raises(ConfigError) as caught:
+        load_config(env=LOCAL_ENV | {"WORKFLOW_RESTATE_RETRY_WINDOW": "-1s"})
+    assert caught.value.key == "retry_window"

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp import web
 
@@ -28,8 +29,10 @@ from landlord_restate import (
     RestateConnectionError,
     RestateProvider,
     RestateServerError,
+    RestateUnavailableError,
 )
 from landlord_restate.restate.http import RestateHttp
+from landlord_restate.restate.transience import Backoff
 from tests.conftest import Stack, spec_for, unique_id
 from tests.fakes import serve
 from tests.faults import (
@@ -187,18 +190,25 @@ def every_operation(provider: RestateProvider) -> list[tuple[str, Callable[[], A
 
 
 async def test_server_down_then_back(private_stack: Stack) -> None:
-    """Down: every operation fails fast naming the endpoint. Back: the same object works."""
+    """Down: after the retry window every operation fails typed, naming the endpoint.
+
+    Back: the same provider object works again.
+    """
     stack = private_stack
     stack.server.kill()
-    config = stack.provider.config
-    bound = 4 * config.request_timeout.total_seconds()
-    for name, call in every_operation(stack.provider):
-        began = time.monotonic()
-        with pytest.raises(RestateConnectionError) as caught:
-            await call()
-        assert time.monotonic() - began < bound, name
-        assert caught.value.endpoint in (config.endpoint, config.admin_endpoint), name
-        assert caught.value.endpoint in str(caught.value)
+    window = 1.0
+    config = attrs.evolve(stack.provider.config, retry_window=timedelta(seconds=window))
+    async with RestateProvider(config) as down:
+        for name, call in every_operation(down):
+            began = time.monotonic()
+            with pytest.raises(RestateUnavailableError) as caught:
+                await call()
+            # the window, plus at most one backoff pause (2 s) and one refused attempt
+            assert time.monotonic() - began < window + 2.5, name
+            assert caught.value.endpoint in (config.endpoint, config.admin_endpoint), name
+            assert caught.value.endpoint in str(caught.value)
+            assert caught.value.waited >= window, name
+            assert isinstance(caught.value, RestateConnectionError)
     await stack.server.start()
     spec = spec_for("GoPair", unique_id("back"))
     await stack.provider.create_workflow(spec)
@@ -223,7 +233,7 @@ async def test_a_hanging_restate_times_out(hanging_endpoint: str) -> None:
     """Nothing hangs: each operation ends within its timeout and retries, naming the endpoint."""
     config = RestateConfig(
         endpoint=hanging_endpoint, admin_endpoint=hanging_endpoint,
-        request_timeout=timedelta(seconds=0.5), retry_attempts=1,
+        request_timeout=timedelta(seconds=0.5), retry_attempts=1, retry_window=timedelta(0),
     )
     async with RestateProvider(config) as provider:
         for name, call in every_operation(provider)[1:4]:
@@ -307,7 +317,7 @@ async def test_requests_not_declared_idempotent_are_tried_once(
 
     proxy = FlakyProxy(shared_config.admin_endpoint, "/health", drops=1, how="503")
     async with serve(proxy.app) as url, aiohttp.ClientSession() as session:
-        http = RestateHttp(session, url, retry_attempts=3)
+        http = RestateHttp(session, url, backoff=Backoff(min_retries=3, window=0))
         with pytest.raises(RestateServerError) as caught:
             await http.request("GET", "/health", idempotent=False)
         assert caught.value.status == 503

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from landlord_restate.restate.http import RestateHttp
+from landlord_restate.restate.transience import Backoff
 from landlord_restate.workflow.errors import RestateServerError
 
 
@@ -20,9 +21,14 @@ class AdminClient:
         """The admin base URL."""
         return self._http.base_url
 
-    async def health(self) -> None:
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every admin node this client may use."""
+        return self._http.nodes
+
+    async def health(self, *, backoff: Backoff | None = None) -> None:
         """Raise unless the admin API answers its health check."""
-        await self._http.request("GET", "/health", idempotent=True)
+        await self._http.request("GET", "/health", idempotent=True, backoff=backoff)
 
     async def version(self) -> str:
         """The server's version, as `GET /version` reports it."""

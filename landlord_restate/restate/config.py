@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from attrs import Factory, field, frozen
 
+from landlord_restate.restate.transience import Backoff
 from landlord_restate.workflow.errors import ConfigError
 
 DEFAULT_ADMIN_PORT = 9070
@@ -40,13 +42,33 @@ class AuthType(enum.StrEnum):
     IAM = "iam"
 
 
+def split_urls(value: Any) -> tuple[str, ...]:
+    """The entries of a comma-separated URL list (or one URL); spaces around commas go."""
+    if not isinstance(value, str):
+        return ()
+    return tuple(part.strip(" ") for part in value.split(","))
+
+
+def join_urls(value: Any) -> Any:
+    """A list of URLs (from a YAML or TOML file) as the comma-separated form; else as given."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    return value
+
+
 def _admin_from_endpoint(config: RestateConfig) -> str:
-    """The ingress endpoint's scheme and host, on Restate's admin port."""
-    parts = urlsplit(config.endpoint or "")
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    return urlunsplit((parts.scheme, f"{host}:{DEFAULT_ADMIN_PORT}", "", "", ""))
+    """Each ingress node's scheme and host, on Restate's admin port."""
+    admins = []
+    for url in split_urls(config.endpoint):
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:  # refused by check(), with the reason, under `endpoint`
+            return ""
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        admins.append(urlunsplit((parts.scheme, f"{host}:{DEFAULT_ADMIN_PORT}", "", "", "")))
+    return ",".join(admins)
 
 
 def _mechanism(value: Any) -> Any:
@@ -67,10 +89,14 @@ def _mask(value: str | None) -> str:
 class RestateConfig:
     """Where Restate and the handler deployment are, how to reach and trust them."""
 
-    #: the Restate ingress, e.g. http://127.0.0.1:8080 (required)
-    endpoint: str
-    #: the admin API; default: the endpoint's scheme and host on port 9070
-    admin_endpoint: str = Factory(_admin_from_endpoint, takes_self=True)
+    #: the Restate ingress, e.g. http://127.0.0.1:8080 (required); for a cluster, every
+    #: node's ingress, comma-separated (a list in a config file)
+    endpoint: str = field(converter=join_urls)
+    #: the admin API (comma-separated for a cluster); default: each endpoint's scheme and
+    #: host on port 9070
+    admin_endpoint: str = field(
+        default=Factory(_admin_from_endpoint, takes_self=True), converter=join_urls
+    )
     execution_mechanism: ExecutionMechanism = field(
         default=ExecutionMechanism.LOCAL, converter=_mechanism
     )
@@ -81,8 +107,12 @@ class RestateConfig:
     api_key: str | None = field(default=None, repr=_mask)
     #: default execution timeout when a spec sets none
     timeout: timedelta = timedelta(minutes=30)
-    #: retries of transient failures of provider calls that are safe to retry
+    #: retries of transient failures of provider calls that are safe to retry: at least
+    #: this many, and more until retry_window has passed
     retry_attempts: int = 3
+    #: how long a call that is safe to retry keeps retrying while Restate answers "not
+    #: ready" (restart, leader election, a node down); long enough for a failover
+    retry_window: timedelta = timedelta(seconds=30)
     #: where restate-server reaches the deployment (Landlord: worker_advertised_url)
     deployment_url: str | None = None
     kubernetes_service: str | None = None
@@ -100,6 +130,16 @@ class RestateConfig:
     #: never change once created; only a delete made through another provider instance can
     #: go unseen here, for at most this long.
     spec_cache_ttl: timedelta = timedelta(0)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every ingress node, in the order they are tried."""
+        return split_urls(self.endpoint)
+
+    @property
+    def admin_endpoints(self) -> tuple[str, ...]:
+        """Every admin API node, in the order they are tried."""
+        return split_urls(self.admin_endpoint)
 
     @property
     def deployment_address(self) -> str:
@@ -129,6 +169,12 @@ class RestateConfig:
             body["additional_headers"] = dict(self.deployment_headers)
         return body
 
+    def backoff(self) -> Backoff:
+        """How calls that are safe to retry retry transient answers, from these settings."""
+        return Backoff(
+            window=self.retry_window.total_seconds(), min_retries=self.retry_attempts
+        )
+
     def auth_headers(self) -> dict[str, str]:
         """Headers for every request to Restate's admin API and ingress."""
         if self.auth_type is AuthType.API_KEY and self.api_key:
@@ -142,8 +188,8 @@ class RestateConfig:
                 "endpoint is required: the Restate ingress URL, e.g. http://127.0.0.1:8080",
                 key="endpoint",
             )
-        _check_url("endpoint", self.endpoint)
-        _check_url("admin_endpoint", self.admin_endpoint)
+        _check_urls("endpoint", self.endpoint)
+        _check_urls("admin_endpoint", self.admin_endpoint)
         mechanism = _member(ExecutionMechanism, self.execution_mechanism, "execution_mechanism")
         auth = _member(AuthType, self.auth_type, "auth_type")
         if self.deployment_url is not None:
@@ -162,6 +208,11 @@ class RestateConfig:
             raise ConfigError(
                 f"retry_attempts must be zero or more, got {self.retry_attempts}",
                 key="retry_attempts",
+            )
+        if not isinstance(self.retry_window, timedelta) or self.retry_window < timedelta(0):
+            raise ConfigError(
+                f"retry_window must be zero or more, got {self.retry_window}",
+                key="retry_window",
             )
         if not isinstance(self.spec_cache_ttl, timedelta) or self.spec_cache_ttl < timedelta(0):
             raise ConfigError(
@@ -230,19 +281,92 @@ def _member(kind: type[Any], value: Any, key: str) -> Any:
         raise ConfigError(f"{key} {value!r} is not one of: {valid}", key=key) from None
 
 
-def _check_url(key: str, value: Any) -> None:
+#: a DNS name (labels of letters, digits, '-' and, for container names, '_'), or an IPv4
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}"
+    r"[A-Za-z0-9_])?)*\.?"
+)
+
+
+def _check_urls(key: str, value: Any) -> None:
+    """Every entry of a URL list (or the one URL) is a usable http(s) base URL."""
     if not isinstance(value, str):
-        raise ConfigError(f"{key} must be a URL string, got {value!r}", key=key)
-    parts = urlsplit(value)
+        raise ConfigError(
+            f"{key} must be a URL, a comma-separated list of URLs, or a list, got "
+            f"{type(value).__name__}",
+            key=key,
+        )
+    entries = split_urls(value)
+    for index, entry in enumerate(entries):
+        where = f"{key} entry {index + 1} of {len(entries)}" if len(entries) > 1 else key
+        _check_url(key, entry, where=where)
+
+
+def _check_url(key: str, value: Any, *, where: str | None = None) -> None:
+    """One http(s) base URL: a host, a port in range, no credentials, nothing after the path.
+
+    Messages show the URL with any user info replaced by ***: a password never leaves here.
+    """
+    where = where or key
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a URL string, got {type(value).__name__}", key=key)
+    if not value:
+        raise ConfigError(f"{where} is empty", key=key)
+    shown = repr(_redacted(value))
+    why = _url_problem(value)
+    if why is not None:
+        raise ConfigError(f"{where} {shown} {why}", key=key)
+
+
+def _url_problem(value: str) -> str | None:
+    if any(c.isspace() for c in value) or not value.isprintable():
+        return "contains whitespace or control characters"
     if "://" not in value:  # urlsplit would read "restate:8080" as scheme "restate"
-        why = "has no scheme (expected http:// or https://)"
-    elif parts.scheme not in ("http", "https"):
-        why = f"has scheme {parts.scheme!r}; only http and https work"
-    elif not parts.hostname:
-        why = "has no host"
-    else:
-        return
-    raise ConfigError(f"{key} {value!r} {why}", key=key)
+        return "has no scheme (expected http:// or https://)"
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    port_text = parts.netloc.rsplit("]", 1)[-1].rpartition(":")[2] if ":" in parts.netloc.rsplit(
+        "]", 1)[-1] else ""
+    if port_text and not (port_text.isascii() and port_text.isdigit()):
+        return f"has port {port_text!r}, which is not a number"
+    try:
+        port = parts.port
+    except ValueError:
+        return f"has port {port_text}, outside 1-65535"
+    if parts.scheme not in ("http", "https"):
+        return f"has scheme {parts.scheme!r}; only http and https work"
+    if "@" in parts.netloc:
+        return "carries credentials; give Restate's key as api_key (with auth_type api_key)"
+    host = parts.hostname or ""
+    if not host:
+        return "has no host"
+    if "?" in value or "#" in value:
+        return "has a query or fragment; give only scheme, host, port and path"
+    if port is not None and not 0 < port < 65536:
+        return f"has port {port}, outside 1-65535"
+    if parts.netloc.endswith(":"):
+        return "has an empty port"
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"has an invalid IPv6 host {host!r}"
+    elif not _HOSTNAME.fullmatch(host):
+        return f"has an invalid host {host!r}"
+    return None
+
+
+def _redacted(value: str) -> str:
+    """`value` with user info (user:password@) replaced by ***@."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return value
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{authority}{slash}{path}"
 
 
 def _is_loopback(url: str) -> bool:

@@ -1,53 +1,84 @@
-"""One place where HTTP meets Restate's error shapes.
+"""One place where HTTP meets Restate: its error shapes, its transient states, its nodes.
 
 aiohttp's `raise_for_status()` drops the body; Restate puts the reason there
 (`{"message", "restate_code"}` or `{"code", "message"}`), so read it first and raise our own
 error with status, method, URL and an excerpt.
+
+Restate has moments where a correct request cannot be answered yet: right after a restart
+(partitions without a leader or a store), during a leadership change in a cluster, or while a
+node is down. `transient_reason` is the one classification of those answers; idempotent
+requests retry them with backoff over a time window, moving to the next node of a cluster,
+and raise `RestateUnavailableError` when the window runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import aiohttp
 from loguru import logger
 
-from landlord_restate.workflow.errors import RestateConnectionError, RestateServerError
+from landlord_restate.restate.transience import NO_RETRY, Backoff, transient_reason
+from landlord_restate.workflow.errors import (
+    RestateConnectionError,
+    RestateServerError,
+    RestateUnavailableError,
+)
 
 _EXCERPT = 512
-#: statuses that say "try again": overload, a proxy that lost the server, a restart
-_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-#: Restate 500s that mean "not ready yet" (partitions without a leader after a restart)
-_TRANSIENT_BODIES = ("node lookup for partition", "not the leader", "Unavailable")
-_BACKOFF_FIRST = 0.1
-_BACKOFF_MAX = 2.0
 _AUTH_HINT = " (authentication refused: check auth_type and api_key)"
 
 
 class _Transient(Exception):
-    """An answer worth retrying, carrying the error to raise if retries run out."""
+    """An answer worth retrying, carrying the error to raise if it is not retried."""
 
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
+    def __init__(self, error: Exception, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
         self.error = error
+        self.reason = reason
+        self.status = status
 
 
 class RestateHttp:
-    """Requests to one Restate base URL over a shared session.
+    """Requests to one Restate API (admin or ingress), on one node of several.
 
-    `retry_attempts` retries, with exponential backoff, transient failures of requests
-    their caller declares idempotent; others are tried once.
+    Requests go to the current node; a transient answer moves to the next node. Requests
+    their caller declares idempotent retry by `backoff`; others are tried once.
     """
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, *, retry_attempts: int = 0
+        self,
+        session: aiohttp.ClientSession,
+        base_urls: str | Sequence[str],
+        *,
+        backoff: Backoff = NO_RETRY,
     ) -> None:
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        if not urls:
+            raise ValueError("RestateHttp needs at least one base URL")
         self._session = session
-        self.base_url = base_url.rstrip("/")
-        self._retry_attempts = retry_attempts
+        self.nodes: tuple[str, ...] = tuple(url.rstrip("/") for url in urls)
+        self._current = 0
+        self.backoff = backoff
+
+    @property
+    def base_url(self) -> str:
+        """The node requests go to now."""
+        return self.nodes[self._current]
+
+    def _move_on(self, failed: str) -> bool:
+        """Switch to the next node after `failed` answered transiently; True if we moved."""
+        if len(self.nodes) == 1 or self.base_url != failed:
+            return len(self.nodes) > 1  # another request already moved us on
+        self._current = (self._current + 1) % len(self.nodes)
+        logger.bind(endpoint=failed, next=self.base_url).info(
+            "Restate node {} not answering; moving to {}", failed, self.base_url
+        )
+        return True
 
     async def request(
         self,
@@ -59,24 +90,40 @@ class RestateHttp:
         ok: Collection[int] = (200,),
         workflow_id: str | None = None,
         execution_id: str | None = None,
+        backoff: Backoff | None = None,
     ) -> tuple[int, Any]:
         """Send JSON `body`; answer (status, decoded JSON or None) for a status in `ok`."""
-        attempts = 1 + (self._retry_attempts if idempotent else 0)
-        delay = _BACKOFF_FIRST
-        for attempt in range(1, attempts + 1):
+        policy = (backoff or self.backoff) if idempotent else NO_RETRY
+        began = time.monotonic()
+        retries = 0
+        while True:
+            node = self.base_url
             try:
-                return await self._once(method, path, body, ok, workflow_id, execution_id)
+                return await self._once(node, method, path, body, ok, workflow_id, execution_id)
             except _Transient as transient:
-                if attempt == attempts:
-                    raise transient.error from None
-                logger.bind(endpoint=self.base_url, method=method, path=path,
-                            attempt=attempt).info("retrying in {:.1f}s: {}", delay, transient)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _BACKOFF_MAX)
-        raise AssertionError("unreachable")  # pragma: no cover
+                moved = self._move_on(node)
+                if not idempotent:
+                    raise transient.error from transient.__cause__
+                elapsed = time.monotonic() - began
+                if policy.gives_up(retries, elapsed):
+                    raise RestateUnavailableError(
+                        node, transient.reason, nodes=self.nodes, waited=elapsed,
+                        status=transient.status, workflow_id=workflow_id,
+                        execution_id=execution_id,
+                    ) from transient.error
+                retries += 1
+                # a fresh node is tried at once; a full round of nodes waits first
+                pause = 0.0 if moved and retries % len(self.nodes) else policy.delay(retries)
+                logger.bind(
+                    endpoint=node, method=method, path=path, attempt=retries,
+                    workflow_id=workflow_id, execution_id=execution_id,
+                ).info("Restate not ready ({}); retry {} in {:.2f}s", transient.reason,
+                       retries, pause)
+                await asyncio.sleep(pause)
 
     async def _once(
         self,
+        node: str,
         method: str,
         path: str,
         body: Any,
@@ -84,7 +131,7 @@ class RestateHttp:
         workflow_id: str | None,
         execution_id: str | None,
     ) -> tuple[int, Any]:
-        url = self.base_url + path
+        url = node + path
         if body is None or isinstance(body, bytes):  # bytes: already encoded by the caller
             data: bytes | str | None = body
         else:
@@ -106,17 +153,17 @@ class RestateHttp:
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
-            logger.bind(endpoint=self.base_url, method=method, path=path).warning(
+            logger.bind(endpoint=node, method=method, path=path).debug(
                 "Restate unreachable: {}", reason
             )
             raise _Transient(RestateConnectionError(
-                self.base_url, reason, workflow_id=workflow_id, execution_id=execution_id
-            )) from exc
+                node, reason, workflow_id=workflow_id, execution_id=execution_id
+            ), reason) from exc
         text = raw.decode("utf-8", errors="replace")
         if status not in ok:
-            logger.bind(
-                endpoint=self.base_url, method=method, path=path, status=status
-            ).warning("Restate error: {}", text[:_EXCERPT])
+            logger.bind(endpoint=node, method=method, path=path, status=status).debug(
+                "Restate answered {}: {}", status, text[:_EXCERPT]
+            )
             error = RestateServerError(
                 method=method,
                 url=url,
@@ -125,10 +172,9 @@ class RestateHttp:
                 workflow_id=workflow_id,
                 execution_id=execution_id,
             )
-            if status in _TRANSIENT_STATUSES or (
-                status == 500 and any(marker in text for marker in _TRANSIENT_BODIES)
-            ):
-                raise _Transient(error)
+            transient = transient_reason(status, text)
+            if transient is not None:
+                raise _Transient(error, transient, status)
             raise error
         if not raw:
             return status, None

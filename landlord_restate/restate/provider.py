@@ -39,6 +39,7 @@ from landlord_restate.restate.status import (
     state_from_journal,
     state_from_rows,
 )
+from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
 from landlord_restate.workflow.convert import format_rfc3339, from_json, parse_rfc3339, to_json
 from landlord_restate.workflow.errors import (
@@ -121,19 +122,20 @@ class RestateProvider(Provider):
             connector=aiohttp.TCPConnector(limit=256),
             headers=config.auth_headers(),
         )
-        retries = config.retry_attempts
+        backoff = config.backoff()
         self._admin = AdminClient(
-            RestateHttp(self._session, config.admin_endpoint, retry_attempts=retries)
+            RestateHttp(self._session, config.admin_endpoints, backoff=backoff)
         )
         self._ingress = IngressClient(
-            RestateHttp(self._session, config.endpoint, retry_attempts=retries)
+            RestateHttp(self._session, config.endpoints, backoff=backoff)
         )
         try:
-            await self._admin.health()
+            # one try per node: a provider opened while Restate is down must not wait
+            await self._admin.health(backoff=Backoff(window=0, min_retries=len(
+                self._admin.nodes) - 1))
         except WorkflowError as exc:
-            self._log.bind(endpoint=self._config.admin_endpoint).warning(
-                "Restate admin API at {} not reachable at start: {}",
-                self._config.admin_endpoint, exc,
+            self._log.bind(endpoint=self._admin.endpoint).warning(
+                "Restate admin API at {} not reachable at start: {}", self._admin.endpoint, exc
             )
         else:
             self._log.debug("Restate admin API healthy")
@@ -205,7 +207,7 @@ class RestateProvider(Provider):
             resource_ids={
                 "service_name": service,
                 "deployment_id": deployment_id,
-                "endpoint": f"{self._config.endpoint}/{service}",
+                "endpoint": f"{self.ingress.endpoint}/{service}",
                 "deployment": self._config.deployment_address,
             },
             created_at=created_at,

@@ -46,6 +46,17 @@ def _text(value: Any, _: str) -> str:
     return value
 
 
+def _urls(value: Any, _: str) -> str:
+    """One URL, a comma-separated list (environment, flags), or a list (file)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        if any("," in v for v in value):
+            raise TypeError("list entries must be single URLs (no commas)")
+        return ",".join(value)
+    raise TypeError("must be a URL, a comma-separated list of URLs, or a list of URLs")
+
+
 def _integer(value: Any, _: str) -> int:
     if isinstance(value, bool):
         raise TypeError("must be an integer")
@@ -112,14 +123,15 @@ def _choice(kind: type[Any]) -> Callable[[Any, str], Any]:
 
 #: every key, with how to read its value
 KEYS: dict[str, Callable[[Any, str], Any]] = {
-    "endpoint": _text,
-    "admin_endpoint": _text,
+    "endpoint": _urls,
+    "admin_endpoint": _urls,
     "execution_mechanism": _choice(ExecutionMechanism),
     "service_name": _text,
     "auth_type": _choice(AuthType),
     "api_key": _text,
     "timeout": _duration,
     "retry_attempts": _integer,
+    "retry_window": _duration,
     "deployment_url": _text,
     "kubernetes_service": _text,
     "kubernetes_namespace": _text,

@@ -10,6 +10,7 @@ from landlord_restate.workflow.errors import (
     ProviderNotFoundError,
     RestateConnectionError,
     RestateServerError,
+    RestateUnavailableError,
     WorkflowError,
     WorkflowNotFoundError,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "Registry",
     "RestateConnectionError",
     "RestateServerError",
+    "RestateUnavailableError",
     "RetryPolicy",
     "WorkflowError",
     "WorkflowNotFoundError",

@@ -103,6 +103,39 @@ class RestateConnectionError(WorkflowError):
         self.reason = reason
 
 
+class RestateUnavailableError(RestateConnectionError):
+    """Restate kept answering "not ready" (or not at all) for the whole retry window.
+
+    Raised for idempotent calls only, after retries across every configured node: the
+    server is restarting, electing partition leaders, or down. `reason` is Restate's last
+    answer; `nodes` the endpoints that were tried.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        reason: str,
+        *,
+        nodes: tuple[str, ...] = (),
+        waited: float = 0.0,
+        status: int | None = None,
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        others = [node for node in nodes if node != endpoint]
+        tried = f" (also tried {', '.join(others)})" if others else ""
+        super().__init__(
+            endpoint,
+            f"unavailable for {waited:.1f}s{tried}: {reason}",
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+        )
+        self.reason = reason
+        self.nodes = nodes or (endpoint,)
+        self.waited = waited
+        self.status = status
+
+
 class RestateServerError(WorkflowError):
     """Restate answered with an error; carries its status and (an excerpt of) its body."""
 

@@ -1,0 +1,93 @@
+"""When Restate's answer means "not ready yet", and how long to keep asking.
+
+The one classification of transient answers (a restart, a leader election, a node down)
+and the backoff policy; pure, so the handler deployment and tests can import it without
+an HTTP client.
+"""
+
+from __future__ import annotations
+
+import json
+
+from attrs import frozen
+
+_EXCERPT = 512
+#: statuses that say "try again": overload, a proxy or load balancer that lost the node,
+#: Restate's ingress while the partition it needs has no leader (503)
+_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+#: Restate 500s that mean "not ready here yet". Restate gives these no `restate_code`
+#: (checked with 1.7.12), so the message is the only signal. Seen after a restart and
+#: during failover: "node lookup for partition N failed", "partition N doesn't exist on this
+#: node, this is benign if the partition is being transferred", "expecting a partition
+#: store"; the rest are the names Restate's own code gives the same states.
+_TRANSIENT_MESSAGES = (
+    "node lookup for partition",
+    "doesn't exist on this node",
+    "expecting a partition store",
+    "not the leader",
+    "notleader",
+    "unavailable",
+    "is being transferred",
+    "shutting down",
+)
+
+
+@frozen(kw_only=True)
+class Backoff:
+    """How an idempotent request retries transient answers.
+
+    It keeps retrying until `window` seconds have passed since the first attempt, and at
+    least `min_retries` times; `max_retries` (when set) caps the count. Delays start at
+    `first_delay` and grow exponentially (doubling) or linearly, up to `max_delay`.
+    """
+
+    window: float = 30.0
+    min_retries: int = 3
+    max_retries: int | None = None
+    first_delay: float = 0.1
+    max_delay: float = 2.0
+    growth: str = "exponential"
+
+    def delay(self, retry: int) -> float:
+        """The pause before retry number `retry` (1-based)."""
+        if self.growth == "linear":
+            pause = self.first_delay * retry
+        else:
+            pause = self.first_delay * 2 ** min(retry - 1, 30)
+        return min(pause, self.max_delay)
+
+    def gives_up(self, retries: int, elapsed: float) -> bool:
+        """True when `retries` already made are enough (nothing more is tried)."""
+        if self.max_retries is not None and retries >= self.max_retries:
+            return True
+        return retries >= self.min_retries and elapsed >= self.window
+
+
+#: no retries at all
+NO_RETRY = Backoff(window=0.0, min_retries=0, max_retries=0)
+
+
+def transient_reason(status: int, body: str) -> str | None:
+    """Restate's reason when an answer means "not ready, try again"; None otherwise."""
+    message = _message(body)
+    if status in _TRANSIENT_STATUSES:
+        return f"{status}: {message}"
+    if status == 500:
+        lowered = message.lower()
+        if any(marker in lowered for marker in _TRANSIENT_MESSAGES):
+            return message
+    return None
+
+
+def _message(body: str) -> str:
+    """Restate's `message` field when the body is its JSON error, else the body."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return body[:_EXCERPT]
+    message = decoded.get("message") if isinstance(decoded, dict) else None
+    if isinstance(message, str):
+        return message[:_EXCERPT]
+    return body[:_EXCERPT]
+
+
