@@ -6,11 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 NPM_PREFIX := .restate/npm
 VENV_STAMP := $(VENV)/.installed
-SERVER_STAMP := $(NPM_PREFIX)/.installed-$(RESTATE_VERSION)
+SERVER_STAMP := $(NPM_PREFIX)/.installed-server-cli-ctl-$(RESTATE_VERSION)
 
-.PHONY: setup run test soak bench lint clean
+.PHONY: setup run cluster test soak bench lint clean
 
-## setup: create .venv with the package and dev extras, install restate-server and the CLI
+## setup: create .venv with the package and dev extras; restate-server, the CLI and restatectl
 setup: $(VENV_STAMP) $(SERVER_STAMP)
 
 $(VENV_STAMP): pyproject.toml
@@ -21,13 +21,18 @@ $(VENV_STAMP): pyproject.toml
 $(SERVER_STAMP):
 	mkdir -p $(NPM_PREFIX)
 	npm install --prefix $(NPM_PREFIX) --no-save --no-audit --no-fund --loglevel=error \
-		@restatedev/restate-server@$(RESTATE_VERSION) @restatedev/restate@$(RESTATE_VERSION)
+		@restatedev/restate-server@$(RESTATE_VERSION) @restatedev/restate@$(RESTATE_VERSION) \
+		@restatedev/restatectl@$(RESTATE_VERSION)
 	rm -f $(NPM_PREFIX)/.installed-*
 	touch $@
 
 ## run: local restate-server + handler deployment + one demo execution, until Ctrl-C
 run: setup
 	$(BIN)/python -m landlord_restate.demo
+
+## cluster: a 3-node restate-server cluster on loopback + deployment + the demo, until Ctrl-C
+cluster: setup
+	$(BIN)/python -m landlord_restate.demo --cluster
 
 ## test: the test suite, against its own restate-server and deployment
 test: setup

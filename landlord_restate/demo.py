@@ -16,7 +16,12 @@ from typing import Any
 from loguru import logger
 
 from landlord_restate.restate.config import RestateConfig
-from landlord_restate.restate.local import LocalDeployment, LocalRestate, project_root
+from landlord_restate.restate.local import (
+    LocalCluster,
+    LocalDeployment,
+    LocalRestate,
+    project_root,
+)
 from landlord_restate.restate.provider import RestateProvider
 from landlord_restate.workflow.types import (
     ExecutionInput,
@@ -26,6 +31,8 @@ from landlord_restate.workflow.types import (
 )
 
 INGRESS_PORT, ADMIN_PORT, DEPLOYMENT_PORT = 8080, 9070, 9080
+#: `make cluster`: node i listens on these plus i (ingress, admin, node-to-node)
+CLUSTER_PORTS = (28080, 29070, 25122)
 DEMO_SPEC = WorkflowSpec(
     workflow_id="tenant-provisioning",
     provider_type="restate",
@@ -90,11 +97,40 @@ async def _until_interrupted() -> None:
     await stop.wait()
 
 
-async def main() -> int:
-    """Run the demo; the exit status is 0 when the execution succeeded."""
+def _configure_logging() -> None:
     logger.remove()
     logger.add(sys.stderr, level="INFO", format=_log_format)
     logger.enable("landlord_restate")
+
+
+async def run_demo(config: RestateConfig, started: float) -> ExecutionStatus:
+    """Create the demo workflow, run one execution to its end, print status and history."""
+    async with RestateProvider(config) as provider:
+        await provider.create_workflow(DEMO_SPEC)
+        request = {
+            "tenant_id": "acme",
+            "tenant_uuid": "5f1c8d2e-0b7a-4c1e-9a57-3d2f6e8b9c10",
+            "operation": "provision",
+            "desired_config": {"image": "ghcr.io/acme/app:1.4.2", "replicas": 2},
+        }
+        result = await provider.start_execution(
+            DEMO_SPEC.workflow_id,
+            ExecutionInput(
+                execution_name=f"demo-{int(time.time())}",
+                input=request,
+                trigger_source="make-run",
+            ),
+        )
+        status = await wait_for_terminal(provider, result.execution_id)
+    print()
+    print(render_status(status))
+    print(f"\nend to end (stack start to terminal status): {time.monotonic() - started:.1f}s")
+    return status
+
+
+async def main() -> int:
+    """Run the demo on one server; the exit status is 0 when the execution succeeded."""
+    _configure_logging()
     root = project_root()
     data = root / ".restate"
     server = LocalRestate(
@@ -111,31 +147,38 @@ async def main() -> int:
         print(f"Restate UI      {server.admin_url}/ui/")
         print(f"deployment      {deployment.url}  (hypercorn services.app:app)")
         config = RestateConfig(endpoint=server.ingress_url, deployment_url=deployment.url)
-        async with RestateProvider(config) as provider:
-            await provider.create_workflow(DEMO_SPEC)
-            request = {
-                "tenant_id": "acme",
-                "tenant_uuid": "5f1c8d2e-0b7a-4c1e-9a57-3d2f6e8b9c10",
-                "operation": "provision",
-                "desired_config": {"image": "ghcr.io/acme/app:1.4.2", "replicas": 2},
-            }
-            result = await provider.start_execution(
-                DEMO_SPEC.workflow_id,
-                ExecutionInput(
-                    execution_name=f"demo-{int(time.time())}",
-                    input=request,
-                    trigger_source="make-run",
-                ),
-            )
-            status = await wait_for_terminal(provider, result.execution_id)
-        print()
-        print(render_status(status))
-        print(f"\nend to end (stack start to terminal status): {time.monotonic() - started:.1f}s")
+        status = await run_demo(config, started)
         print("serving; press Ctrl-C to stop restate-server and the deployment")
         await _until_interrupted()
     print("stopped")
     return 0 if status.state is ExecutionState.SUCCEEDED else 1
 
 
+async def main_cluster() -> int:
+    """`make cluster`: the demo on three restate-server nodes, through all three."""
+    _configure_logging()
+    data = project_root() / ".restate"
+    cluster = LocalCluster(data / "cluster", first_ports=CLUSTER_PORTS)
+    deployment = LocalDeployment(data / "hypercorn-cluster.log", port=DEPLOYMENT_PORT)
+    started = time.monotonic()
+    async with cluster, deployment:
+        for i, node in enumerate(cluster.nodes, start=1):
+            print(f"node n{i}         ingress {node.ingress_url}  admin {node.admin_url}  "
+                  f"node-to-node {cluster.fabric_urls[i - 1]}")
+        print(f"Restate UI      {cluster.nodes[0].admin_url}/ui/  (any node's admin serves it)")
+        print(f"deployment      {deployment.url}  (hypercorn services.app:app)")
+        config = RestateConfig(
+            endpoint=",".join(cluster.ingress_urls),
+            admin_endpoint=",".join(cluster.admin_urls),
+            deployment_url=deployment.url,
+        )
+        print(f"provider        endpoint={config.endpoint}")
+        status = await run_demo(config, started)
+        print("serving; press Ctrl-C to stop the cluster and the deployment")
+        await _until_interrupted()
+    print("stopped")
+    return 0 if status.state is ExecutionState.SUCCEEDED else 1
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main_cluster() if "--cluster" in sys.argv[1:] else main()))

@@ -167,10 +167,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     write = terminalreporter.write_line
     columns = ("fault", "executions", "completed", "duplicates", "lost", "re-run steps",
-               "redone in flight", "time (s)", "note")
+               "redone in flight", "slowest call (s)", "time (s)", "note")
     rows = [
         (r.fault, r.executions, r.completed, r.duplicates, r.lost, r.rerun_steps,
-         r.redone_in_flight, f"{r.seconds:.1f}", r.note)
+         r.redone_in_flight, f"{r.slowest_call:.2f}", f"{r.seconds:.1f}", r.note)
         for r in REPORTS
     ]
     widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows, strict=True)]

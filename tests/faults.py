@@ -6,6 +6,7 @@ Each scenario returns a FaultReport; the soak prints them as a table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -39,8 +40,68 @@ class FaultReport:
     lost: int = 0
     rerun_steps: int = 0
     redone_in_flight: int = 0
+    #: the longest status or list call through the provider while the fault lasted
+    slowest_call: float = 0.0
     seconds: float = 0.0
     note: str = ""
+    probe_errors: list[BaseException] = attrs.Factory(list)
+
+
+class CallProbe:
+    """Status and list calls through the provider, back to back, while a fault lasts.
+
+    Records the slowest call; any call that fails is kept, since the provider must keep
+    answering from the nodes that survive.
+    """
+
+    def __init__(self, provider: RestateProvider, workflow_id: str, ids: list[str]) -> None:
+        self.provider = provider
+        self.workflow_id = workflow_id
+        self.ids = ids
+        self.slowest = 0.0
+        self.calls = 0
+        self.errors: list[BaseException] = []
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight_since: float | None = None
+
+    def start(self) -> None:
+        """Begin probing in the background."""
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """End probing (the probe's own failures are in `errors`)."""
+        if self._in_flight_since is not None:  # a call still waiting counts as it stands
+            self.slowest = max(self.slowest, time.monotonic() - self._in_flight_since)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        i = 0
+        while True:
+            i += 1
+            began = self._in_flight_since = time.monotonic()
+            try:
+                if i % 4 == 0:
+                    await self.provider.list_executions(self.workflow_id, limit=10)
+                else:
+                    await self.provider.get_execution_status(self.ids[i % len(self.ids)])
+            except Exception as exc:
+                self.errors.append(exc)
+            self._in_flight_since = None
+            self.calls += 1
+            self.slowest = max(self.slowest, time.monotonic() - began)
+            await asyncio.sleep(0.05)
+
+
+def assert_clean(report: FaultReport) -> None:
+    """Every execution completed, none twice, no journaled step ran again, no call failed."""
+    assert report.completed == report.executions, report
+    assert report.duplicates == 0, report
+    assert report.lost == 0, report
+    assert report.rerun_steps == 0, report
+    assert report.probe_errors == [], report
 
 
 async def start_mix(
@@ -163,10 +224,15 @@ async def crash_scenario(
         assert time.monotonic() < deadline, "the workload did not reach step two"
         await asyncio.sleep(0.05)
     before = await journaled_steps(provider, workflow_id)
-    crash()
-    await recover()
-    await post_callbacks(provider, ids, waiting)
-    await wait_all_terminal(provider, workflow_id, n, within)
+    probe = CallProbe(provider, workflow_id, list(ids.values()))
+    probe.start()
+    try:
+        crash()
+        await recover()
+        await post_callbacks(provider, ids, waiting)
+        await wait_all_terminal(provider, workflow_id, n, within)
+    finally:
+        await probe.stop()
     states = await statuses(provider, ids)
     counts = step_counts(marks)
     report = FaultReport(
@@ -176,9 +242,12 @@ async def crash_scenario(
         duplicates=await duplicate_runs(provider, workflow_id),
         rerun_steps=sum(counts[step] - 1 for step in before if counts[step] > 1),
         redone_in_flight=sum(c - 1 for step, c in counts.items() if c > 1 and step not in before),
+        slowest_call=probe.slowest,
         seconds=time.monotonic() - began,
-        note=f"{len(before)} steps journaled before the crash",
+        note=f"{len(before)} steps journaled before the crash; {probe.calls} probe calls, "
+        f"{len(probe.errors)} failed",
     )
+    report.probe_errors = probe.errors
     report.lost = n - report.completed
     REPORTS.append(report)
     return report

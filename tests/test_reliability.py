@@ -38,6 +38,7 @@ from tests.fakes import serve
 from tests.faults import (
     REPORTS,
     FaultReport,
+    assert_clean,
     crash_scenario,
     duplicate_runs,
     statuses,
@@ -46,14 +47,6 @@ from tests.faults import (
 from tests.waiting import read_marks, wait_terminal
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def assert_clean(report: FaultReport) -> None:
-    """Every execution completed, none twice, no journaled step ran again."""
-    assert report.completed == report.executions, report
-    assert report.duplicates == 0, report
-    assert report.lost == 0, report
-    assert report.rerun_steps == 0, report
 
 
 async def kill_server(stack: Stack, n: int, tmp_path: Path) -> FaultReport:
@@ -325,3 +318,44 @@ async def test_requests_not_declared_idempotent_are_tried_once(
         assert proxy.forwarded == 1
         status, _ = await http.request("GET", "/health", idempotent=True)
         assert status == 200
+
+
+# -- a restart, as an operator sees it -------------------------------------------------------
+
+
+async def test_calls_right_after_a_restart_answer_correctly(private_stack: Stack) -> None:
+    """kill -9, restart, and call at the moment /health first answers: every call is right.
+
+    No readiness wait beyond /health: the partitions may still be without a leader, which
+    Restate answers with 500s the provider must wait out, not report.
+    """
+    provider = private_stack.provider
+    spec = spec_for("SlowSteps", unique_id("restart"))
+    await provider.create_workflow(spec)
+    done = await provider.start_execution(
+        spec.workflow_id, ExecutionInput(execution_name="done", input={"step_seconds": 0.01})
+    )
+    await wait_terminal(provider, done.execution_id)
+    for round_ in range(3):
+        slow = await provider.start_execution(
+            spec.workflow_id,
+            ExecutionInput(execution_name=f"slow-{round_}", input={"step_seconds": 30}),
+        )
+        private_stack.server.kill()
+        await private_stack.server.start(wait_for_partitions=False)
+        status, listed, fresh = await asyncio.gather(
+            provider.get_execution_status(done.execution_id),
+            provider.list_executions(spec.workflow_id),
+            provider.start_execution(
+                spec.workflow_id,
+                ExecutionInput(execution_name=f"fresh-{round_}", input={"step_seconds": 0.01}),
+            ),
+        )
+        assert status.state is ExecutionState.SUCCEEDED
+        assert done.execution_id in {s.execution_id for s in listed}
+        assert slow.execution_id in {s.execution_id for s in listed}
+        await provider.stop_execution(slow.execution_id, "restart test")
+        assert (await wait_terminal(provider, slow.execution_id)).state is ExecutionState.STOPPED
+        assert (await wait_terminal(provider, fresh.execution_id)).state is (
+            ExecutionState.SUCCEEDED
+        )

@@ -29,6 +29,15 @@ def restate_error(message: str) -> str:
                             "this node, this is benign if the partition is being transferred "
                             "out of/into this node.")),
         (500, restate_error("Datafusion error: External error: expecting a partition store")),
+        # seen on a 3-node cluster that lost a node
+        (500, restate_error("Datafusion error: External error: connect throttled; 133.86ms "
+                            "left in throttling window")),
+        (500, restate_error("Datafusion error: External error: handshake failed: tcp connect "
+                            "error")),
+        (500, restate_error("Datafusion error: External error: node N1:2 was shut down or "
+                            "removed")),
+        (500, restate_error("Datafusion error: Internal error: No such scanner. It could have "
+                            "expired due to a long period of inactivity..")),
         (500, restate_error("not the leader for partition 3")),
         (500, restate_error("Unavailable")),
         (503, restate_error("the partition has no leader")),
@@ -51,6 +60,8 @@ def test_transient_answers(status: int, body: str) -> None:
     [
         (500, restate_error("Datafusion error: Error during planning: table 'x' not found")),
         (500, restate_error("non valid invocation id")),
+        # discovery that cannot reach the deployment is the user's to fix, not transient
+        (500, restate_error("[META0003] cannot reach the deployment: tcp connect error")),
         (400, restate_error("Unavailable")),  # a client error is never retried
         (404, restate_error("service not found")),
         (409, "already completed"),

@@ -215,8 +215,24 @@ class LocalRestate(_Process):
         """Where the admin API (and the Restate UI) listens."""
         return f"http://127.0.0.1:{self.admin_port}"
 
-    async def start(self) -> None:
-        """Start (or restart on the same data dir) and wait until admin and ingress answer."""
+    async def start(self, *, wait_for_partitions: bool = True) -> None:
+        """Start (or restart on the same data dir) and wait until admin and ingress answer.
+
+        With `wait_for_partitions` (the default) it also waits until a query reaches every
+        partition; without it, it returns as soon as `/health` answers, as an operator's
+        health check would.
+        """
+        if self.pid is not None:
+            return
+        started = time.monotonic()
+        self.spawn()
+        await self.wait_ready(wait_for_partitions=wait_for_partitions)
+        logger.bind(admin=self.admin_url, ingress=self.ingress_url).debug(
+            "restate-server healthy in {:.2f}s", time.monotonic() - started
+        )
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (a cluster node waits for provisioning)."""
         if self.pid is not None:
             return
         env = {
@@ -234,21 +250,21 @@ class LocalRestate(_Process):
         argv = [str(self.binary), "--no-logo"]
         if self.config_file is not None:
             argv += ["--config-file", str(self.config_file)]
-        started = time.monotonic()
         self._spawn(argv, env, self.log_file)
-        assert self._process is not None
-        # /health answers before the partitions have leaders again after a restart; a
-        # query over every partition answers only once they do
+
+    async def wait_ready(self, *, wait_for_partitions: bool = True) -> None:
+        """Wait until admin and ingress answer (and, by default, every partition does)."""
+        assert self._process is not None, "spawn() first"
+        probes: list[_Probe] = [
+            ("GET", f"{self.admin_url}/health", None),
+            ("GET", f"{self.ingress_url}/restate/health", None),
+        ]
+        if wait_for_partitions:
+            # /health answers before the partitions have leaders again after a restart; a
+            # query over every partition answers only once they do
+            probes.append(("POST", f"{self.admin_url}/query", {"query": _ALL_PARTITIONS_SQL}))
         await _wait_healthy(
-            [
-                ("GET", f"{self.admin_url}/health", None),
-                ("GET", f"{self.ingress_url}/restate/health", None),
-                ("POST", f"{self.admin_url}/query", {"query": _ALL_PARTITIONS_SQL}),
-            ],
-            self._process, self.startup_timeout, "restate-server", self.log_file,
-        )
-        logger.bind(admin=self.admin_url, ingress=self.ingress_url).debug(
-            "restate-server healthy in {:.2f}s", time.monotonic() - started
+            probes, self._process, self.startup_timeout, "restate-server", self.log_file
         )
 
 
@@ -311,3 +327,206 @@ class LocalDeployment(_Process):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+RESTATECTL_BINARY_ENV = "RESTATECTL_BIN"
+_CTL_GLOB = ".restate/npm/node_modules/@restatedev/restatectl-*/bin/restatectl"
+CLUSTER_NAME = "landlord-cluster"
+
+
+def find_restatectl(root: Path | None = None) -> Path:
+    """restatectl: $RESTATECTL_BIN, else the one `make setup` installed."""
+    explicit = os.environ.get(RESTATECTL_BINARY_ENV)
+    if explicit:
+        return Path(explicit)
+    found = sorted(project_root(root).glob(_CTL_GLOB))
+    if not found:
+        raise FileNotFoundError(
+            f"restatectl not found under {project_root(root)}/.restate: run `make setup` "
+            f"or set {RESTATECTL_BINARY_ENV}"
+        )
+    return found[0]
+
+
+def _node_config(name: str, node: LocalRestate, peers: list[str], replication: int,
+                 partitions: int) -> str:
+    """The TOML of one cluster node: its own dir and ports, replicated log and metadata."""
+    addresses = ", ".join(f'"{peer}"' for peer in peers)
+    return f"""\
+node-name = "{name}"
+cluster-name = "{CLUSTER_NAME}"
+base-dir = "{node.base_dir}"
+auto-provision = false
+default-replication = {replication}
+default-num-partitions = {partitions}
+listen-mode = "tcp"
+bind-ip = "127.0.0.1"
+bind-port = {node.node_port}
+advertised-address = "http://127.0.0.1:{node.node_port}/"
+log-filter = "warn,octocrab=off"
+disable-telemetry = true
+rocksdb-total-memory-size = "256 MiB"
+default-journal-retention = "1d"
+default-workflow-completion-retention = "1d"
+
+[metadata-client]
+type = "replicated"
+addresses = [{addresses}]
+
+[admin]
+bind-port = {node.admin_port}
+
+[ingress]
+bind-port = {node.ingress_port}
+"""
+
+
+class LocalCluster:
+    """A restate-server cluster of `size` nodes on 127.0.0.1, provisioned with restatectl.
+
+    Each node has every role, its own data dir and three ports; the log, the metadata and
+    the partitions are replicated on `replication` nodes, so losing one of three loses
+    nothing. `nodes[i].kill()` / `await nodes[i].start()` crash and restart one node.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        size: int = 3,
+        replication: int = 2,
+        partitions: int = 4,
+        startup_timeout: float = 90.0,
+        env: Mapping[str, str] | None = None,
+        first_ports: tuple[int, int, int] | None = None,
+    ) -> None:
+        """`first_ports` (ingress, admin, node-to-node) numbers the nodes' ports from there
+        (node i adds i); by default every port is a free one."""
+        self.base_dir = base_dir
+        self.replication = replication
+        self.startup_timeout = startup_timeout
+        self.restatectl = find_restatectl()
+        ports = [
+            (None, None, None) if first_ports is None else tuple(p + i for p in first_ports)
+            for i in range(size)
+        ]
+        self.nodes = [
+            LocalRestate(
+                base_dir / f"n{i + 1}", startup_timeout=startup_timeout, env=env,
+                ingress_port=ports[i][0], admin_port=ports[i][1], node_port=ports[i][2],
+            )
+            for i in range(size)
+        ]
+        peers = [f"http://127.0.0.1:{node.node_port}/" for node in self.nodes]
+        for i, node in enumerate(self.nodes):
+            node.base_dir.mkdir(parents=True, exist_ok=True)
+            node.config_file = node.base_dir.parent / f"n{i + 1}.toml"
+            node.config_file.write_text(
+                _node_config(f"n{i + 1}", node, peers, replication, partitions)
+            )
+
+    @property
+    def ingress_urls(self) -> list[str]:
+        """Every node's ingress."""
+        return [node.ingress_url for node in self.nodes]
+
+    @property
+    def admin_urls(self) -> list[str]:
+        """Every node's admin API."""
+        return [node.admin_url for node in self.nodes]
+
+    @property
+    def fabric_urls(self) -> list[str]:
+        """Every node's node-to-node address (what restatectl talks to)."""
+        return [f"http://127.0.0.1:{node.node_port}/" for node in self.nodes]
+
+    async def start(self) -> None:
+        """Start every node, provision the cluster once, wait until all partitions lead."""
+        started = time.monotonic()
+        for node in self.nodes:
+            node.spawn()
+        await self._provision(started + self.startup_timeout)
+        for node in self.nodes:
+            await node.wait_ready(wait_for_partitions=False)
+        await self.nodes[0].wait_ready(wait_for_partitions=True)
+        logger.bind(nodes=self.admin_urls).debug(
+            "cluster of {} healthy in {:.2f}s", len(self.nodes), time.monotonic() - started
+        )
+
+    async def _provision(self, deadline: float) -> None:
+        """`restatectl provision` until the cluster says it is (or already was) provisioned."""
+        argv = [str(self.restatectl), "provision", "--address", self.fabric_urls[0], "--yes"]
+        while True:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+            output, _ = await process.communicate()
+            text = output.decode(errors="replace").lower()
+            # restatectl exits 0 also when it could not connect: read what it says
+            if "successfully provisioned" in text or "already provisioned" in text:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"restatectl provision failed: {text[-2000:]}")
+            await asyncio.sleep(0.3)
+
+    async def restatectl_output(self, *args: str) -> str:
+        """What `restatectl <args>` prints against the first live node (for status checks)."""
+        node = next((i for i, n in enumerate(self.nodes) if n.pid is not None), 0)
+        process = await asyncio.create_subprocess_exec(
+            str(self.restatectl), *args, "--address", self.fabric_urls[node],
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        output, _ = await process.communicate()
+        return output.decode(errors="replace")
+
+    async def partition_leaders(self) -> dict[int, int]:
+        """How many partitions each node (by index) leads, as `restatectl status` shows."""
+        text = await self.restatectl_output("status")
+        lines = text.splitlines()
+        header = next((line for line in lines if "LEADER" in line and "NAME" in line), None)
+        if header is None:
+            return {}
+        names, leaders = header.index("NAME"), header.index("LEADER")
+        counts: dict[int, int] = {}
+        for line in lines[lines.index(header) + 1:]:
+            name = line[names:].split()[0] if len(line) > names else ""
+            led = line[leaders:].split()[0] if len(line) > leaders else ""
+            if name.startswith("n") and name[1:].isdigit() and led.isdigit():
+                counts[int(name[1:]) - 1] = int(led)
+        return counts
+
+    async def restart(self) -> None:
+        """Stop every node gracefully (SIGTERM), then start them all on the same data."""
+        self.stop()
+        started = time.monotonic()
+        for node in self.nodes:
+            node.spawn()
+        for node in self.nodes:
+            await node.wait_ready(wait_for_partitions=False)
+        await self.nodes[0].wait_ready(wait_for_partitions=True)
+        logger.bind(nodes=self.admin_urls).debug(
+            "cluster restarted in {:.2f}s", time.monotonic() - started
+        )
+
+    def stop(self) -> None:
+        """Stop every node (SIGTERM, then SIGKILL after a grace period); safe twice."""
+        for node in self.nodes:
+            node.stop()
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -19,7 +19,11 @@ _TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 #: (checked with 1.7.12), so the message is the only signal. Seen after a restart and
 #: during failover: "node lookup for partition N failed", "partition N doesn't exist on this
 #: node, this is benign if the partition is being transferred", "expecting a partition
-#: store"; the rest are the names Restate's own code gives the same states.
+#: store"; on a cluster that lost a node, "connect throttled; N ms left in throttling
+#: window" (a survivor backing off from the dead peer) and "node N1:2 was shut down or
+#: removed"; after that node came back, "No such scanner. It could have expired" (a
+#: remote scan the restarted node no longer knows; a new query starts a new one). The rest
+#: are the names Restate's own code gives the same states.
 _TRANSIENT_MESSAGES = (
     "node lookup for partition",
     "doesn't exist on this node",
@@ -28,8 +32,16 @@ _TRANSIENT_MESSAGES = (
     "notleader",
     "unavailable",
     "is being transferred",
+    "connect throttled",
+    "was shut down or removed",
+    "no such scanner",
     "shutting down",
 )
+
+
+#: with "External error" (a query fanning out to a peer node), the peer is unreachable:
+#: "handshake failed: tcp connect error" was seen while a killed node was down
+_PEER_UNREACHABLE = ("connect", "handshake")
 
 
 @frozen(kw_only=True)
@@ -75,6 +87,9 @@ def transient_reason(status: int, body: str) -> str | None:
     if status == 500:
         lowered = message.lower()
         if any(marker in lowered for marker in _TRANSIENT_MESSAGES):
+            return message
+        # the query engine could not reach the node holding a partition (it is down)
+        if "external error" in lowered and any(w in lowered for w in _PEER_UNREACHABLE):
             return message
     return None
 
