@@ -21,7 +21,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.config import RestateConfig
+from landlord_restate.restate.ingress import IngressClient
 from landlord_restate.restate.provider import RestateProvider
 from landlord_restate.restate.settings import FLAG_PREFIX, load_config, split_flags
 from landlord_restate.restate.validation import hosted_handlers
@@ -169,24 +171,33 @@ async def cmd_doctor(config: RestateConfig, out: Output) -> int:
     settings = _plain_config(config)
     checks: list[tuple[str, bool, str]] = []
     async with RestateProvider(config) as provider:
-        admin, ingress = provider.admin, provider.ingress
+        admins, ingresses = provider.node_clients()
+        admin = provider.admin
 
-        async def check(name: str, probe: Callable[[], Awaitable[str]], fix: str) -> None:
+        async def check(name: str, probe: Callable[[], Awaitable[str]], fix: str) -> bool:
             try:
                 checks.append((name, True, await probe()))
             except (WorkflowError, aiohttp.ClientError, TimeoutError) as exc:
                 checks.append((name, False, f"{exc} -> {fix}"))
+                return False
+            return True
 
-        async def admin_health() -> str:
-            await admin.health()
-            return f"admin API answers at {admin.endpoint}"
+        def admin_health(node: AdminClient) -> Callable[[], Awaitable[str]]:
+            async def probe() -> str:
+                await node.health()
+                return f"admin API answers at {node.endpoint}"
+            return probe
 
-        async def version() -> str:
-            return f"restate-server {await admin.version()}"
+        def version(node: AdminClient) -> Callable[[], Awaitable[str]]:
+            async def probe() -> str:
+                return f"restate-server {await node.version()} at {node.endpoint}"
+            return probe
 
-        async def ingress_health() -> str:
-            await ingress.health()
-            return f"ingress answers at {ingress.endpoint}"
+        def ingress_health(node: IngressClient) -> Callable[[], Awaitable[str]]:
+            async def probe() -> str:
+                await node.health()
+                return f"ingress answers at {node.endpoint}"
+            return probe
 
         async def deployment() -> str:
             address = config.deployment_address.rstrip("/")
@@ -201,11 +212,20 @@ async def cmd_doctor(config: RestateConfig, out: Output) -> int:
                             f"{', '.join(hosted) or 'no Landlord handlers'}")
             raise WorkflowError(f"{address} is not registered")
 
-        await check("admin health", admin_health, "start restate-server or fix admin_endpoint")
-        await check("server version", version, "check admin_endpoint")
-        await check("ingress", ingress_health, "check endpoint")
-        await check("deployment", deployment,
-                    "run `landlord-restate create SPEC.json` to register it")
+        # every node on its own, tried once: a cluster with a node down says which
+        answering = 0
+        for node in admins:
+            if await check("admin health", admin_health(node),
+                           "start restate-server or fix admin_endpoint"):
+                answering += 1
+                await check("server version", version(node), "check admin_endpoint")
+        for entry in ingresses:
+            await check("ingress", ingress_health(entry), "check endpoint")
+        if answering:
+            await check("deployment", deployment,
+                        "run `landlord-restate create SPEC.json` to register it")
+        else:
+            checks.append(("deployment", False, "not checked: no admin node answers"))
     healthy = all(ok for _, ok, _ in checks)
     if out.as_json:
         out.data({"settings": settings, "checks": [

@@ -224,6 +224,8 @@ async def crash_scenario(
         assert time.monotonic() < deadline, "the workload did not reach step two"
         await asyncio.sleep(0.05)
     before = await journaled_steps(provider, workflow_id)
+    # a journaled step has already written its mark: what it writes after this is a re-run
+    counts_before = step_counts(marks)
     probe = CallProbe(provider, workflow_id, list(ids.values()))
     probe.start()
     try:
@@ -240,8 +242,11 @@ async def crash_scenario(
         executions=n,
         completed=sum(1 for s in states.values() if s is ExecutionState.SUCCEEDED),
         duplicates=await duplicate_runs(provider, workflow_id),
-        rerun_steps=sum(counts[step] - 1 for step in before if counts[step] > 1),
-        redone_in_flight=sum(c - 1 for step, c in counts.items() if c > 1 and step not in before),
+        # a step journaled before the fault that ran again after it. (A step can also run
+        # twice before the fault, when a leadership change on a cluster re-invoked it before
+        # its result was journaled: that is "redone in flight", not a re-run.)
+        rerun_steps=sum(counts[step] - counts_before[step] for step in before),
+        redone_in_flight=sum(c - 1 for c in counts.values() if c > 1),
         slowest_call=probe.slowest,
         seconds=time.monotonic() - began,
         note=f"{len(before)} steps journaled before the crash; {probe.calls} probe calls, "
@@ -249,5 +254,6 @@ async def crash_scenario(
     )
     report.probe_errors = probe.errors
     report.lost = n - report.completed
+    report.redone_in_flight -= report.rerun_steps
     REPORTS.append(report)
     return report

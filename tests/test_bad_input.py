@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from landlord_restate import (
     RestateConfig,
     RestateProvider,
     RestateServerError,
+    RestateUnavailableError,
     WorkflowError,
     WorkflowSpec,
     from_json,
@@ -32,7 +34,9 @@ from landlord_restate.restate.settings import KEYS, env_name
 from tests.conftest import spec_for, unique_id
 from tests.fakes import serve
 
-OFFLINE = RestateConfig(endpoint="http://127.0.0.1:9", retry_attempts=0)
+OFFLINE = RestateConfig(
+    endpoint="http://127.0.0.1:9", retry_attempts=0, retry_window=timedelta(0)
+)
 EXAMPLES = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -277,7 +281,9 @@ async def odd_provider(
 ) -> AsyncIterator[tuple[str, RestateProvider]]:
     """A provider whose 'Restate' answers oddly."""
     async with serve(odd_server(ODD_ANSWERS[request.param])) as url:
-        config = RestateConfig(endpoint=url, admin_endpoint=url, retry_attempts=0)
+        config = RestateConfig(
+            endpoint=url, admin_endpoint=url, retry_attempts=0, retry_window=timedelta(0)
+        )
         async with RestateProvider(config) as provider:
             yield request.param, provider
 
@@ -285,8 +291,19 @@ async def odd_provider(
 async def test_unexpected_answers_are_server_errors(
     odd_provider: tuple[str, RestateProvider],
 ) -> None:
-    """HTML pages, truncated JSON, unknown statuses: RestateServerError with an excerpt."""
+    """HTML pages, truncated JSON, unknown statuses: RestateServerError with an excerpt.
+
+    A 502 page is a proxy that lost Restate: transient, so once retries are spent it is
+    RestateUnavailableError carrying the page as the reason.
+    """
     kind, provider = odd_provider
+    if kind == "html error page":
+        with pytest.raises(RestateUnavailableError) as unavailable:
+            await provider.get_execution_status("inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW")
+        assert "502 Bad Gateway" in unavailable.value.reason
+        assert unavailable.value.status == 502
+        assert isinstance(unavailable.value.__cause__, RestateServerError)
+        return
     with pytest.raises(RestateServerError) as caught:
         await provider.get_execution_status("inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW")
     assert caught.value.body, kind

@@ -7,6 +7,7 @@ is killed with executions in flight. The long fault runs are in `make soak`.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +22,9 @@ from landlord_restate import (
     RestateProvider,
 )
 from landlord_restate.restate.local import LocalCluster, LocalDeployment
-from tests.conftest import deployment_env, spec_for, unique_id
+from tests.conftest import ROOT, deployment_env, spec_for, unique_id
 from tests.faults import FaultReport, assert_clean, crash_scenario
+from tests.test_cli import cli
 from tests.waiting import read_marks, wait_status, wait_terminal
 
 pytestmark = pytest.mark.timeout(600)
@@ -116,6 +118,40 @@ async def test_the_contract_on_a_cluster(on_cluster: RestateProvider, tmp_path: 
     listed = await provider.list_executions(steps.workflow_id)
     assert [s.execution_id for s in listed] == [ran.execution_id]
     assert listed[0].state is ExecutionState.SUCCEEDED
+
+
+async def test_doctor_reports_every_node(
+    cluster: LocalCluster, cluster_deployment: LocalDeployment, on_cluster: RestateProvider
+) -> None:
+    """`doctor` with the cluster's nodes checks each one; a node down is a FAIL by name."""
+    await on_cluster.create_workflow(spec_for("GoPair", unique_id("c-doctor")))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_RESTATE_")},
+        "WORKFLOW_RESTATE_ENDPOINT": ",".join(cluster.ingress_urls),
+        "WORKFLOW_RESTATE_ADMIN_ENDPOINT": ",".join(cluster.admin_urls),
+        "WORKFLOW_RESTATE_DEPLOYMENT_URL": cluster_deployment.url,
+        "WORKFLOW_RESTATE_SERVICE_NAME": SERVICE,
+        "LANDLORD_CONFIG": "",
+        "PYTHONPATH": str(ROOT),
+    }
+    done = cli(env, "doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for node in cluster.nodes:
+        assert f"ok   admin health: admin API answers at {node.admin_url}" in done.stdout
+        assert f"ok   ingress: ingress answers at {node.ingress_url}" in done.stdout
+    assert "ok   deployment" in done.stdout
+
+    last = cluster.nodes[-1]
+    last.kill()
+    try:
+        done = cli(env, "doctor")
+    finally:
+        await last.start(wait_for_partitions=False)
+    assert done.returncode == 1
+    assert f"FAIL admin health: cannot reach Restate at {last.admin_url}" in done.stdout
+    assert f"FAIL ingress: cannot reach Restate at {last.ingress_url}" in done.stdout
+    assert f"ok   admin health: admin API answers at {cluster.nodes[0].admin_url}" in done.stdout
+    assert "ok   deployment" in done.stdout  # the survivors still answer for the cluster
 
 
 async def kill_node(

@@ -32,7 +32,9 @@ from tests.conftest import spec_for, unique_id
 from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
 
 #: a provider config whose Restate is not there (and which does not retry)
-OFFLINE = RestateConfig(endpoint="http://127.0.0.1:9", retry_attempts=0)
+OFFLINE = RestateConfig(
+    endpoint="http://127.0.0.1:9", retry_attempts=0, retry_window=timedelta(0)
+)
 
 
 async def created(provider: RestateProvider, handler: str, **fields: Any) -> WorkflowSpec:

@@ -79,7 +79,8 @@ class AdminClient:
         Callers embed only validated ids in `sql`; nothing unchecked is ever interpolated.
         """
         _, answer = await self._http.request(
-            "POST", "/query", body={"query": sql}, idempotent=True  # a read
+            "POST", "/query", body={"query": sql}, idempotent=True,  # a read
+            settled=True,  # a node coming up can answer with rows missing
         )
         rows = _object(answer, "POST /query").get("rows")
         if not isinstance(rows, list):

@@ -30,6 +30,12 @@ from landlord_restate.workflow.errors import (
 )
 
 _EXCERPT = 512
+#: how long a node that answered "not ready" is left to settle before it is queried again.
+#: Seen with restate-server 1.7.12 under load: between "expecting a partition store" and
+#: "node N1:<old generation> was shut down", a restarted node answered one SQL query 200
+#: with no rows for about 50 ms. Queries wait this long after a node's last transient
+#: answer, so that window is never read as "nothing there".
+SETTLE_SECONDS = 1.0
 _AUTH_HINT = " (authentication refused: check auth_type and api_key)"
 
 
@@ -64,6 +70,8 @@ class RestateHttp:
         self.nodes: tuple[str, ...] = tuple(url.rstrip("/") for url in urls)
         self._current = 0
         self.backoff = backoff
+        #: node -> monotonic time before which its SQL answers are not trusted
+        self._settling: dict[str, float] = {}
 
     @property
     def base_url(self) -> str:
@@ -91,16 +99,24 @@ class RestateHttp:
         workflow_id: str | None = None,
         execution_id: str | None = None,
         backoff: Backoff | None = None,
+        settled: bool = False,
     ) -> tuple[int, Any]:
-        """Send JSON `body`; answer (status, decoded JSON or None) for a status in `ok`."""
+        """Send JSON `body`; answer (status, decoded JSON or None) for a status in `ok`.
+
+        `settled` (for SQL reads) waits until the node has answered nothing transient for
+        SETTLE_SECONDS, since a node coming up can answer a query with missing rows.
+        """
         policy = (backoff or self.backoff) if idempotent else NO_RETRY
         began = time.monotonic()
         retries = 0
         while True:
             node = self.base_url
+            if settled:
+                await self._settle(node)
             try:
                 return await self._once(node, method, path, body, ok, workflow_id, execution_id)
             except _Transient as transient:
+                self._settling[node] = time.monotonic() + SETTLE_SECONDS
                 moved = self._move_on(node)
                 if not idempotent:
                     raise transient.error from transient.__cause__
@@ -120,6 +136,18 @@ class RestateHttp:
                 ).info("Restate not ready ({}); retry {} in {:.2f}s", transient.reason,
                        retries, pause)
                 await asyncio.sleep(pause)
+
+    async def _settle(self, node: str) -> None:
+        until = self._settling.get(node)
+        if until is None:
+            return
+        pause = until - time.monotonic()
+        if pause <= 0:
+            self._settling.pop(node, None)
+            return
+        logger.bind(endpoint=node).debug("node settling after a restart; query in {:.2f}s",
+                                         pause)
+        await asyncio.sleep(pause)
 
     async def _once(
         self,
@@ -162,7 +190,7 @@ class RestateHttp:
         text = raw.decode("utf-8", errors="replace")
         if status not in ok:
             logger.bind(endpoint=node, method=method, path=path, status=status).debug(
-                "Restate answered {}: {}", status, text[:_EXCERPT]
+                "Restate error: {} {}", status, text[:_EXCERPT]
             )
             error = RestateServerError(
                 method=method,

@@ -8,6 +8,9 @@ from urllib.parse import quote
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.workflow.errors import RestateServerError
 
+#: answers of `/restate/invocation/{id}/output` that are not "not ready, try again"
+_OUTPUT_ANSWERS = frozenset(range(200, 500)) - {429}
+
 
 class IngressClient:
     """The calls the provider makes to `{endpoint}`."""
@@ -62,3 +65,24 @@ class IngressClient:
             "POST", path, body=body, ok=ok, workflow_id=workflow_id, execution_id=execution_id,
             idempotent=idempotent,
         )
+
+    async def invocation_exists(self, invocation_id: str) -> bool:
+        """Whether Restate knows the invocation, asked of the partition that owns it.
+
+        SQL introspection fans out to every partition and, while one moves to another node,
+        can answer without its rows; the ingress asks the partition leader itself, and
+        answers 404 only for an invocation that does not exist (470 while it runs, its
+        result or its failure once it ended).
+        """
+        path = f"/restate/invocation/{quote(invocation_id, safe='')}/output"
+        try:
+            status, _ = await self._http.request(
+                "GET", path, ok=_OUTPUT_ANSWERS, execution_id=invocation_id,
+                idempotent=True,  # a read
+            )
+        except RestateServerError as exc:
+            # a failed invocation answers its own failure, marked as coming from it
+            if '"source":"invocation"' in exc.body.replace(" ", ""):
+                return True
+            raise
+        return status != 404

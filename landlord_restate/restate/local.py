@@ -332,6 +332,9 @@ class LocalDeployment(_Process):
 RESTATECTL_BINARY_ENV = "RESTATECTL_BIN"
 _CTL_GLOB = ".restate/npm/node_modules/@restatedev/restatectl-*/bin/restatectl"
 CLUSTER_NAME = "landlord-cluster"
+#: what restatectl 1.7.12 prints when the cluster is provisioned (by it, or before)
+_PROVISIONED = ("has been successfully provisioned", "provisioned by somebody else",
+                "already provisioned")
 
 
 def find_restatectl(root: Path | None = None) -> Path:
@@ -464,7 +467,7 @@ class LocalCluster:
             output, _ = await process.communicate()
             text = output.decode(errors="replace").lower()
             # restatectl exits 0 also when it could not connect: read what it says
-            if "successfully provisioned" in text or "already provisioned" in text:
+            if any(done in text for done in _PROVISIONED):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"restatectl provision failed: {text[-2000:]}")

@@ -47,6 +47,7 @@ from landlord_restate.workflow.errors import (
     InvalidInputError,
     InvalidSpecError,
     RestateServerError,
+    RestateUnavailableError,
     WorkflowError,
     WorkflowNotFoundError,
 )
@@ -146,6 +147,17 @@ class RestateProvider(Provider):
         self._admin = self._ingress = None
         if session is not None:
             await session.close()
+
+    def node_clients(self) -> tuple[list[AdminClient], list[IngressClient]]:
+        """One client per configured node, each trying its node once: for health checks
+        that must report every node rather than fail over."""
+        if self._session is None:
+            raise RuntimeError("RestateProvider is not open: use `async with RestateProvider(...)`")
+        session = self._session
+        return (
+            [AdminClient(RestateHttp(session, node)) for node in self._config.admin_endpoints],
+            [IngressClient(RestateHttp(session, node)) for node in self._config.endpoints],
+        )
 
     @property
     def admin(self) -> AdminClient:
@@ -369,7 +381,7 @@ class RestateProvider(Provider):
         # two point lookups by id, in parallel: one round trip of latency
         invocations, journal = await asyncio.gather(
             self._query_by_id(_INVOCATION_SQL, execution_id),
-            self._query_by_id(_JOURNAL_SQL, execution_id),
+            self._query_by_id(_JOURNAL_SQL, execution_id, invocation_row=False),
         )
         if not invocations or invocations[0].get("target_handler_name") != "run":
             raise ExecutionNotFoundError(execution_id)
@@ -378,7 +390,7 @@ class RestateProvider(Provider):
         for _ in range(_JOURNAL_REREADS):
             if len(journal) >= int(invocations[0].get("journal_size") or 0):
                 break
-            journal = await self._query_by_id(_JOURNAL_SQL, execution_id)
+            journal = await self._query_by_id(_JOURNAL_SQL, execution_id, invocation_row=False)
         recorded = state_from_journal(journal)
         if needs_state_rows(invocations[0], recorded):
             recorded = state_from_rows(await self._state_rows(invocations[0])) | recorded
@@ -397,17 +409,46 @@ class RestateProvider(Provider):
             f"WHERE service_name = '{service}' AND service_key = '{key}'"
         )
 
-    async def _query_by_id(self, template: str, execution_id: str) -> list[dict[str, Any]]:
+    async def _query_by_id(
+        self, template: str, execution_id: str, *, invocation_row: bool = True
+    ) -> list[dict[str, Any]]:
         """Rows of `template` for one checked invocation id.
 
         An id of the right shape that Restate cannot decode is simply not an execution.
+        For the invocation's own row (`invocation_row`), no rows is checked with the
+        ingress, which asks the owning partition itself: during a failover a query can miss
+        a partition, and "not found" must not be said of an execution that exists. Then the
+        query is asked again, within the retry window.
         """
-        try:
-            return await self.admin.query(_sql(template, execution_id))
-        except RestateServerError as exc:
-            if _UNDECODABLE_ID in exc.body:
-                raise ExecutionNotFoundError(execution_id) from None
-            raise
+        sql = _sql(template, execution_id)
+        backoff = self._config.backoff()
+        began, retries, confirmed = time.monotonic(), 0, False
+        while True:
+            try:
+                rows = await self.admin.query(sql)
+            except RestateServerError as exc:
+                if _UNDECODABLE_ID in exc.body:
+                    raise ExecutionNotFoundError(execution_id) from None
+                raise
+            if rows or not invocation_row:
+                return rows
+            if not confirmed:
+                if not await self.ingress.invocation_exists(execution_id):
+                    raise ExecutionNotFoundError(execution_id)
+                confirmed = True
+            elapsed = time.monotonic() - began
+            if backoff.gives_up(retries, elapsed):
+                raise RestateUnavailableError(
+                    self.admin.endpoint,
+                    f"the query does not see invocation {execution_id} yet, which the "
+                    "ingress knows (partitions moving between nodes?)",
+                    nodes=self.admin.nodes, waited=elapsed, execution_id=execution_id,
+                )
+            retries += 1
+            self._log.bind(execution_id=execution_id, attempt=retries).info(
+                "query missed an existing invocation; asking again"
+            )
+            await asyncio.sleep(backoff.delay(retries))
 
     def _observe(self, status: ExecutionStatus) -> None:
         """Log each state change this provider sees, once (bounded memory)."""

@@ -46,17 +46,25 @@ _UNIT_NANOS = {
     "m": 60 * 1_000_000_000,
     "h": 3600 * 1_000_000_000,
 }
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+#: ASCII digits only: `\d` would also take Arabic-Indic and other Unicode digits
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 _RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?"
+    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
+#: Go's time.Duration is an int64 of nanoseconds
+GO_DURATION_MAX_NANOS = 2**63 - 1
 
 
 def parse_go_duration(text: str) -> timedelta:
-    """Parse Go's `time.ParseDuration` syntax ("300ms", "1h30m", "-2.5s", "0")."""
-    s = text.strip()
+    """Parse Go's `time.ParseDuration` syntax ("300ms", "1h30m", "-2.5s", "0").
+
+    As Go: no surrounding spaces, ASCII digits, and within int64 nanoseconds (about 292
+    years); anything else is a ValueError.
+    """
+    s = text
     sign = 1
-    if s[:1] in "+-":
+    if s and s[0] in "+-":
         sign = -1 if s[0] == "-" else 1
         s = s[1:]
     if s == "0":
@@ -70,6 +78,8 @@ def parse_go_duration(text: str) -> timedelta:
         pos = m.end()
     if not s:
         raise ValueError(f"invalid duration {text!r} (expected Go syntax: '30m', '1h30m')")
+    if total > GO_DURATION_MAX_NANOS:
+        raise ValueError(f"duration {text!r} is out of Go's range (at most about 2562047h)")
     return timedelta(microseconds=sign * total / _NANOS_PER_MICRO)
 
 
@@ -104,7 +114,7 @@ def _unstructure_duration(value: timedelta) -> int:
 
 def parse_rfc3339(value: str) -> datetime:
     """Parse an RFC 3339 time with offset; extra sub-microsecond digits are dropped."""
-    m = _RFC3339.match(value)
+    m = _RFC3339.fullmatch(value) if isinstance(value, str) else None
     if m is None:
         raise ValueError(f"invalid time {value!r} (expected RFC 3339 with an offset)")
     date, clock, frac, offset = m.groups()

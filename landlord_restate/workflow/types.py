@@ -160,6 +160,9 @@ class ProvisionRequest:
     desired_config: dict[str, JSONValue] = field(factory=dict)
     compute_provider: str = ""
     api_base_url: str = ""
+    #: strings to strings, passed on to the execution; Landlord's reconciler puts
+    #: `config_hash` here for change detection
+    metadata: dict[str, str] = field(factory=dict)
 
 
 @frozen(kw_only=True)
@@ -184,3 +187,21 @@ class ComputeCallbackPayload:
     error_code: str = ""
     error_message: str = ""
     is_retriable: bool = False
+
+
+class BackoffType(enum.StrEnum):
+    """How the pause between callback deliveries grows (Landlord's `BackoffType`)."""
+
+    EXPONENTIAL = "exponential"
+    LINEAR = "linear"
+
+
+@frozen(kw_only=True)
+class CallbackOptions:
+    """Landlord's `compute.CallbackOptions`: how a compute callback delivery is retried."""
+
+    #: retries after the first delivery attempt, when Restate is unreachable or not ready
+    max_retries: int = 3
+    #: the first pause between attempts
+    retry_delay: timedelta = timedelta(seconds=1)
+    backoff_type: BackoffType | str = BackoffType.EXPONENTIAL
