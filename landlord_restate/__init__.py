@@ -14,6 +14,8 @@ from landlord_restate.restate import (
     load_config,
 )
 from landlord_restate.workflow import (
+    BackoffType,
+    CallbackOptions,
     ComputeCallbackPayload,
     ConfigError,
     CreateWorkflowResult,
@@ -40,6 +42,9 @@ from landlord_restate.workflow import (
     WorkflowNotFoundError,
     WorkflowSpec,
     WorkflowStatus,
+    WorkflowSubState,
+    config_hash,
+    extract_workflow_details,
     from_json,
     to_json,
 )
@@ -48,6 +53,8 @@ logger.disable("landlord_restate")
 
 __all__ = [
     "AuthType",
+    "BackoffType",
+    "CallbackOptions",
     "ComputeCallbackPayload",
     "ConfigError",
     "CreateWorkflowResult",
@@ -77,6 +84,9 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowSpec",
     "WorkflowStatus",
+    "WorkflowSubState",
+    "config_hash",
+    "extract_workflow_details",
     "from_json",
     "load_config",
     "to_json",

@@ -73,7 +73,7 @@ class AdminClient:
         )
         return None if status == 404 else _object(answer, "GET /services")
 
-    async def query(self, sql: str) -> list[dict[str, Any]]:
+    async def query(self, sql: str, *, backoff: Backoff | None = None) -> list[dict[str, Any]]:
         """Rows of one SQL query over Restate's introspection tables.
 
         Callers embed only validated ids in `sql`; nothing unchecked is ever interpolated.
@@ -81,6 +81,7 @@ class AdminClient:
         _, answer = await self._http.request(
             "POST", "/query", body={"query": sql}, idempotent=True,  # a read
             settled=True,  # a node coming up can answer with rows missing
+            backoff=backoff,
         )
         rows = _object(answer, "POST /query").get("rows")
         if not isinstance(rows, list):

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from landlord_restate.restate.http import RestateHttp
+from landlord_restate.restate.transience import Backoff
 from landlord_restate.workflow.errors import RestateServerError
 
 #: answers of `/restate/invocation/{id}/output` that are not "not ready, try again"
@@ -58,15 +59,18 @@ class IngressClient:
         ok: tuple[int, ...] = (200,),
         workflow_id: str | None = None,
         execution_id: str | None = None,
+        backoff: Backoff | None = None,
     ) -> tuple[int, Any]:
         """Call a keyed handler and wait for its answer."""
         path = f"/{quote(service, safe='')}/{quote(key, safe='')}/{quote(handler, safe='')}"
         return await self._http.request(
             "POST", path, body=body, ok=ok, workflow_id=workflow_id, execution_id=execution_id,
-            idempotent=idempotent,
+            idempotent=idempotent, backoff=backoff,
         )
 
-    async def invocation_exists(self, invocation_id: str) -> bool:
+    async def invocation_exists(
+        self, invocation_id: str, *, backoff: Backoff | None = None
+    ) -> bool:
         """Whether Restate knows the invocation, asked of the partition that owns it.
 
         SQL introspection fans out to every partition and, while one moves to another node,
@@ -78,7 +82,7 @@ class IngressClient:
         try:
             status, _ = await self._http.request(
                 "GET", path, ok=_OUTPUT_ANSWERS, execution_id=invocation_id,
-                idempotent=True,  # a read
+                idempotent=True, backoff=backoff,  # a read
             )
         except RestateServerError as exc:
             # a failed invocation answers its own failure, marked as coming from it

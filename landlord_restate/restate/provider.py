@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import time
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import attrs
 from loguru import logger
 
 from landlord_restate.restate.admin import AdminClient
@@ -41,6 +43,7 @@ from landlord_restate.restate.status import (
 )
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
+from landlord_restate.workflow.config_hash import config_hash
 from landlord_restate.workflow.convert import format_rfc3339, from_json, parse_rfc3339, to_json
 from landlord_restate.workflow.errors import (
     ExecutionNotFoundError,
@@ -53,6 +56,8 @@ from landlord_restate.workflow.errors import (
 )
 from landlord_restate.workflow.provider import Provider
 from landlord_restate.workflow.types import (
+    BackoffType,
+    CallbackOptions,
     ComputeCallbackPayload,
     CreateWorkflowResult,
     ExecutionInput,
@@ -311,6 +316,13 @@ class RestateProvider(Provider):
         self, workflow_id: str, execution: ExecutionInput
     ) -> ExecutionResult:
         """Start one run of the stored spec; the execution name is the idempotency key."""
+        result, _ = await self._start(workflow_id, execution)
+        return result
+
+    async def _start(
+        self, workflow_id: str, execution: ExecutionInput
+    ) -> tuple[ExecutionResult, bool]:
+        """Start (or find) the run named by `execution`; also answer whether it is new."""
         check_workflow_id(workflow_id)
         if not isinstance(execution, ExecutionInput):
             raise InvalidInputError(
@@ -354,26 +366,73 @@ class RestateProvider(Provider):
             state=ExecutionState.PENDING if accepted else ExecutionState.RUNNING,
             started_at=_now(),
             message="execution started" if accepted else "execution already started",
+        ), accepted
+
+    async def invoke(
+        self, workflow_id: str, request: ProvisionRequest, *, trigger_source: str = "reconciler"
+    ) -> ExecutionResult:
+        """Start the run Landlord's reconciler asks for, once per identity and run.
+
+        The identity is the tenant (uuid, else id), the workflow, the operation and the
+        desired configuration (`metadata["config_hash"]`, else the hash of
+        `desired_config`). While a run of that identity is pending or running, `invoke`
+        answers it (also when invokes race: the workflow key decides); once it ended, the
+        next `invoke` starts a new run, as Temporal's default id-reuse policy does. A
+        changed configuration is another identity: a new run at once.
+        """
+        check_workflow_id(workflow_id)
+        _check_provision_request(request, workflow_id)
+        tenant = request.tenant_uuid or request.tenant_id
+        operation = request.operation or "provision"
+        base = invoke_name_base(workflow_id, request)
+        execution = ExecutionInput(
+            input=to_json(request),
+            tags={"tenant_id": request.tenant_id, "tenant_uuid": request.tenant_uuid,
+                  "operation": operation},
+            metadata=dict(request.metadata),
+            trigger_source=trigger_source,
+        )
+        log = self._log.bind(workflow_id=workflow_id, tenant=tenant, operation=operation)
+        run = await self._latest_run(workflow_id, base)
+        for _ in range(_INVOKE_ROUNDS):
+            name = f"{base}{_RUN_SEPARATOR}{run}"
+            result, accepted = await self._start(
+                workflow_id, attrs.evolve(execution, execution_name=name)
+            )
+            if accepted:
+                log.bind(execution_id=result.execution_id, run=run).info("invoke: new run")
+                return result
+            target = await self._target(result.execution_id)
+            if target.get("status") != "completed":
+                log.bind(execution_id=result.execution_id, run=run).info(
+                    "invoke: run in progress, answered"
+                )
+                return result
+            run += 1  # that run ended: the next invoke is the next run
+        raise RestateServerError(
+            method="POST", url=f"{self.ingress.endpoint}/{workflow_id}", status=200,
+            body=f"invoke: {_INVOKE_ROUNDS} consecutive runs of {base} had already ended",
+            workflow_id=workflow_id,
         )
 
-    async def invoke(self, workflow_id: str, request: ProvisionRequest) -> ExecutionResult:
-        """Start an execution whose input is Landlord's ProvisionRequest."""
-        if not isinstance(request, ProvisionRequest):
-            raise InvalidInputError(
-                f"expected a ProvisionRequest, got {type(request).__name__}",
-                field="request",
-                workflow_id=workflow_id,
-            )
-        if not request.tenant_id:
-            raise InvalidInputError(
-                "request.tenant_id is required", field="tenant_id", workflow_id=workflow_id
-            )
-        prefix = _NAME_UNSAFE.sub("-", f"{request.tenant_id}-{request.operation or 'provision'}")
-        name = f"{prefix[:100]}-{uuid.uuid4().hex[:12]}"
-        return await self.start_execution(
-            workflow_id,
-            ExecutionInput(execution_name=name, input=to_json(request), trigger_source="invoke"),
+    async def _latest_run(self, workflow_id: str, base: str) -> int:
+        """The run number `invoke` should try: the newest if it is still going, else next."""
+        runs = await self.admin.query(
+            "SELECT target_service_key, status FROM sys_invocation "  # noqa: S608
+            f"WHERE target_handler_name = 'run' AND target_service_key LIKE "
+            f"'{workflow_key(workflow_id, base)}{_RUN_SEPARATOR}%'"  # both checked / built
         )
+        prefix = workflow_key(workflow_id, base) + _RUN_SEPARATOR
+        numbered = {}
+        for row in runs:
+            key = str(row.get("target_service_key", ""))
+            number = key.removeprefix(prefix)
+            if key.startswith(prefix) and number.isascii() and number.isdigit():
+                numbered[int(number)] = row.get("status")
+        if not numbered:
+            return 1
+        newest = max(numbered)
+        return newest if numbered[newest] != "completed" else newest + 1
 
     async def get_execution_status(self, execution_id: str) -> ExecutionStatus:
         """Invocation, journal and shim state, read in parallel from Restate's SQL."""
@@ -410,7 +469,12 @@ class RestateProvider(Provider):
         )
 
     async def _query_by_id(
-        self, template: str, execution_id: str, *, invocation_row: bool = True
+        self,
+        template: str,
+        execution_id: str,
+        *,
+        invocation_row: bool = True,
+        backoff: Backoff | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of `template` for one checked invocation id.
 
@@ -421,11 +485,11 @@ class RestateProvider(Provider):
         query is asked again, within the retry window.
         """
         sql = _sql(template, execution_id)
-        backoff = self._config.backoff()
+        backoff = backoff or self._config.backoff()
         began, retries, confirmed = time.monotonic(), 0, False
         while True:
             try:
-                rows = await self.admin.query(sql)
+                rows = await self.admin.query(sql, backoff=backoff)
             except RestateServerError as exc:
                 if _UNDECODABLE_ID in exc.body:
                     raise ExecutionNotFoundError(execution_id) from None
@@ -433,7 +497,7 @@ class RestateProvider(Provider):
             if rows or not invocation_row:
                 return rows
             if not confirmed:
-                if not await self.ingress.invocation_exists(execution_id):
+                if not await self.ingress.invocation_exists(execution_id, backoff=backoff):
                     raise ExecutionNotFoundError(execution_id)
                 confirmed = True
             elapsed = time.monotonic() - began
@@ -476,10 +540,12 @@ class RestateProvider(Provider):
             error=status.error,
         )
 
-    async def _target(self, execution_id: str) -> dict[str, Any]:
+    async def _target(
+        self, execution_id: str, *, backoff: Backoff | None = None
+    ) -> dict[str, Any]:
         """Service, key and status of a shim's `run` invocation, or ExecutionNotFoundError."""
         check_execution_id(execution_id)
-        rows = await self._query_by_id(_TARGET_SQL, execution_id)
+        rows = await self._query_by_id(_TARGET_SQL, execution_id, backoff=backoff)
         if not rows or rows[0].get("target_handler_name") != "run":
             raise ExecutionNotFoundError(execution_id)
         return rows[0]
@@ -511,16 +577,25 @@ class RestateProvider(Provider):
         )
 
     async def post_compute_callback(
-        self, execution_id: str, payload: ComputeCallbackPayload
+        self,
+        execution_id: str,
+        payload: ComputeCallbackPayload,
+        options: CallbackOptions | None = None,
     ) -> None:
-        """Resolve the execution's compute-callback promise; a repeat (409) changes nothing."""
+        """Resolve the execution's compute-callback promise; a repeat (409) changes nothing.
+
+        `options` (Landlord's CallbackOptions) say how often and how fast delivery is
+        retried while Restate is unreachable or not ready; without them the configured
+        retry_attempts and retry_window apply.
+        """
         if not isinstance(payload, ComputeCallbackPayload):
             raise InvalidInputError(
                 f"expected a ComputeCallbackPayload, got {type(payload).__name__}",
                 field="payload",
                 execution_id=execution_id,
             )
-        target = await self._target(execution_id)
+        backoff = callback_backoff(options, execution_id)
+        target = await self._target(execution_id, backoff=backoff)
         status, _ = await self.ingress.call(
             str(target["target_service_name"]),
             str(target["target_service_key"]),
@@ -529,6 +604,7 @@ class RestateProvider(Provider):
             ok=(200, 409),
             execution_id=execution_id,
             idempotent=True,  # a repeat answers 409 and changes nothing
+            backoff=backoff,
         )
         self._log.bind(
             execution_id=execution_id, compute_execution_id=payload.execution_id,
@@ -605,7 +681,7 @@ class RestateProvider(Provider):
 _INVOCATION_COLUMNS = (
     "id, target_service_name, target_service_key, target_handler_name, status, created_at, "
     "running_at, completed_at, completion_result, completion_failure, retry_count, journal_size, "
-    "last_failure, last_failure_related_command_name"
+    "last_failure, last_failure_related_command_name, last_failure_error_code, modified_at"
 )
 _INVOCATION_SQL = f"SELECT {_INVOCATION_COLUMNS} FROM sys_invocation WHERE id = '{{id}}'"  # noqa: S608
 _SUMMARY_COLUMNS = (
@@ -631,6 +707,94 @@ _JOURNAL_SQL = (
     "THEN entry_json ELSE entry_lite_json END AS entry "
     "FROM sys_journal WHERE id = '{id}' ORDER BY index"
 )
+
+
+_RUN_SEPARATOR = "-r"
+#: how many ended runs in a row invoke steps over before it gives up (a race of invokes
+#: with runs that end in between; each round is one start and one lookup)
+_INVOKE_ROUNDS = 8
+_MAX_CALLBACK_RETRIES = 100
+_MAX_CALLBACK_DELAY = timedelta(hours=1)
+#: the longest pause between two callback deliveries, however the delay grows
+_CALLBACK_DELAY_CAP = 300.0
+
+
+def invoke_name_base(workflow_id: str, request: ProvisionRequest) -> str:
+    """The execution name of `invoke`'s identity, before its run number.
+
+    Readable (tenant and operation, made name-safe) and exact (a digest of tenant,
+    workflow, operation and configuration, since the readable part may be cut or folded).
+    """
+    tenant = request.tenant_uuid or request.tenant_id
+    operation = request.operation or "provision"
+    configuration = request.metadata.get("config_hash") or config_hash(request.desired_config)
+    digest = hashlib.sha256(
+        json.dumps([tenant, workflow_id, operation, configuration]).encode()
+    ).hexdigest()[:16]
+    readable = _NAME_UNSAFE.sub("-", f"{tenant}-{operation}")[:80]
+    return f"{readable}-{digest}"
+
+
+def _check_provision_request(request: Any, workflow_id: str) -> None:
+    """A ProvisionRequest with a tenant, string fields and string metadata, or a typed error."""
+    if not isinstance(request, ProvisionRequest):
+        raise InvalidInputError(
+            f"expected a ProvisionRequest, got {type(request).__name__}",
+            field="request", workflow_id=workflow_id,
+        )
+    for name in ("tenant_id", "tenant_uuid", "operation", "compute_provider", "api_base_url"):
+        value = getattr(request, name)
+        if not isinstance(value, str):
+            raise InvalidInputError(
+                f"request.{name} must be a string, got {type(value).__name__}",
+                field=name, workflow_id=workflow_id,
+            )
+    if not (request.tenant_uuid or request.tenant_id):
+        raise InvalidInputError(
+            "request.tenant_id (or tenant_uuid) is required", field="tenant_id",
+            workflow_id=workflow_id,
+        )
+    if not isinstance(request.desired_config, dict):
+        raise InvalidInputError(
+            "request.desired_config must be a JSON object", field="desired_config",
+            workflow_id=workflow_id,
+        )
+    _check_string_map(request.metadata, "metadata", workflow_id)
+
+
+def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
+    """The retry of a callback delivery that Landlord's CallbackOptions ask for."""
+    if options is None:
+        return None
+    if not isinstance(options, CallbackOptions):
+        raise InvalidInputError(
+            f"expected CallbackOptions, got {type(options).__name__}",
+            field="options", execution_id=execution_id,
+        )
+    retries = options.max_retries
+    if not isinstance(retries, int) or isinstance(retries, bool) or not (
+        0 <= retries <= _MAX_CALLBACK_RETRIES
+    ):
+        raise InvalidInputError(
+            f"options.max_retries must be a whole number from 0 to {_MAX_CALLBACK_RETRIES}, "
+            f"got {retries!r}", field="options.max_retries", execution_id=execution_id,
+        )
+    delay = options.retry_delay
+    if not isinstance(delay, timedelta) or not timedelta(0) <= delay <= _MAX_CALLBACK_DELAY:
+        raise InvalidInputError(
+            f"options.retry_delay must be a duration from 0s to 1h, got {delay!r}",
+            field="options.retry_delay", execution_id=execution_id,
+        )
+    if options.backoff_type not in set(BackoffType):
+        raise InvalidInputError(
+            f"options.backoff_type must be exponential or linear, got {options.backoff_type!r}",
+            field="options.backoff_type", execution_id=execution_id,
+        )
+    first = delay.total_seconds()
+    return Backoff(
+        window=0.0, min_retries=retries, max_retries=retries, first_delay=first,
+        max_delay=max(first, _CALLBACK_DELAY_CAP), growth=str(BackoffType(options.backoff_type)),
+    )
 
 
 def _check_string_map(value: Any, field: str, workflow_id: str) -> None:

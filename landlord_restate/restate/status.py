@@ -8,6 +8,7 @@ shim wrote to workflow state (input, output, error, why it stopped) in its SetSt
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -121,13 +122,44 @@ def state_from_journal(journal: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return values
 
 
+#: Restate statuses in which the last failure is the news: it is being retried, or paused
+_RETRYING = ("backing-off", "paused")
+#: "[500 Internal] RuntimeError('x')": Restate's status prefix on a failure's first line
+_FAILURE_PREFIX = re.compile(r"^\[[^\]]*\]\s*")
+
+
+def _retrying_error(invocation: Mapping[str, Any]) -> ExecutionError | None:
+    """While Restate retries (or has paused) a failing step: the last failure, readably.
+
+    The code is Restate's (`RT0007`, ...), the message the exception as its traceback's last
+    line says it ("RuntimeError: boom"), never the traceback; the cause names the step.
+    """
+    failure = str(invocation.get("last_failure") or "")
+    if invocation.get("status") not in _RETRYING or not failure:
+        return None
+    lines = [line for line in failure.splitlines() if line.strip()]
+    message = _FAILURE_PREFIX.sub("", lines[0]) if lines else failure
+    if len(lines) > 1 and lines[1].startswith("Traceback"):
+        message = lines[-1].strip()
+    step = str(invocation.get("last_failure_related_command_name") or "")
+    code = str(invocation.get("last_failure_error_code") or "")
+    return ExecutionError(
+        code=code or "retrying",
+        message=message,
+        cause=f"step {step}" if step else "",
+        failed_at=_time(invocation.get("modified_at")),
+    )
+
+
 def _error(
     state: ExecutionState,
     invocation: Mapping[str, Any],
     outcome: Mapping[str, Any] | None,
     failed_at: datetime | None,
 ) -> ExecutionError | None:
-    if state in (ExecutionState.SUCCEEDED, ExecutionState.PENDING, ExecutionState.RUNNING):
+    if state is ExecutionState.RUNNING:
+        return _retrying_error(invocation)
+    if state in (ExecutionState.SUCCEEDED, ExecutionState.PENDING):
         return None
     recorded = (outcome or {}).get("error")
     if isinstance(recorded, Mapping):
@@ -306,10 +338,17 @@ def build_status(
         # a bidi stream stays "running" in Restate until it is suspended for inactivity
         sub_state = "waiting"
     key = str(invocation.get("target_service_key", ""))
+    given = envelope.get("metadata")
+    # the execution's own metadata first: the provider's keys below win on a clash
     metadata = {
+        str(k): v for k, v in (given.items() if isinstance(given, dict) else ())
+        if isinstance(v, str)
+    }
+    metadata |= {
         "restate_status": str(invocation.get("status", "")),
         "workflow_sub_state": sub_state,
-        "retry_count": str(invocation.get("retry_count") or 0),
+        # Restate counts attempts ("increments on start"); Landlord counts retries
+        "retry_count": str(max(int(invocation.get("retry_count") or 0) - 1, 0)),
         "service_name": str(invocation.get("target_service_name", "")),
         "workflow_key": key,
     }

@@ -1,6 +1,12 @@
 """Provider-agnostic contract: a mirror of Landlord's Go `internal/workflow` package."""
 
+from landlord_restate.workflow.config_hash import config_hash
 from landlord_restate.workflow.convert import from_json, to_json
+from landlord_restate.workflow.details import (
+    WorkflowSubState,
+    extract_workflow_details,
+    map_execution_state_to_sub_state,
+)
 from landlord_restate.workflow.errors import (
     ConfigError,
     ExecutionNotFoundError,
@@ -17,6 +23,8 @@ from landlord_restate.workflow.errors import (
 from landlord_restate.workflow.provider import Provider
 from landlord_restate.workflow.registry import Registry
 from landlord_restate.workflow.types import (
+    BackoffType,
+    CallbackOptions,
     ComputeCallbackPayload,
     CreateWorkflowResult,
     ExecutionError,
@@ -33,6 +41,8 @@ from landlord_restate.workflow.types import (
 )
 
 __all__ = [
+    "BackoffType",
+    "CallbackOptions",
     "ComputeCallbackPayload",
     "ConfigError",
     "CreateWorkflowResult",
@@ -59,6 +69,10 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowSpec",
     "WorkflowStatus",
+    "WorkflowSubState",
+    "config_hash",
+    "extract_workflow_details",
     "from_json",
+    "map_execution_state_to_sub_state",
     "to_json",
 ]

@@ -72,11 +72,18 @@ def _has_backoff_metadata(metadata: Mapping[str, str]) -> bool:
     return False
 
 
+_RETRY_COUNT_KEYS = ("retry_count", "retrycount", "retry_attempts", "retryattempts", "attempts")
+
+
 def _retry_count_from_metadata(metadata: Mapping[str, str]) -> int | None:
-    """The first retry-count key Go recognises (Go ranges over a map: any one of them)."""
-    for key, value in metadata.items():
-        if key.lower() in ("retry_count", "retrycount", "retry_attempts", "retryattempts",
-                           "attempts"):
+    """The value of a retry-count key Go recognises.
+
+    Go ranges over a map, so with several such keys it takes any one; here `retry_count`
+    (the one this provider writes) is taken first, which is one of Go's possible answers.
+    """
+    ordered = sorted(metadata.items(), key=lambda kv: kv[0].lower() != "retry_count")
+    for key, value in ordered:
+        if key.lower() in _RETRY_COUNT_KEYS:
             if value == "":
                 return None
             return _atoi(str(value))
