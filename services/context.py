@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from datetime import timedelta
@@ -9,10 +10,12 @@ from typing import Any
 
 import restate
 from loguru import logger
+from restate.exceptions import SdkInternalBaseException
 from restate.server_context import restate_context_is_replaying
 
 from landlord_restate.restate.envelope import ExecutionEnvelope
-from services.errors import HandlerError
+from landlord_restate.restate.limits import json_problem
+from services.errors import HandlerError, checked, readable
 
 #: the durable promise `post_compute_callback` resolves
 COMPUTE_CALLBACK_PROMISE = "compute_callback"
@@ -62,6 +65,39 @@ def _terminal(error: HandlerError) -> restate.TerminalError:
     )
 
 
+def _step_failure(name: str, exc: BaseException) -> BaseException:
+    """What a step's exception becomes: retried (a real failure) or terminal (a bug).
+
+    HandlerError ends the execution with its code; an Exception is retried by the spec's
+    RetryPolicy, unless even its message cannot be read; a BaseException that is not
+    cancellation (SystemExit, KeyboardInterrupt, ...) ends the execution, and never
+    reaches the process serving every other execution.
+    """
+    if isinstance(exc, HandlerError):
+        return _terminal(checked(exc))
+    described = readable(exc)
+    if described is None:
+        return _terminal(HandlerError(
+            "invalid_handler_error",
+            f"step {name} raised {type(exc).__name__}, whose message cannot be read",
+        ))
+    if isinstance(exc, Exception):
+        return exc
+    return _terminal(HandlerError(
+        "handler_crashed", f"step {name} raised {described}; the execution ends here"
+    ))
+
+
+def _step_output(name: str, result: Any) -> Any:
+    """A step's result, if it is strict JSON; else the execution fails (a retry cannot help)."""
+    problem = json_problem(result)
+    if problem is not None:
+        raise _terminal(HandlerError(
+            "invalid_step_output", f"step {name} returned what is not strict JSON: {problem}"
+        ))
+    return result
+
+
 def handler_error_from(error: restate.TerminalError, default_code: str) -> HandlerError:
     """Recover the HandlerError a step raised, or describe a Restate terminal failure."""
     metadata = error.metadata or {}
@@ -99,18 +135,22 @@ class HandlerContext:
 
             async def action_async() -> Any:
                 try:
-                    return await fn(*args)
-                except HandlerError as exc:
-                    raise _terminal(exc) from exc
+                    result = await fn(*args)
+                except (asyncio.CancelledError, GeneratorExit, SdkInternalBaseException):
+                    raise  # Restate's and asyncio's control flow, not the step's failure
+                except BaseException as exc:
+                    raise _step_failure(name, exc) from exc
+                return _step_output(name, result)
 
             action: Callable[[], Any] = action_async
         else:
 
             def action_sync() -> Any:
                 try:
-                    return fn(*args)
-                except HandlerError as exc:
-                    raise _terminal(exc) from exc
+                    result = fn(*args)
+                except BaseException as exc:
+                    raise _step_failure(name, exc) from exc
+                return _step_output(name, result)
 
             action = action_sync
         try:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from landlord_restate.restate.limits import MAX_MAP_VALUE, MAX_MESSAGE
+
 
 class HandlerError(Exception):
     """Fail the execution for good with `code` and `message` (Go's returned `error`)."""
@@ -11,3 +15,41 @@ class HandlerError(Exception):
         self.code = code
         self.message = message
         self.cause = cause
+
+
+def readable(exc: BaseException) -> str | None:
+    """`Type: message` of an exception, or None when its str() or repr() itself raises."""
+    try:
+        text = str(exc)
+        repr(exc)
+    except Exception:
+        return None
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def checked(error: HandlerError) -> HandlerError:
+    """`error` with string fields of bounded size, or an `invalid_handler_error` saying why.
+
+    A HandlerError is recorded in Restate state and read back by the provider; fields that
+    are not strings would fail that write on every retry, and a 40 MiB message would be
+    refused. Long messages are cut, with a note saying how long they were.
+    """
+    fields: dict[str, Any] = {"code": error.code, "message": error.message,
+                              "cause": error.cause}
+    wrong = [name for name, value in fields.items() if not isinstance(value, str)]
+    if wrong or not error.code:
+        return HandlerError(
+            "invalid_handler_error",
+            f"the handler raised a HandlerError whose {', '.join(wrong) or 'code'} "
+            f"{'is not a string' if wrong else 'is empty'}",
+        )
+    return HandlerError(
+        _cut(error.code, MAX_MAP_VALUE), _cut(error.message, MAX_MESSAGE),
+        _cut(error.cause, MAX_MESSAGE),
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... (cut: {len(text)} characters in all)"

@@ -19,7 +19,7 @@ _HANDLERS: dict[str, HandlerFn] = {}
 
 def handler(name: str) -> Callable[[F], F]:
     """Register an async function as the Python shim of the Go handler `name`."""
-    if not GO_EXPORTED.match(name):
+    if not GO_EXPORTED.fullmatch(name):
         raise ValueError(f"handler name {name!r} must be a Go exported identifier")
 
     def register(fn: F) -> F:

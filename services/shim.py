@@ -8,21 +8,24 @@ enforces the timeout inside Restate, so it survives restarts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import restate
 from loguru import logger
+from restate.exceptions import SdkInternalBaseException
 
 from landlord_restate.restate.envelope import ExecutionEnvelope
+from landlord_restate.restate.limits import json_problem
 from landlord_restate.restate.naming import HANDLERS_METADATA
 from services.context import (
     COMPUTE_CALLBACK_PROMISE,
     HandlerContext,
     handler_error_from,
 )
-from services.errors import HandlerError
+from services.errors import HandlerError, checked, readable
 from services.registry import HandlerFn
 
 #: workflow state keys the provider reads back
@@ -43,15 +46,66 @@ def _split_go_result(result: Any) -> tuple[Any, Any]:
 
 
 def _as_handler_error(error: Any) -> HandlerError:
+    """Go's returned `error`, whatever shape the handler gave it, as a checked HandlerError."""
     if isinstance(error, HandlerError):
-        return error
+        return checked(error)
     if isinstance(error, Mapping):
-        return HandlerError(
-            str(error.get("code", "handler_error")),
-            str(error.get("message", error)),
-            str(error.get("cause", "")),
-        )
-    return HandlerError("handler_error", str(error))
+        return checked(HandlerError(
+            error.get("code", "handler_error"),
+            error.get("message", "handler returned an error"),
+            error.get("cause", ""),
+        ))
+    if isinstance(error, BaseException):
+        return HandlerError("handler_error", readable(error) or type(error).__name__)
+    return HandlerError("handler_error", _safe_text(error))
+
+
+def _safe_text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"an unprintable {type(value).__name__}"
+
+
+async def _call_handler(fn: HandlerFn, hctx: HandlerContext, value: Any) -> Any:
+    """The handler's output; HandlerError when it failed or misbehaved for good.
+
+    A real failure (an Exception) goes through for Restate to retry the invocation.
+    """
+    try:
+        output, error = _split_go_result(await fn(hctx, value))
+    except (restate.TerminalError, HandlerError, asyncio.CancelledError, GeneratorExit,
+            SdkInternalBaseException):
+        raise
+    except BaseException as exc:
+        crashed = _crash_error(exc)
+        if crashed is None:
+            raise  # a real failure: Restate retries the invocation
+        raise crashed from exc
+    if error is not None:
+        raise _as_handler_error(error)
+    problem = json_problem(output)
+    if problem is not None:
+        raise HandlerError("invalid_output", f"the handler's output is not strict JSON: {problem}")
+    return output
+
+
+def _crash_error(exc: BaseException) -> HandlerError | None:
+    """A handler exception that must end the execution now (None: let Restate retry it).
+
+    A BaseException other than cancellation (SystemExit, KeyboardInterrupt, ...) would take
+    the deployment process down with every execution on it; an exception whose message
+    cannot be read fails the same way on every retry.
+    """
+    described = readable(exc)
+    if described is None:
+        return HandlerError("invalid_handler_error",
+                            f"the handler raised {type(exc).__name__}, whose message cannot "
+                            "be read")
+    if isinstance(exc, Exception):
+        return None
+    return HandlerError("handler_crashed", f"the handler raised {described}; the execution "
+                        "ends here, the deployment stays up")
 
 
 def build_workflow(
@@ -101,13 +155,11 @@ def build_workflow(
         hctx = HandlerContext(ctx, envelope)
         hctx.logger.info("execution running", state="running")
         try:
-            output, error = _split_go_result(await fn(hctx, envelope.input))
-            if error is not None:
-                raise _as_handler_error(error)
+            output = await _call_handler(fn, hctx, envelope.input)
         except HandlerError as exc:
             hctx.logger.info("execution failed", state="failed", code=exc.code)
             await _disarm(timer)
-            raise _fail(ctx, exc) from exc
+            raise _fail(ctx, checked(exc)) from exc
         except restate.TerminalError as exc:
             if exc.status_code != _CANCELLED:
                 await _disarm(timer)

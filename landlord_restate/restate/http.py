@@ -33,8 +33,9 @@ _EXCERPT = 512
 #: how long a node that answered "not ready" is left to settle before it is queried again.
 #: Seen with restate-server 1.7.12 under load: between "expecting a partition store" and
 #: "node N1:<old generation> was shut down", a restarted node answered one SQL query 200
-#: with no rows for about 50 ms. Queries wait this long after a node's last transient
-#: answer, so that window is never read as "nothing there".
+#: with no rows for about 50 ms. An SQL answer less than this after the node's last
+#: transient answer is asked for again once this has passed, so that window is never read
+#: as "nothing there".
 SETTLE_SECONDS = 1.0
 _AUTH_HINT = " (authentication refused: check auth_type and api_key)"
 
@@ -103,18 +104,19 @@ class RestateHttp:
     ) -> tuple[int, Any]:
         """Send JSON `body`; answer (status, decoded JSON or None) for a status in `ok`.
 
-        `settled` (for SQL reads) waits until the node has answered nothing transient for
-        SETTLE_SECONDS, since a node coming up can answer a query with missing rows.
+        `settled` (for SQL reads): an answer from a node that said "not ready" less than
+        SETTLE_SECONDS ago is asked for again once that time has passed, since a node coming
+        up can answer a query with rows missing.
         """
         policy = (backoff or self.backoff) if idempotent else NO_RETRY
         began = time.monotonic()
         retries = 0
         while True:
             node = self.base_url
-            if settled:
-                await self._settle(node)
             try:
-                return await self._once(node, method, path, body, ok, workflow_id, execution_id)
+                answer = await self._once(
+                    node, method, path, body, ok, workflow_id, execution_id
+                )
             except _Transient as transient:
                 self._settling[node] = time.monotonic() + SETTLE_SECONDS
                 moved = self._move_on(node)
@@ -136,18 +138,26 @@ class RestateHttp:
                 ).info("Restate not ready ({}); retry {} in {:.2f}s", transient.reason,
                        retries, pause)
                 await asyncio.sleep(pause)
+                continue
+            if settled and await self._unsettled(node):
+                continue  # answered while settling: ask again, now that it has settled
+            return answer
 
-    async def _settle(self, node: str) -> None:
+    async def _unsettled(self, node: str) -> bool:
+        """Whether `node` answered "not ready" less than SETTLE_SECONDS ago; if so, wait
+        until that has passed (the caller then asks again)."""
         until = self._settling.get(node)
         if until is None:
-            return
+            return False
         pause = until - time.monotonic()
         if pause <= 0:
             self._settling.pop(node, None)
-            return
-        logger.bind(endpoint=node).debug("node settling after a restart; query in {:.2f}s",
-                                         pause)
+            return False
+        logger.bind(endpoint=node).debug(
+            "node answered while settling after a restart; asking again in {:.2f}s", pause
+        )
         await asyncio.sleep(pause)
+        return True
 
     async def _once(
         self,

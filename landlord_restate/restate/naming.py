@@ -38,7 +38,7 @@ WORKFLOW_KEY = re.compile(
 
 def check_workflow_id(workflow_id: str) -> str:
     """Return `workflow_id` if it follows Landlord's rule, else `InvalidSpecError`."""
-    if not isinstance(workflow_id, str) or not WORKFLOW_ID.match(workflow_id):
+    if not isinstance(workflow_id, str) or not WORKFLOW_ID.fullmatch(workflow_id):
         raise InvalidSpecError(
             f"workflow_id {workflow_id!r} must match {WORKFLOW_ID.pattern}",
             field="workflow_id",
@@ -49,8 +49,9 @@ def check_workflow_id(workflow_id: str) -> str:
 
 def service_name_for(workflow_id: str) -> str:
     """Derive the Restate service name: 'tenant-provisioning' -> 'TenantProvisioning'."""
+    check_workflow_id(workflow_id)
     name = "".join(part[:1].upper() + part[1:] for part in workflow_id.split("-"))
-    if not SERVICE_NAME.match(name):
+    if not SERVICE_NAME.fullmatch(name):
         raise InvalidSpecError(
             f"workflow_id {workflow_id!r} does not yield a valid Restate service name "
             f"({name!r} must start with a letter); set service_name in the config",
@@ -62,7 +63,7 @@ def service_name_for(workflow_id: str) -> str:
 
 def check_service_name(name: str) -> str:
     """Return `name` if Restate accepts it as a service name."""
-    if not SERVICE_NAME.match(name):
+    if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
         raise InvalidSpecError(
             f"service name {name!r} must match {SERVICE_NAME.pattern}", field="service_name"
         )
@@ -75,9 +76,11 @@ def go_handler_name(reference: str) -> str:
     'TenantProvisioning' and 'github.com/acme/landlord/workflows.TenantProvisioning'
     both name 'TenantProvisioning'.
     """
-    if GO_EXPORTED.match(reference):
+    if not isinstance(reference, str):
+        raise InvalidSpecError("definition.handler must be a string", field="definition.handler")
+    if GO_EXPORTED.fullmatch(reference):
         return reference
-    qualified = GO_QUALIFIED.match(reference)
+    qualified = GO_QUALIFIED.fullmatch(reference)
     if qualified:
         return qualified.group(1)
     raise InvalidSpecError(
@@ -89,7 +92,7 @@ def go_handler_name(reference: str) -> str:
 
 def check_execution_name(name: str) -> str:
     """Return `name` if it follows Landlord's execution name rule."""
-    if not isinstance(name, str) or not EXECUTION_NAME.match(name):
+    if not isinstance(name, str) or not EXECUTION_NAME.fullmatch(name):
         raise InvalidInputError(
             f"execution_name {name!r} must match {EXECUTION_NAME.pattern}",
             field="execution_name",
@@ -99,7 +102,7 @@ def check_execution_name(name: str) -> str:
 
 def check_execution_id(execution_id: str) -> str:
     """Return `execution_id` if it is a Restate invocation id; only then may it enter SQL."""
-    if not isinstance(execution_id, str) or not INVOCATION_ID.match(execution_id):
+    if not isinstance(execution_id, str) or not INVOCATION_ID.fullmatch(execution_id):
         raise InvalidInputError(
             f"execution id {execution_id!r} is not a Restate invocation id (inv_...)",
             field="execution_id",

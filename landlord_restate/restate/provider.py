@@ -22,6 +22,16 @@ from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.envelope import ExecutionEnvelope
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.ingress import IngressClient
+from landlord_restate.restate.limits import (
+    MAX_INPUT_BYTES,
+    MAX_MAP_VALUE,
+    MAX_MESSAGE,
+    MAX_REASON,
+    MAX_TRIGGER_SOURCE,
+    check_string_map,
+    check_text,
+    encode_json,
+)
 from landlord_restate.restate.naming import (
     CATALOG_SERVICE,
     KEY_SEPARATOR,
@@ -77,8 +87,6 @@ _UNDECODABLE_ID = "non valid invocation id"
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-#: Restate's ingress refuses bodies over 32 MiB; leave room for the envelope around the input
-MAX_INPUT_BYTES = 32 * 1024 * 1024 - 64 * 1024
 
 
 class RestateProvider(Provider):
@@ -332,9 +340,13 @@ class RestateProvider(Provider):
             )
         name = execution.execution_name or f"exec-{uuid.uuid4().hex}"
         check_execution_name(name)
-        _check_string_map(execution.tags, "tags", workflow_id)
-        _check_string_map(execution.metadata, "metadata", workflow_id)
-        input_json = _encode_input(execution.input, workflow_id)  # before any I/O
+        # every bound before any I/O: nothing reaches Restate that it would refuse late
+        check_string_map(execution.tags, "tags", workflow_id=workflow_id)
+        check_string_map(execution.metadata, "metadata", workflow_id=workflow_id)
+        check_text(execution.trigger_source, "trigger_source", MAX_TRIGGER_SOURCE,
+                   workflow_id=workflow_id)
+        input_json = encode_json(execution.input, "input", limit=MAX_INPUT_BYTES,
+                                 workflow_id=workflow_id)
         found = await self._stored_spec(workflow_id)
         if found is None:
             raise WorkflowNotFoundError(workflow_id)
@@ -461,7 +473,7 @@ class RestateProvider(Provider):
         """The shim's workflow state, by a point lookup on (service, key), checked first."""
         service = str(invocation.get("target_service_name", ""))
         key = str(invocation.get("target_service_key", ""))
-        if not (SERVICE_NAME.match(service) and WORKFLOW_KEY.match(key)):
+        if not (SERVICE_NAME.fullmatch(service) and WORKFLOW_KEY.fullmatch(key)):
             return []
         return await self.admin.query(
             "SELECT key, value_utf8 FROM state "  # noqa: S608  (both checked just above)
@@ -552,8 +564,7 @@ class RestateProvider(Provider):
 
     async def stop_execution(self, execution_id: str, reason: str) -> None:
         """Record `reason` with the execution, then cancel it; a finished one stays as it is."""
-        if not isinstance(reason, str):
-            raise InvalidInputError("reason must be a string", field="reason")
+        check_text(reason, "reason", MAX_REASON, execution_id=execution_id)
         target = await self._target(execution_id)
         log = self._log.bind(
             execution_id=execution_id,
@@ -595,12 +606,13 @@ class RestateProvider(Provider):
                 execution_id=execution_id,
             )
         backoff = callback_backoff(options, execution_id)
+        body = _callback_body(payload, execution_id)
         target = await self._target(execution_id, backoff=backoff)
         status, _ = await self.ingress.call(
             str(target["target_service_name"]),
             str(target["target_service_key"]),
             "compute_callback",
-            to_json(payload),
+            body,
             ok=(200, 409),
             execution_id=execution_id,
             idempotent=True,  # a repeat answers 409 and changes nothing
@@ -759,7 +771,30 @@ def _check_provision_request(request: Any, workflow_id: str) -> None:
             "request.desired_config must be a JSON object", field="desired_config",
             workflow_id=workflow_id,
         )
-    _check_string_map(request.metadata, "metadata", workflow_id)
+    check_string_map(request.metadata, "metadata", workflow_id=workflow_id)
+    encode_json(request.desired_config, "desired_config", workflow_id=workflow_id)
+
+
+#: what a compute callback's status may say (Landlord's compute statuses)
+_CALLBACK_STATUSES = frozenset({"pending", "running", "succeeded", "failed"})
+
+
+def _callback_body(payload: ComputeCallbackPayload, execution_id: str) -> bytes:
+    """The payload as the shim receives it, each field checked (types, sizes, JSON)."""
+    for name, limit in (("execution_id", MAX_MAP_VALUE), ("tenant_id", MAX_MAP_VALUE),
+                        ("error_code", MAX_MAP_VALUE), ("error_message", MAX_MESSAGE)):
+        check_text(getattr(payload, name), f"payload.{name}", limit, execution_id=execution_id)
+    if payload.status not in _CALLBACK_STATUSES:
+        raise InvalidInputError(
+            f"payload.status must be one of {', '.join(sorted(_CALLBACK_STATUSES))}, got "
+            f"{payload.status!r}", field="payload.status", execution_id=execution_id,
+        )
+    if not isinstance(payload.is_retriable, bool):
+        raise InvalidInputError("payload.is_retriable must be true or false",
+                                field="payload.is_retriable", execution_id=execution_id)
+    encode_json(payload.resource_ids, "payload.resource_ids", execution_id=execution_id)
+    return encode_json(to_json(payload), "payload", limit=MAX_INPUT_BYTES,
+                       execution_id=execution_id).encode()
 
 
 def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
@@ -795,33 +830,6 @@ def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
         window=0.0, min_retries=retries, max_retries=retries, first_delay=first,
         max_delay=max(first, _CALLBACK_DELAY_CAP), growth=str(BackoffType(options.backoff_type)),
     )
-
-
-def _check_string_map(value: Any, field: str, workflow_id: str) -> None:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise InvalidInputError(
-            f"{field} must map strings to strings", field=field, workflow_id=workflow_id
-        )
-
-
-def _encode_input(value: Any, workflow_id: str) -> str:
-    """The input as JSON, encoded once: refused here if it is not JSON or too big."""
-    try:
-        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"input is not JSON-serializable: {exc}", field="input", workflow_id=workflow_id
-        ) from None
-    if len(encoded) > MAX_INPUT_BYTES:
-        raise InvalidInputError(
-            f"input is {len(encoded) / 2**20:.1f} MiB ({len(encoded)} bytes); Restate's "
-            f"ingress takes bodies up to 32 MiB, so input may be at most {MAX_INPUT_BYTES} bytes",
-            field="input",
-            workflow_id=workflow_id,
-        )
-    return encoded
 
 
 def _with_input(envelope: ExecutionEnvelope, input_json: str) -> bytes:

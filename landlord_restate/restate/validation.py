@@ -12,6 +12,15 @@ from typing import Any
 
 from attrs import frozen
 
+from landlord_restate.restate.limits import (
+    MAX_BACKOFF_RATE,
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_RETRY_ATTEMPTS,
+    check_duration,
+    check_string_map,
+    check_text,
+)
 from landlord_restate.restate.naming import (
     HANDLERS_METADATA,
     check_service_name,
@@ -22,7 +31,6 @@ from landlord_restate.restate.naming import (
 from landlord_restate.workflow.errors import InvalidSpecError
 from landlord_restate.workflow.types import RetryPolicy, WorkflowSpec
 
-MAX_NAME = 256
 DEFINITION_KEYS = frozenset({"handler"})
 #: provider_config keys and the type each value must have
 PROVIDER_CONFIG_KEYS: Mapping[str, type] = {"service_name": str}
@@ -55,14 +63,12 @@ def check_spec(spec: WorkflowSpec, default_service: str | None = None) -> Resolv
         raise fail("provider_type", f"must be {PROVIDER_TYPE!r}, got {spec.provider_type!r}")
     if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
         raise fail("name", f"must be a string of at most {MAX_NAME} characters")
-    if not isinstance(spec.description, str):
-        raise fail("description", "must be a string")
+    check_text(spec.description, "description", MAX_DESCRIPTION, error=InvalidSpecError,
+               workflow_id=workflow_id)
     if not isinstance(spec.timeout, timedelta) or spec.timeout < timedelta(0):
         raise fail("timeout", f"must be a duration of zero or more, got {spec.timeout!r}")
-    if not isinstance(spec.tags, Mapping) or not all(
-        isinstance(k, str) and k and isinstance(v, str) for k, v in spec.tags.items()
-    ):
-        raise fail("tags", "must map non-empty strings to strings")
+    check_duration(spec.timeout, "timeout", error=InvalidSpecError, workflow_id=workflow_id)
+    check_string_map(spec.tags, "tags", error=InvalidSpecError, workflow_id=workflow_id)
     if spec.retry_policy is not None:
         _check_retry_policy(spec.retry_policy, fail)
     handler = _check_definition(spec.definition, fail)
@@ -74,16 +80,23 @@ def check_spec(spec: WorkflowSpec, default_service: str | None = None) -> Resolv
 def _check_retry_policy(policy: RetryPolicy, fail: Any) -> None:
     if not isinstance(policy, RetryPolicy):
         raise fail("retry_policy", "must be a RetryPolicy")
-    if not isinstance(policy.max_attempts, int) or policy.max_attempts < 0:
-        raise fail("retry_policy.max_attempts", "must be zero (default) or more")
-    if not isinstance(policy.backoff_rate, int | float) or not (
-        policy.backoff_rate == 0 or policy.backoff_rate >= 1
+    attempts = policy.max_attempts
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not (
+        0 <= attempts <= MAX_RETRY_ATTEMPTS
     ):
-        raise fail("retry_policy.backoff_rate", "must be zero (default) or at least 1.0")
+        raise fail("retry_policy.max_attempts",
+                   f"must be zero (default) up to {MAX_RETRY_ATTEMPTS}, got {attempts!r}")
+    rate = policy.backoff_rate
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not (
+        rate == 0 or 1 <= rate <= MAX_BACKOFF_RATE
+    ):
+        raise fail("retry_policy.backoff_rate",
+                   f"must be zero (default) or from 1.0 to {MAX_BACKOFF_RATE}, got {rate!r}")
     for name in ("initial_interval", "max_interval"):
         value = getattr(policy, name)
         if not isinstance(value, timedelta) or value < timedelta(0):
             raise fail(f"retry_policy.{name}", "must be a duration of zero or more")
+        check_duration(value, f"retry_policy.{name}", error=InvalidSpecError)
     if policy.initial_interval and policy.max_interval and (
         policy.max_interval < policy.initial_interval
     ):

@@ -23,7 +23,7 @@ def validate_request(request: Any) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise HandlerError("invalid_request", "request must be a JSON object")
     tenant_id = request.get("tenant_id")
-    if not isinstance(tenant_id, str) or not _TENANT_ID.match(tenant_id):
+    if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
         raise HandlerError("invalid_request", f"tenant_id {tenant_id!r} is not a valid tenant id")
     operation = request.get("operation", "provision")
     if operation not in _OPERATIONS:
