@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 from rich.console import Console, Group
@@ -24,6 +25,12 @@ from rich.text import Text
 from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.ingress import IngressClient
+from landlord_restate.restate.limits import MAX_REASON, check_text
+from landlord_restate.restate.naming import (
+    check_execution_id,
+    check_execution_name,
+    check_workflow_id,
+)
 from landlord_restate.restate.provider import RestateProvider
 from landlord_restate.restate.settings import FLAG_PREFIX, load_config, split_flags
 from landlord_restate.restate.validation import hosted_handlers
@@ -47,17 +54,35 @@ class UsageError(Exception):
     """Bad arguments or input files: exit 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that never echoes what it did not recognise: a misspelt settings flag
+    (`--workflow_restate.api_key=...`) may carry a secret."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments"):
+            count = len(message.split(":", 1)[1].split())
+            message = (f"{count} unrecognized argument(s), not shown since they may hold "
+                       f"secrets; settings are {FLAG_PREFIX}<key>=<value>")
+        raise UsageError(_REDACT.sub(r"\1=***", message))
+
+
+#: `--flag=value` in a message: the value is not shown
+_REDACT = re.compile(r"(--[\w.-]+)=\S+")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, one subcommand per operation."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--config", help="config file (YAML or TOML; default: Landlord's)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="landlord-restate",
         description="Operate Landlord workflows on Restate. Any setting can be given as "
         f"{FLAG_PREFIX}<key>=<value>, e.g. {FLAG_PREFIX}endpoint=http://127.0.0.1:8080.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     commands.add_parser("doctor", parents=[common], help="check config, server and deployment")
     validate = commands.add_parser("validate", parents=[common], help="validate a spec")
     validate.add_argument("spec", help="spec JSON file, or - for stdin")
@@ -94,10 +119,14 @@ def _read_json(source: str, what: str) -> Any:
             text = source
     except OSError as exc:
         raise UsageError(f"cannot read {what} {source!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {source!r} is not UTF-8 text ({exc.reason})") from None
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise UsageError(f"{what} is not valid JSON: {exc}") from None
+        raise UsageError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise UsageError(f"{what} is nested too deeply to read") from None
 
 
 def _plain(value: Any) -> Any:
@@ -260,8 +289,28 @@ def _plain_config(config: RestateConfig) -> dict[str, Any]:
     return shown
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Ids, names, reasons and limits given on the command line: UsageError (exit 2) when
+    malformed, as argparse's own errors are, before anything is sent."""
+    try:
+        if getattr(args, "workflow_id", None) is not None:
+            check_workflow_id(args.workflow_id)
+        if getattr(args, "execution_id", None) is not None:
+            check_execution_id(args.execution_id)
+        if getattr(args, "name", ""):
+            check_execution_name(args.name)
+        if getattr(args, "reason", None) is not None:
+            check_text(args.reason, "--reason", MAX_REASON)
+    except WorkflowError as exc:
+        raise UsageError(exc.message) from None
+    limit = getattr(args, "limit", None)
+    if limit is not None and not 0 < limit <= 10_000:
+        raise UsageError("--limit must be between 1 and 10000")
+
+
 async def run(args: argparse.Namespace, config: RestateConfig, out: Output) -> int:
     """Dispatch one command; answers its exit code."""
+    check_arguments(args)
     if args.command == "doctor":
         return await cmd_doctor(config, out)
     async with RestateProvider(config) as provider:
@@ -361,7 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(rest)
-    except SystemExit as exit_:
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
+    except SystemExit as exit_:  # --help
         return USAGE if exit_.code else OK
     out = Output(args.json)
     flag_argv = [f"{FLAG_PREFIX}{k}={v}" for k, v in flags.items()]
@@ -376,6 +428,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        return FAILED
+    except Exception as exc:
+        shown = _REDACT.sub(r"\1=***", str(exc))[:300]
+        print(f"error: unexpected {type(exc).__name__}: {shown}", file=sys.stderr)
         return FAILED
 
 

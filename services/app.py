@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -19,6 +20,7 @@ import services.handlers  # noqa: F401  (registers the built-in handlers)
 from landlord_restate.restate.naming import check_service_name
 from landlord_restate.restate.settings import load_settings
 from landlord_restate.workflow.convert import parse_go_duration
+from landlord_restate.workflow.errors import ConfigError
 from services.catalog import catalog
 from services.registry import HandlerFn, registered_handlers
 from services.shim import build_workflow
@@ -56,6 +58,28 @@ def build_services(
     return workflows
 
 
+#: what restate-server prints as its request identity public key
+_PUBLIC_KEY = re.compile(r"publickeyv1_[1-9A-HJ-NP-Za-km-z]{20,128}")
+
+
+def identity_keys_from(env: Mapping[str, str]) -> list[str]:
+    """The identity keys to trust; a setting that is present but names no valid key refuses
+    to start the app, since an empty list would mean: accept unsigned requests."""
+    raw = env.get(IDENTITY_KEYS_ENV)
+    if raw is None:
+        return []
+    keys = [part.strip() for part in raw.split(",")]
+    bad = [key for key in keys if key and not _PUBLIC_KEY.fullmatch(key)]
+    if bad or not any(keys):
+        raise ConfigError(
+            f"{IDENTITY_KEYS_ENV} must list restate-server public keys (publickeyv1_...), "
+            f"comma-separated; {'it has none' if not bad else f'{len(bad)} entries are not keys'}"
+            ". Unset it to serve unsigned requests.",
+            key=IDENTITY_KEYS_ENV,
+        )
+    return [key for key in keys if key]
+
+
 def create_app(env: Mapping[str, str] = os.environ) -> restate.server_types.RestateAppT:
     """Build the ASGI app from `env` (injectable for tests).
 
@@ -64,12 +88,16 @@ def create_app(env: Mapping[str, str] = os.environ) -> restate.server_types.Rest
     """
     import_handler_modules(env.get(HANDLER_MODULES_ENV, ""))
     service_name = load_settings(env=env).get("service_name")
-    identity_keys = [k.strip() for k in env.get(IDENTITY_KEYS_ENV, "").split(",") if k.strip()]
+    identity_keys = identity_keys_from(env)
     retention = DEFAULT_RETENTION
     if env.get(RETENTION_ENV):
-        retention = parse_go_duration(env[RETENTION_ENV])
+        try:
+            retention = parse_go_duration(env[RETENTION_ENV])
+        except ValueError as exc:
+            raise ConfigError(f"{RETENTION_ENV}: {exc}", key=RETENTION_ENV) from None
         if retention <= timedelta(0):
-            raise ValueError(f"{RETENTION_ENV} must be positive, got {env[RETENTION_ENV]!r}")
+            raise ConfigError(f"{RETENTION_ENV} must be positive, got {env[RETENTION_ENV]!r}",
+                              key=RETENTION_ENV)
     services = build_services(registered_handlers(), service_name, retention)
     return restate.app(services=services, identity_keys=identity_keys or None)
 

@@ -7,6 +7,9 @@ also when tests fail. Tests isolate themselves with uuid-based workflow ids.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -136,6 +139,42 @@ async def private_stack(tmp_path: Path) -> AsyncIterator[Stack]:
         )
         async with RestateProvider(config) as provider:
             yield Stack(server, deployment, provider)
+
+
+@pytest.fixture(scope="session")
+def cli_env(shared_config: RestateConfig) -> dict[str, str]:
+    """Environment reaching the session's server, the way an operator would set it."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_RESTATE_")},
+        "WORKFLOW_RESTATE_ENDPOINT": shared_config.endpoint,
+        "WORKFLOW_RESTATE_ADMIN_ENDPOINT": shared_config.admin_endpoint,
+        "WORKFLOW_RESTATE_DEPLOYMENT_URL": str(shared_config.deployment_url),
+        "WORKFLOW_RESTATE_SERVICE_NAME": SHARED_SERVICE,
+        "LANDLORD_CONFIG": "",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `landlord-restate ARGS`; answer the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "landlord_restate.cli", *args], env=env, input=stdin,
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )
+
+
+@pytest.fixture
+async def hanging_endpoint() -> AsyncIterator[str]:
+    """A port that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
 
 
 def unique_id(prefix: str) -> str:

@@ -144,3 +144,58 @@ async def three_steps(ctx: HandlerContext, request: Any) -> dict[str, Any]:
 async def noop(ctx: HandlerContext, request: Any) -> Any:
     """Returns its input: the start benchmark's workload."""
     return request
+
+
+class _Unprintable(Exception):
+    """An exception whose message cannot be read: str() and repr() raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this exception raises")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr() of this exception raises")
+
+
+class _CustomBase(BaseException):
+    """A BaseException of the handler's own, neither Exception nor cancellation."""
+
+
+_BASE_EXCEPTIONS: dict[str, type[BaseException]] = {
+    "SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt, "custom": _CustomBase,
+}
+
+
+@handler("Misbehaves")
+async def misbehaves(ctx: HandlerContext, request: dict[str, Any]) -> Any:
+    """Does what `request["bug"]` names: the ways a buggy handler can go wrong."""
+    bug = request["bug"]
+    if bug.startswith("raise "):  # raise SystemExit / KeyboardInterrupt / custom
+        raise _BASE_EXCEPTIONS[bug.removeprefix("raise ")]()
+    if bug.startswith("step raises "):  # the same from a sync step, in a worker thread
+        kind = _BASE_EXCEPTIONS[bug.removeprefix("step raises ")]
+
+        def crash() -> None:
+            raise kind()
+
+        return await ctx.step("crash", crash)
+    if bug == "set output":
+        return {"a", "set"}
+    if bug == "nan output":
+        return {"value": float("nan")}
+    if bug == "int keys output":
+        return {1: "a"}
+    if bug == "step nan output":
+        return await ctx.step("nan", lambda: float("inf"))
+    if bug == "error with int code":
+        raise HandlerError(7, "code is a number")  # type: ignore[arg-type]
+    if bug == "huge error":
+        raise HandlerError("huge", "x" * (40 * 1024 * 1024))
+    if bug == "unprintable":
+        raise _Unprintable()
+    if bug == "step unprintable":
+
+        def unprintable() -> None:
+            raise _Unprintable()
+
+        return await ctx.step("unprintable", unprintable)
+    return {"ok": True}

@@ -13,34 +13,9 @@ from typing import Any
 
 import pytest
 
-from landlord_restate import RestateConfig
-from tests.conftest import ROOT, SHARED_SERVICE, unique_id
+from tests.conftest import ROOT, SHARED_SERVICE, cli, unique_id
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def cli_env(shared_config: RestateConfig) -> dict[str, str]:
-    """Environment reaching the session's server, the way an operator would set it."""
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_RESTATE_")},
-        "WORKFLOW_RESTATE_ENDPOINT": shared_config.endpoint,
-        "WORKFLOW_RESTATE_ADMIN_ENDPOINT": shared_config.admin_endpoint,
-        "WORKFLOW_RESTATE_DEPLOYMENT_URL": str(shared_config.deployment_url),
-        "WORKFLOW_RESTATE_SERVICE_NAME": SHARED_SERVICE,
-        "LANDLORD_CONFIG": "",
-        "PYTHONPATH": str(ROOT),
-    }
-
-
-def cli(
-    env: dict[str, str], *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `landlord-restate ARGS`; answer the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", "landlord_restate.cli", *args], env=env, input=stdin,
-        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
-    )
 
 
 def spec_file(tmp_path: Path, handler: str = "GoPair", **fields: Any) -> tuple[str, Path]:

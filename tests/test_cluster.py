@@ -22,9 +22,8 @@ from landlord_restate import (
     RestateProvider,
 )
 from landlord_restate.restate.local import LocalCluster, LocalDeployment
-from tests.conftest import ROOT, deployment_env, spec_for, unique_id
+from tests.conftest import ROOT, cli, deployment_env, spec_for, unique_id
 from tests.faults import FaultReport, assert_clean, crash_scenario
-from tests.test_cli import cli
 from tests.waiting import read_marks, wait_status, wait_terminal
 
 pytestmark = pytest.mark.timeout(600)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -208,18 +207,6 @@ async def test_server_down_then_back(private_stack: Stack) -> None:
     started = await stack.provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
     status = await wait_terminal(stack.provider, started.execution_id)
     assert status.state is ExecutionState.SUCCEEDED
-
-
-@pytest.fixture
-async def hanging_endpoint() -> AsyncIterator[str]:
-    """A port that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        listener.close()
 
 
 async def test_a_hanging_restate_times_out(hanging_endpoint: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+import socket
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -196,6 +197,19 @@ class RestateConfig:
             _check_url("deployment_url", self.deployment_url)
         if auth is AuthType.API_KEY and not self.api_key:
             raise ConfigError("auth_type api_key needs api_key to be set", key="api_key")
+        if self.api_key is not None and (
+            not isinstance(self.api_key, str)
+            or not self.api_key.isascii()
+            or not self.api_key.isprintable()
+            or any(c.isspace() for c in self.api_key)
+        ):
+            # an HTTP header cannot carry it (aiohttp refuses it at the first request); a
+            # trailing newline from a secret mounted as a file is the usual cause
+            raise ConfigError(
+                "api_key must be printable ASCII without spaces or line breaks (a trailing "
+                "newline from a secret file?); it is not shown",
+                key="api_key",
+            )
         if auth is AuthType.IAM and mechanism is not ExecutionMechanism.LAMBDA:
             raise ConfigError(
                 f"auth_type iam is for execution_mechanism lambda, not {mechanism}",
@@ -370,10 +384,23 @@ def _redacted(value: str) -> str:
 
 
 def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    """Whether `url`'s host is this machine, in any spelling a resolver accepts: names
+    (`localhost`, `localhost.`, `*.localhost`), IPv4 in short or integer forms (`127.1`,
+    `2130706433`), IPv4-mapped IPv6 (`::ffff:127.0.0.1`), and the unspecified addresses
+    (`0.0.0.0`, `::`), which reach the local machine too."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return False
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        try:  # the forms inet_aton accepts: 127.1, 0x7f.1, 2130706433
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified

@@ -24,6 +24,7 @@ from loguru import logger
 
 from landlord_restate.restate.transience import NO_RETRY, Backoff, transient_reason
 from landlord_restate.workflow.errors import (
+    ProviderStateError,
     RestateConnectionError,
     RestateServerError,
     RestateUnavailableError,
@@ -48,6 +49,12 @@ class _Transient(Exception):
         self.error = error
         self.reason = reason
         self.status = status
+
+
+def _closed() -> ProviderStateError:
+    return ProviderStateError(
+        "RestateProvider is closed: a call was made, or still in flight, after aclose()"
+    )
 
 
 class RestateHttp:
@@ -118,6 +125,8 @@ class RestateHttp:
                     node, method, path, body, ok, workflow_id, execution_id
                 )
             except _Transient as transient:
+                if self._session.closed:  # aclose() while this call was in flight
+                    raise _closed() from transient.__cause__
                 self._settling[node] = time.monotonic() + SETTLE_SECONDS
                 moved = self._move_on(node)
                 if not idempotent:
@@ -177,6 +186,8 @@ class RestateHttp:
         headers = {"accept": "application/json"}
         if data is not None:
             headers["content-type"] = "application/json"
+        if self._session.closed:
+            raise _closed()
         try:
             async with self._session.request(
                 method,

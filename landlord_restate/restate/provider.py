@@ -59,6 +59,7 @@ from landlord_restate.workflow.errors import (
     ExecutionNotFoundError,
     InvalidInputError,
     InvalidSpecError,
+    ProviderStateError,
     RestateServerError,
     RestateUnavailableError,
     WorkflowError,
@@ -95,6 +96,9 @@ class RestateProvider(Provider):
     def __init__(self, config: RestateConfig) -> None:
         self._config = config.check()
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: nested `async with` blocks: the session closes when the outermost one ends
+        self._entered = 0
         self._admin: AdminClient | None = None
         self._ingress: IngressClient | None = None
         self._observed: OrderedDict[str, ExecutionState] = OrderedDict()
@@ -116,6 +120,7 @@ class RestateProvider(Provider):
 
     async def __aenter__(self) -> Self:
         await self.open()
+        self._entered += 1
         return self
 
     async def __aexit__(
@@ -124,13 +129,17 @@ class RestateProvider(Provider):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        self._entered = max(self._entered - 1, 0)
+        if self._entered == 0:
+            await self.aclose()
 
     async def open(self) -> None:
         """Open the session and try the admin health check; unreachable is only a warning."""
         if self._session is not None:
+            self._check_loop()
             return
         config = self._config
+        self._loop = asyncio.get_running_loop()
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=config.request_timeout.total_seconds()),
             connector=aiohttp.TCPConnector(limit=256),
@@ -158,6 +167,7 @@ class RestateProvider(Provider):
         """Close the session; safe to call twice."""
         session, self._session = self._session, None
         self._admin = self._ingress = None
+        self._loop = None
         if session is not None:
             await session.close()
 
@@ -165,25 +175,45 @@ class RestateProvider(Provider):
         """One client per configured node, each trying its node once: for health checks
         that must report every node rather than fail over."""
         if self._session is None:
-            raise RuntimeError("RestateProvider is not open: use `async with RestateProvider(...)`")
+            raise ProviderStateError(
+                "RestateProvider is not open: use `async with RestateProvider(...)`"
+            )
         session = self._session
         return (
             [AdminClient(RestateHttp(session, node)) for node in self._config.admin_endpoints],
             [IngressClient(RestateHttp(session, node)) for node in self._config.endpoints],
         )
 
+    def _check_loop(self) -> None:
+        """ProviderStateError unless called from the event loop that opened the provider
+        (an aiohttp session belongs to one loop)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is not None and running is not self._loop:
+            raise ProviderStateError(
+                "RestateProvider was opened in another event loop; open one provider per loop"
+            )
+
     @property
     def admin(self) -> AdminClient:
         """The admin API client (open the provider first)."""
         if self._admin is None:
-            raise RuntimeError("RestateProvider is not open: use `async with RestateProvider(...)`")
+            raise ProviderStateError(
+                "RestateProvider is not open: use `async with RestateProvider(...)`"
+            )
+        self._check_loop()
         return self._admin
 
     @property
     def ingress(self) -> IngressClient:
         """The ingress client (open the provider first)."""
         if self._ingress is None:
-            raise RuntimeError("RestateProvider is not open: use `async with RestateProvider(...)`")
+            raise ProviderStateError(
+                "RestateProvider is not open: use `async with RestateProvider(...)`"
+            )
+        self._check_loop()
         return self._ingress
 
     # -- the contract ---------------------------------------------------------------------
@@ -243,12 +273,17 @@ class RestateProvider(Provider):
         """Register the deployment and make sure it hosts the handler; answer its id."""
         url = self._config.deployment_address
         registration = self._config.registration()
+        # a dry run first: a spec naming a handler the deployment does not host is refused
+        # before anything on the server changes (no registration, no new revision)
+        services = await self.admin.discover(registration)
+        described = next((s for s in services if s.get("name") == resolved.service), None)
+        self._require_hosted(resolved, described)
         deployment = await self.admin.register_deployment(registration)
         try:
             await self._check_hosted(resolved)
         except InvalidSpecError:
             # Restate answers a known URI with what it discovered then; the process there
-            # may have changed since. Discover once more before calling the spec wrong.
+            # has changed since (the dry run above saw the handler). Register it again.
             log.bind(deployment=url).info("handler not in registration; refreshing it")
             deployment = await self.admin.register_deployment(registration, refresh=True)
             await self._check_hosted(resolved)

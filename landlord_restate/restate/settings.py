@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import reprlib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -21,7 +22,7 @@ from typing import Any
 import yaml
 
 from landlord_restate.restate.config import AuthType, ExecutionMechanism, RestateConfig
-from landlord_restate.workflow.convert import parse_go_duration
+from landlord_restate.workflow.convert import GO_DURATION_MAX_NANOS, parse_go_duration
 from landlord_restate.workflow.errors import ConfigError
 
 CONFIG_ENV = "LANDLORD_CONFIG"
@@ -87,6 +88,8 @@ def _duration(value: Any, _: str) -> timedelta:
     if isinstance(value, bool):
         raise TypeError("must be a duration such as '30m'")
     if isinstance(value, int):
+        if abs(value) > GO_DURATION_MAX_NANOS:
+            raise TypeError("is out of Go's duration range (int64 nanoseconds)")
         return timedelta(microseconds=value / 1000)
     if isinstance(value, str):
         try:
@@ -160,16 +163,40 @@ def find_config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]
     return default if default.is_file() else None
 
 
+#: a config file holds a few dozen values; more (YAML aliases can multiply them without
+#: bound: a "billion laughs") or deeper is refused before anything walks or prints it
+_MAX_FILE_VALUES = 10_000
+_MAX_FILE_DEPTH = 32
+_MAX_FILE_BYTES = 1024 * 1024
+#: how much of a value a message may show
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxdict = 6
+_SHOWN.maxlevel = 2
+
+
 def read_file(path: Path) -> dict[str, Any]:
     """The `workflow.restate` section of a YAML or TOML config file."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(raw) > _MAX_FILE_BYTES:
+        raise ConfigError(f"config file {path} is {len(raw)} bytes; at most "
+                          f"{_MAX_FILE_BYTES} are read")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
     try:
         document = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {path} is not valid: {exc}") from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise ConfigError(
+            f"config file {path} is not valid: {_SHOWN.repr(str(exc))[1:-1]}"
+        ) from None
+    _check_size(document, path)
     if document is None:
         return {}
     section = document
@@ -180,6 +207,24 @@ def read_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, Mapping):
         raise ConfigError(f"config file {path}: workflow.restate must be a mapping")
     return dict(section)
+
+
+def _check_size(document: Any, path: Path) -> None:
+    """Refuse a document with more values or nesting than a config file ever needs."""
+    budget = _MAX_FILE_VALUES
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0 or depth > _MAX_FILE_DEPTH:
+            raise ConfigError(
+                f"config file {path} holds more than {_MAX_FILE_VALUES} values or nests deeper "
+                f"than {_MAX_FILE_DEPTH} levels (YAML aliases expand?); a config file is small"
+            )
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def split_flags(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -207,16 +252,18 @@ def _normalize(raw: Mapping[str, Any], source: str, *, ignore_landlord: bool) ->
         if ignore_landlord and name in LANDLORD_ONLY_KEYS:
             continue
         key = ALIASES.get(name, name)
-        parse = KEYS.get(key)
+        parse = KEYS.get(key) if isinstance(key, str) else None
         if parse is None:
             known = ", ".join(sorted([*KEYS, *ALIASES]))
-            raise ConfigError(f"{source}: unknown key {name!r}; known: {known}", key=name)
+            shown = _SHOWN.repr(name)
+            raise ConfigError(f"{source}: unknown key {shown}; known: {known}",
+                              key=str(name)[:80])
         if value is None or value == "":
             continue
         try:
             values[key] = parse(value, key)
         except TypeError as exc:
-            shown = "" if key in SECRET_KEYS else f" {value!r}"
+            shown = "" if key in SECRET_KEYS else f" {_SHOWN.repr(value)}"
             raise ConfigError(f"{source}: {name}{shown} {exc}", key=key) from None
     return values
 

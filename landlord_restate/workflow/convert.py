@@ -102,6 +102,8 @@ def _structure_duration(value: Any, _: type) -> timedelta:
     if isinstance(value, bool):
         raise TypeError(f"expected a duration (integer nanoseconds or '30m'), got {value!r}")
     if isinstance(value, int):
+        if abs(value) > GO_DURATION_MAX_NANOS:
+            raise ValueError(f"duration {value} ns is out of Go's int64 range")
         return timedelta(microseconds=value / _NANOS_PER_MICRO)
     if isinstance(value, str):
         return parse_go_duration(value)
@@ -109,7 +111,11 @@ def _structure_duration(value: Any, _: type) -> timedelta:
 
 
 def _unstructure_duration(value: timedelta) -> int:
-    return (value // timedelta(microseconds=1)) * _NANOS_PER_MICRO
+    """Integer nanoseconds, as Go's time.Duration: refused beyond its int64 range."""
+    nanos = (value // timedelta(microseconds=1)) * _NANOS_PER_MICRO
+    if abs(nanos) > GO_DURATION_MAX_NANOS:
+        raise ValueError(f"duration {value} is out of Go's range (int64 nanoseconds)")
+    return nanos
 
 
 def parse_rfc3339(value: str) -> datetime:

@@ -75,6 +75,11 @@ class ProviderConflictError(WorkflowError):
         self.name = name
 
 
+class ProviderStateError(WorkflowError, RuntimeError):
+    """A provider used outside its life: before `open`, after `aclose`, or from an event
+    loop other than the one that opened it."""
+
+
 class ConfigError(WorkflowError):
     """The provider's configuration is missing a value or holds a wrong one."""
 
