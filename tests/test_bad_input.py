@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from landlord_restate import (
+    ComputeCallbackPayload,
     ConfigError,
     ExecutionInput,
     InvalidInputError,
@@ -24,10 +25,12 @@ from landlord_restate import (
     RestateProvider,
     RestateServerError,
     RestateUnavailableError,
+    RetryPolicy,
     WorkflowError,
     WorkflowSpec,
     from_json,
     load_config,
+    to_json,
 )
 from landlord_restate.restate.naming import EXECUTION_NAME, INVOCATION_ID
 from landlord_restate.restate.settings import KEYS, env_name
@@ -117,7 +120,7 @@ def test_any_execution_name(name: str) -> None:
     raised = offline(lambda p: p.start_execution("tenant-provisioning",
                                                  ExecutionInput(execution_name=name)))
     assert isinstance(raised, WorkflowError), repr(raised)
-    if name and not EXECUTION_NAME.match(name):
+    if name and not EXECUTION_NAME.fullmatch(name):
         assert isinstance(raised, InvalidInputError)
         assert raised.field == "execution_name"
 
@@ -132,7 +135,7 @@ def test_any_execution_id(execution_id: str) -> None:
     ):
         raised = offline(call)
         assert isinstance(raised, WorkflowError), repr(raised)
-        if not INVOCATION_ID.match(execution_id):
+        if not INVOCATION_ID.fullmatch(execution_id):
             assert isinstance(raised, InvalidInputError)
 
 
@@ -318,3 +321,98 @@ async def test_unexpected_answers_are_server_errors(
         with pytest.raises(WorkflowError):
             await call()
     json.dumps(caught.value.body)  # printable, as it goes into logs
+
+
+# -- shapes the hostile review found (issue 12) --------------------------------------------
+
+#: names and ids that pass a rule but for a final newline
+with_newline = st.from_regex(r"[a-zA-Z0-9_-]{1,40}", fullmatch=True).map(lambda s: s + "\n")
+#: anything that is not a string where a string belongs
+not_strings = st.integers() | st.binary(max_size=8) | st.floats() | st.none() | st.lists(
+    st.text(max_size=3), max_size=2)
+
+
+@EXAMPLES
+@given(with_newline)
+def test_a_final_newline_never_passes(name: str) -> None:
+    """A trailing newline is refused as a workflow id, an execution name and an id."""
+    for call in (
+        lambda p: p.start_execution(name.lower(), ExecutionInput()),
+        lambda p: p.start_execution("tenant-provisioning", ExecutionInput(execution_name=name)),
+        lambda p: p.get_execution_status("inv_" + name),
+    ):
+        raised = offline(call)
+        assert isinstance(raised, InvalidInputError | InvalidSpecError), repr(raised)
+
+
+@EXAMPLES
+@given(
+    timeout=st.timedeltas(),
+    interval=st.timedeltas(),
+    attempts=st.integers(min_value=-(2**70), max_value=2**70),
+    rate=st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_extreme_durations_and_counts(
+    timeout: timedelta, interval: timedelta, attempts: int, rate: float
+) -> None:
+    """Any duration, attempt count or rate: a valid spec, or InvalidSpecError naming it."""
+    spec = WorkflowSpec(
+        workflow_id="tenant-provisioning", definition={"handler": "TenantProvisioning"},
+        timeout=timeout,
+        retry_policy=RetryPolicy(max_attempts=attempts, backoff_rate=rate,
+                                 initial_interval=interval),
+    )
+    raised = attempt(lambda: RestateProvider(OFFLINE).resolve(spec))
+    assert raised is None or isinstance(raised, InvalidSpecError), repr(raised)
+    if raised is None:  # what validates also goes to JSON within Go's int64
+        encoded = to_json(spec)
+        assert abs(encoded["timeout"]) < 2**63
+
+
+@EXAMPLES
+@given(st.integers(min_value=-(2**80), max_value=2**80) | st.text(max_size=30))
+def test_any_duration_in_json(value: Any) -> None:
+    """A spec's timeout as Go writes it (nanoseconds) or a person does ('30m'): read within
+    Go's range, or InvalidSpecError naming timeout."""
+    raised = attempt(lambda: from_json(WorkflowSpec, {"workflow_id": "w", "timeout": value}))
+    assert raised is None or isinstance(raised, InvalidSpecError), repr(raised)
+
+
+@EXAMPLES
+@given(st.integers(min_value=0, max_value=3000))
+def test_any_nesting_depth(depth: int) -> None:
+    """Input nested to any depth: started, or InvalidInputError naming input; never a
+    RecursionError."""
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"x": value} if depth % 2 else [value]
+    raised = offline(lambda p: p.start_execution("tenant-provisioning",
+                                                 ExecutionInput(input=value)))
+    assert isinstance(raised, WorkflowError), repr(raised)
+    if depth > 64:
+        assert isinstance(raised, InvalidInputError)
+        assert raised.field == "input"
+
+
+@EXAMPLES
+@given(value=not_strings, field=st.sampled_from(["trigger_source", "tags", "metadata"]))
+def test_non_string_fields(value: Any, field: str) -> None:
+    """A number, bytes or list where a string belongs: InvalidInputError naming the field."""
+    fields: dict[str, Any] = {field: value if field == "trigger_source" else {"k": value}}
+    raised = offline(lambda p: p.start_execution("tenant-provisioning",
+                                                 ExecutionInput(**fields)))
+    assert isinstance(raised, InvalidInputError), repr(raised)
+    assert raised.field == field
+
+
+@EXAMPLES
+@given(value=not_strings, field=st.sampled_from(
+    ["execution_id", "tenant_id", "status", "error_code", "error_message"]))
+def test_non_string_callback_fields(value: Any, field: str) -> None:
+    """The same for each string field of a compute callback payload."""
+    fields = {"execution_id": "c", "tenant_id": "t", "status": "failed"} | {field: value}
+    payload = ComputeCallbackPayload(**fields)
+    raised = offline(lambda p: p.post_compute_callback(
+        "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW", payload))
+    assert isinstance(raised, InvalidInputError), repr(raised)
+    assert raised.field == f"payload.{field}"

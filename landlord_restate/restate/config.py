@@ -74,12 +74,13 @@ def _admin_from_endpoint(config: RestateConfig) -> str:
 
 def _mechanism(value: Any) -> Any:
     """Accept the string spelling; leave anything else for check() to name."""
-    return ExecutionMechanism(value) if value in set(ExecutionMechanism) else value
+    return ExecutionMechanism(value) if isinstance(value, str) and value in set(
+        ExecutionMechanism) else value
 
 
 def _auth(value: Any) -> Any:
     """Accept the string spelling; leave anything else for check() to name."""
-    return AuthType(value) if value in set(AuthType) else value
+    return AuthType(value) if isinstance(value, str) and value in set(AuthType) else value
 
 
 def _mask(value: str | None) -> str:
@@ -290,7 +291,7 @@ class RestateConfig:
 def _member(kind: type[Any], value: Any, key: str) -> Any:
     try:
         return kind(value)
-    except ValueError:
+    except (ValueError, TypeError):
         valid = ", ".join(m.value for m in kind)
         raise ConfigError(f"{key} {value!r} is not one of: {valid}", key=key) from None
 

@@ -819,7 +819,7 @@ def _callback_body(payload: ComputeCallbackPayload, execution_id: str) -> bytes:
     for name, limit in (("execution_id", MAX_MAP_VALUE), ("tenant_id", MAX_MAP_VALUE),
                         ("error_code", MAX_MAP_VALUE), ("error_message", MAX_MESSAGE)):
         check_text(getattr(payload, name), f"payload.{name}", limit, execution_id=execution_id)
-    if payload.status not in _CALLBACK_STATUSES:
+    if not isinstance(payload.status, str) or payload.status not in _CALLBACK_STATUSES:
         raise InvalidInputError(
             f"payload.status must be one of {', '.join(sorted(_CALLBACK_STATUSES))}, got "
             f"{payload.status!r}", field="payload.status", execution_id=execution_id,
@@ -855,7 +855,7 @@ def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
             f"options.retry_delay must be a duration from 0s to 1h, got {delay!r}",
             field="options.retry_delay", execution_id=execution_id,
         )
-    if options.backoff_type not in set(BackoffType):
+    if not isinstance(options.backoff_type, str) or options.backoff_type not in set(BackoffType):
         raise InvalidInputError(
             f"options.backoff_type must be exponential or linear, got {options.backoff_type!r}",
             field="options.backoff_type", execution_id=execution_id,

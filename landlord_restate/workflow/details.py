@@ -43,7 +43,7 @@ def extract_workflow_details(
     sub_state = map_execution_state_to_sub_state(status.state)
     metadata = status.metadata or {}
     provided = metadata.get("workflow_sub_state")
-    if provided in set(WorkflowSubState):
+    if isinstance(provided, str) and provided in set(WorkflowSubState):
         sub_state = WorkflowSubState(provided)
     if _has_backoff_metadata(metadata):
         sub_state = WorkflowSubState.BACKING_OFF
