@@ -1,18 +1,25 @@
 """landlord-restate: the Restate workflow provider for Landlord.
 
 The library logs through loguru but leaves it disabled, as loguru asks of libraries;
-an application turns it on with `logger.enable("landlord_restate")`.
+an application turns it on with `logger.enable("landlord_restate")`. `RestateProvider`
+(and aiohttp with it) loads on first use: the handler deployment never needs it.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from landlord_restate.restate import (
-    AuthType,
-    ExecutionMechanism,
-    RestateConfig,
-    RestateProvider,
-    load_config,
+from landlord_restate.restate.config import AuthType, ExecutionMechanism, RestateConfig
+from landlord_restate.restate.errors import (
+    RestateConnectionError,
+    RestateProtocolError,
+    RestateServerError,
+    RestateUnavailableError,
 )
+from landlord_restate.restate.settings import load_config
 from landlord_restate.workflow import (
     BackoffType,
     CallbackOptions,
@@ -35,9 +42,6 @@ from landlord_restate.workflow import (
     ProviderStateError,
     ProvisionRequest,
     Registry,
-    RestateConnectionError,
-    RestateServerError,
-    RestateUnavailableError,
     RetryPolicy,
     WorkflowError,
     WorkflowNotFoundError,
@@ -50,7 +54,21 @@ from landlord_restate.workflow import (
     to_json,
 )
 
+if TYPE_CHECKING:
+    from landlord_restate.restate.provider import RestateProvider
+
 logger.disable("landlord_restate")
+
+_LAZY = {"RestateProvider": "landlord_restate.restate.provider"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AuthType",
@@ -78,6 +96,7 @@ __all__ = [
     "Registry",
     "RestateConfig",
     "RestateConnectionError",
+    "RestateProtocolError",
     "RestateProvider",
     "RestateServerError",
     "RestateUnavailableError",

@@ -11,7 +11,12 @@ from typing import Any
 
 import restate
 
-from landlord_restate.restate.naming import CATALOG_SERVICE
+from landlord_restate.restate.wire import (
+    CATALOG_DELETE,
+    CATALOG_GET,
+    CATALOG_PUT,
+    CATALOG_SERVICE,
+)
 
 RECORD_STATE = "record"
 
@@ -24,7 +29,7 @@ catalog = restate.VirtualObject(
 )
 
 
-@catalog.handler()
+@catalog.handler(name=CATALOG_PUT)
 async def put(ctx: restate.ObjectContext, record: dict[str, Any]) -> dict[str, Any]:
     """Store `record` unless one is stored; answer what is stored (first write wins)."""
     existing: dict[str, Any] | None = await ctx.get(RECORD_STATE)
@@ -34,14 +39,14 @@ async def put(ctx: restate.ObjectContext, record: dict[str, Any]) -> dict[str, A
     return record
 
 
-@catalog.handler(kind="shared")
+@catalog.handler(name=CATALOG_GET, kind="shared")
 async def get(ctx: restate.ObjectSharedContext) -> dict[str, Any] | None:
     """The stored record, or null."""
     record: dict[str, Any] | None = await ctx.get(RECORD_STATE)
     return record
 
 
-@catalog.handler()
+@catalog.handler(name=CATALOG_DELETE)
 async def delete(ctx: restate.ObjectContext) -> None:
     """Forget the record; deleting twice is harmless."""
     ctx.clear(RECORD_STATE)

@@ -13,12 +13,10 @@ from loguru import logger
 from restate.exceptions import SdkInternalBaseException
 from restate.server_context import restate_context_is_replaying
 
-from landlord_restate.restate.envelope import ExecutionEnvelope
 from landlord_restate.restate.limits import json_problem
+from landlord_restate.restate.wire import COMPUTE_CALLBACK_PROMISE, ExecutionEnvelope
 from services.errors import HandlerError, checked, readable
 
-#: the durable promise `post_compute_callback` resolves
-COMPUTE_CALLBACK_PROMISE = "compute_callback"
 # HandlerError crosses a journaled step as a TerminalError carrying these metadata keys
 _CODE = "landlord.code"
 _CAUSE = "landlord.cause"

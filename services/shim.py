@@ -17,23 +17,28 @@ import restate
 from loguru import logger
 from restate.exceptions import SdkInternalBaseException
 
-from landlord_restate.restate.envelope import ExecutionEnvelope
 from landlord_restate.restate.limits import json_problem
-from landlord_restate.restate.naming import HANDLERS_METADATA
-from services.context import (
+from landlord_restate.restate.wire import (
+    COMPUTE_CALLBACK_HANDLER,
     COMPUTE_CALLBACK_PROMISE,
+    ENVELOPE_STATE,
+    EXPIRE_HANDLER,
+    EXPIRED_PROMISE,
+    HANDLERS_METADATA,
+    OUTCOME_STATE,
+    RUN_HANDLER,
+    STOP_HANDLER,
+    STOP_PROMISE,
+    ExecutionEnvelope,
+    Outcome,
+    OutcomeError,
+)
+from services.context import (
     HandlerContext,
     handler_error_from,
 )
 from services.errors import HandlerError, checked, readable
 from services.registry import HandlerFn
-
-#: workflow state keys the provider reads back
-ENVELOPE_STATE = "envelope"
-OUTCOME_STATE = "outcome"
-#: durable promises of the control paths
-STOP_PROMISE = "stop_reason"
-EXPIRED_PROMISE = "expired"
 
 _CANCELLED = 409
 
@@ -124,7 +129,7 @@ def build_workflow(
         journal_retention=timedelta(0),
     )
 
-    @workflow.main(name="run", workflow_retention=retention, journal_retention=retention)
+    @workflow.main(name=RUN_HANDLER, workflow_retention=retention, journal_retention=retention)
     async def run(ctx: restate.WorkflowContext, body: dict[str, Any]) -> Any:
         try:
             envelope = ExecutionEnvelope.from_json(body)
@@ -168,24 +173,24 @@ def build_workflow(
                 await _disarm(timer)
             raise
         await _disarm(timer)
-        ctx.set(OUTCOME_STATE, {"state": "succeeded", "output": output})
+        ctx.set(OUTCOME_STATE, Outcome(state="succeeded", output=output).to_json())
         hctx.logger.info("execution succeeded", state="succeeded")
         return output
 
-    @workflow.handler()
+    @workflow.handler(name=STOP_HANDLER)
     async def stop(ctx: restate.WorkflowSharedContext, reason: str) -> None:
         """Record why the provider is about to cancel `run` (first reason wins)."""
         if await ctx.promise(STOP_PROMISE, type_hint=str).peek() is None:
             await ctx.promise(STOP_PROMISE, type_hint=str).resolve(reason)
 
-    @workflow.handler()
+    @workflow.handler(name=EXPIRE_HANDLER)
     async def expire(ctx: restate.WorkflowSharedContext, invocation_id: str) -> None:
         """The timeout fired: mark it, then cancel `run`."""
         if await ctx.promise(EXPIRED_PROMISE, type_hint=bool).peek() is None:
             await ctx.promise(EXPIRED_PROMISE, type_hint=bool).resolve(True)
         ctx.cancel_invocation(invocation_id)
 
-    @workflow.handler()
+    @workflow.handler(name=COMPUTE_CALLBACK_HANDLER)
     async def compute_callback(ctx: restate.WorkflowSharedContext, payload: dict[str, Any]) -> None:
         """Deliver Landlord's compute callback; a second delivery answers 409."""
         await ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict).resolve(payload)
@@ -195,13 +200,11 @@ def build_workflow(
 
 def _fail(ctx: restate.WorkflowContext, error: HandlerError) -> restate.TerminalError:
     """Record the failure; the caller raises the returned error to end `run` for good."""
-    ctx.set(
-        OUTCOME_STATE,
-        {
-            "state": "failed",
-            "error": {"code": error.code, "message": error.message, "cause": error.cause},
-        },
+    outcome = Outcome(
+        state="failed",
+        error=OutcomeError(code=error.code, message=error.message, cause=error.cause),
     )
+    ctx.set(OUTCOME_STATE, outcome.to_json())
     return restate.TerminalError(f"{error.code}: {error.message}", 500)
 
 
@@ -218,17 +221,15 @@ async def _record_cancellation(ctx: restate.WorkflowContext, log: Any) -> bool:
     """
     timed_out = bool(await ctx.promise(EXPIRED_PROMISE, type_hint=bool).peek())
     if timed_out:
-        outcome: dict[str, Any] = {
-            "state": "timeout",
-            "error": {"code": "timeout", "message": "execution exceeded its timeout"},
-        }
+        outcome = Outcome(
+            state="timeout",
+            error=OutcomeError(code="timeout", message="execution exceeded its timeout"),
+        )
     else:
-        reason = await ctx.promise(STOP_PROMISE, type_hint=str).peek()
-        outcome = {
-            "state": "stopped",
-            "reason": reason or "cancelled",
-            "error": {"code": "stopped", "message": reason or "cancelled"},
-        }
-    ctx.set(OUTCOME_STATE, outcome)
-    log.info("execution {}", outcome["state"], state=outcome["state"])
+        reason = await ctx.promise(STOP_PROMISE, type_hint=str).peek() or "cancelled"
+        outcome = Outcome(
+            state="stopped", reason=reason, error=OutcomeError(code="stopped", message=reason)
+        )
+    ctx.set(OUTCOME_STATE, outcome.to_json())
+    log.info("execution {}", outcome.state, state=outcome.state)
     return timed_out

@@ -27,9 +27,9 @@ from landlord_restate import (
     RestateProvider,
     WorkflowSpec,
 )
-from landlord_restate.restate.envelope import ExecutionEnvelope
 from landlord_restate.restate.local import LocalDeployment, LocalRestate, describe_machine
 from landlord_restate.restate.naming import workflow_key
+from landlord_restate.restate.wire import ExecutionEnvelope
 from landlord_restate.workflow.convert import to_json
 
 ROOT = Path(__file__).resolve().parent.parent

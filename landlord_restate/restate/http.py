@@ -22,12 +22,14 @@ from typing import Any
 import aiohttp
 from loguru import logger
 
-from landlord_restate.restate.transience import NO_RETRY, Backoff, transient_reason
-from landlord_restate.workflow.errors import (
-    ProviderStateError,
+from landlord_restate.restate.errors import (
     RestateConnectionError,
     RestateServerError,
     RestateUnavailableError,
+)
+from landlord_restate.restate.transience import NO_RETRY, Backoff, transient_reason
+from landlord_restate.workflow.errors import (
+    ProviderStateError,
 )
 
 _EXCERPT = 512

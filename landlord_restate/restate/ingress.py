@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from landlord_restate.restate.errors import RestateServerError
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.transience import Backoff
-from landlord_restate.workflow.errors import RestateServerError
 
 #: answers of `/restate/invocation/{id}/output` that are not "not ready, try again"
 _OUTPUT_ANSWERS = frozenset(range(200, 500)) - {429}

@@ -23,10 +23,6 @@ GO_QUALIFIED = re.compile(r"^[A-Za-z0-9_.~/-]+\.([A-Z][A-Za-z0-9_]*)$")
 #: a Restate invocation id, as the ingress returns it ("inv_" + base62)
 INVOCATION_ID = re.compile(r"^inv_[0-9A-Za-z]{20,64}$")
 
-#: the Virtual Object that stores workflow specs, keyed by workflow id
-CATALOG_SERVICE = "LandlordCatalog"
-#: service metadata key listing the Go handler names a service hosts (comma-separated)
-HANDLERS_METADATA = "landlord.handlers"
 #: separates workflow id and execution name in a workflow key; in neither alphabet
 KEY_SEPARATOR = "."
 #: a workflow key: both rules above, joined by the separator

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.naming import split_workflow_key
+from landlord_restate.restate.wire import ENVELOPE_STATE, OUTCOME_STATE, PROVIDER_TYPE, Outcome
 from landlord_restate.workflow.convert import parse_rfc3339
-from landlord_restate.workflow.errors import RestateServerError
 from landlord_restate.workflow.types import (
     ExecutionError,
     ExecutionEvent,
@@ -23,8 +24,6 @@ from landlord_restate.workflow.types import (
     ExecutionStatus,
     ExecutionSummary,
 )
-
-PROVIDER_TYPE = "restate"
 
 #: sys_invocation.status (not completed) -> (state, Landlord's sub-state)
 _LIVE_STATES: dict[str, tuple[ExecutionState, str]] = {
@@ -57,8 +56,24 @@ def _awaiting(history: Sequence[ExecutionEvent]) -> bool:
     return bool(history) and history[-1].type in ("timer_started", "callback_waiting")
 
 
+def read_outcome(value: Any) -> Outcome | None:
+    """What the shim recorded as the outcome, through the one converter.
+
+    A record the shim would not have written is the server side's fault: RestateProtocolError.
+    """
+    if value is None:
+        return None
+    try:
+        return Outcome.from_json(value)
+    except Exception as exc:
+        raise RestateProtocolError(
+            method="POST", url="/query (journal)", expected="an Outcome record",
+            got=json.dumps(value, default=str),
+        ) from exc
+
+
 def map_state(
-    invocation: Mapping[str, Any], outcome: Mapping[str, Any] | None
+    invocation: Mapping[str, Any], outcome: Outcome | None
 ) -> tuple[ExecutionState, str]:
     """Restate status -> (ExecutionState, sub-state).
 
@@ -76,7 +91,7 @@ def map_state(
         return ExecutionState.SUCCEEDED, "succeeded"
     if result != "failure":
         raise _unexpected(f"unknown completion_result {result!r}", invocation)
-    recorded = _OUTCOME_STATES.get(str((outcome or {}).get("state")))
+    recorded = _OUTCOME_STATES.get(outcome.state) if outcome is not None else None
     if recorded is not None:
         return recorded, "failed"
     if str(invocation.get("completion_failure", "")).startswith(_CANCELLED_PREFIX):
@@ -84,11 +99,11 @@ def map_state(
     return ExecutionState.FAILED, "failed"
 
 
-def _unexpected(what: str, row: Mapping[str, Any]) -> RestateServerError:
+def _unexpected(what: str, row: Mapping[str, Any]) -> RestateProtocolError:
     """Restate answered something this provider was not built for: say so, with the row."""
-    return RestateServerError(
-        method="POST", url="/query (sys_invocation)", status=200,
-        body=f"{what}: {json.dumps(dict(row), default=str)[:400]}",
+    return RestateProtocolError(
+        method="POST", url="/query (sys_invocation)", expected=what,
+        got=json.dumps(dict(row), default=str),
     )
 
 
@@ -154,19 +169,17 @@ def _retrying_error(invocation: Mapping[str, Any]) -> ExecutionError | None:
 def _error(
     state: ExecutionState,
     invocation: Mapping[str, Any],
-    outcome: Mapping[str, Any] | None,
+    outcome: Outcome | None,
     failed_at: datetime | None,
 ) -> ExecutionError | None:
     if state is ExecutionState.RUNNING:
         return _retrying_error(invocation)
     if state in (ExecutionState.SUCCEEDED, ExecutionState.PENDING):
         return None
-    recorded = (outcome or {}).get("error")
-    if isinstance(recorded, Mapping):
+    if outcome is not None and outcome.error is not None:
+        recorded = outcome.error
         return ExecutionError(
-            code=str(recorded.get("code", state.value)),
-            message=str(recorded.get("message", "")),
-            cause=str(recorded.get("cause", "")),
+            code=recorded.code, message=recorded.message, cause=recorded.cause,
             failed_at=failed_at,
         )
     failure = str(invocation.get("completion_failure", ""))
@@ -180,7 +193,7 @@ def _error(
 def build_history(
     journal: Sequence[Mapping[str, Any]],
     state: ExecutionState,
-    outcome: Mapping[str, Any] | None,
+    outcome: Outcome | None,
     stop_time: datetime | None,
 ) -> list[ExecutionEvent]:
     """One event per journal entry that matters, in journal order, then the terminal event."""
@@ -197,10 +210,11 @@ def build_history(
     terminal = _TERMINAL_EVENTS.get(state)
     if terminal is not None and stop_time is not None:
         ending: dict[str, Any] = {}
-        if outcome and outcome.get("reason"):
-            ending["reason"] = outcome["reason"]
-        if outcome and isinstance(outcome.get("error"), Mapping):
-            ending["error"] = dict(outcome["error"])
+        if outcome is not None and outcome.reason:
+            ending["reason"] = outcome.reason
+        if outcome is not None and outcome.error is not None:
+            ending["error"] = {"code": outcome.error.code, "message": outcome.error.message,
+                               "cause": outcome.error.cause}
         events.append(ExecutionEvent(timestamp=stop_time, type=terminal, details=ending))
     return events
 
@@ -271,10 +285,10 @@ def _notification_event(
 
 
 def build_summary(
-    invocation: Mapping[str, Any], outcome: Mapping[str, Any] | None
+    invocation: Mapping[str, Any], recorded_outcome: Any
 ) -> ExecutionSummary:
     """One list line from a sys_invocation row and the shim's recorded outcome."""
-    state, sub_state = map_state(invocation, outcome)
+    state, sub_state = map_state(invocation, read_outcome(recorded_outcome))
     key = str(invocation.get("target_service_key", ""))
     workflow_id, name = split_workflow_key(key)
     start = _time(invocation.get("running_at")) or _time(invocation.get("created_at"))
@@ -295,9 +309,9 @@ def needs_state_rows(invocation: Mapping[str, Any], recorded: Mapping[str, Any])
     """Whether `recorded` (read from the journal) lacks the envelope, or a failure's outcome."""
     if invocation.get("status") in ("pending", "scheduled", "ready", "inboxed"):
         return False
-    if "envelope" not in recorded:
+    if ENVELOPE_STATE not in recorded:
         return True
-    return invocation.get("completion_result") == "failure" and "outcome" not in recorded
+    return invocation.get("completion_result") == "failure" and OUTCOME_STATE not in recorded
 
 
 def state_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -322,12 +336,10 @@ def build_status(
     `recorded` is what the shim wrote to workflow state; read from `journal` when not given.
     """
     values = state_from_journal(journal) if recorded is None else recorded
-    envelope: dict[str, Any] = values.get("envelope") or {}
-    outcome: dict[str, Any] | None = values.get("outcome")
+    envelope: dict[str, Any] = values.get(ENVELOPE_STATE) or {}
     if not isinstance(envelope, dict):
         envelope = {}
-    if not isinstance(outcome, dict):
-        outcome = None
+    outcome = read_outcome(values.get(OUTCOME_STATE))
     state, sub_state = map_state(invocation, outcome)
     start_time = _time(invocation.get("running_at")) or _time(invocation.get("created_at"))
     if start_time is None:
@@ -364,7 +376,8 @@ def build_status(
         start_time=start_time,
         stop_time=stop_time,
         input=envelope.get("input"),
-        output=(outcome or {}).get("output") if state is ExecutionState.SUCCEEDED else None,
+        output=outcome.output if outcome is not None and state is ExecutionState.SUCCEEDED
+        else None,
         error=_error(state, invocation, outcome, stop_time),
         history=history,
         metadata=metadata,

@@ -22,19 +22,18 @@ from landlord_restate.restate.limits import (
     check_text,
 )
 from landlord_restate.restate.naming import (
-    HANDLERS_METADATA,
     check_service_name,
     check_workflow_id,
     go_handler_name,
     service_name_for,
 )
+from landlord_restate.restate.wire import HANDLERS_METADATA, PROVIDER_TYPE
 from landlord_restate.workflow.errors import InvalidSpecError
 from landlord_restate.workflow.types import RetryPolicy, WorkflowSpec
 
 DEFINITION_KEYS = frozenset({"handler"})
 #: provider_config keys and the type each value must have
 PROVIDER_CONFIG_KEYS: Mapping[str, type] = {"service_name": str}
-PROVIDER_TYPE = "restate"
 
 
 @frozen

@@ -1,0 +1,111 @@
+"""Errors of the Restate transport: reaching the server, its refusals, and answers of the
+wrong shape. Re-exported from `landlord_restate`; the contract's errors stay in
+`landlord_restate.workflow.errors`.
+"""
+
+from __future__ import annotations
+
+from landlord_restate.workflow.errors import WorkflowError
+
+
+class RestateConnectionError(WorkflowError):
+    """Restate could not be reached at `endpoint` (refused, reset, timed out)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        reason: str,
+        *,
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"cannot reach Restate at {endpoint}: {reason}",
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+        )
+        self.endpoint = endpoint
+        self.reason = reason
+
+
+class RestateUnavailableError(RestateConnectionError):
+    """Restate kept answering "not ready" (or not at all) for the whole retry window.
+
+    Raised for idempotent calls only, after retries across every configured node: the
+    server is restarting, electing partition leaders, or down. `reason` is Restate's last
+    answer; `nodes` the endpoints that were tried.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        reason: str,
+        *,
+        nodes: tuple[str, ...] = (),
+        waited: float = 0.0,
+        status: int | None = None,
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        others = [node for node in nodes if node != endpoint]
+        tried = f" (also tried {', '.join(others)})" if others else ""
+        super().__init__(
+            endpoint,
+            f"unavailable for {waited:.1f}s{tried}: {reason}",
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+        )
+        self.reason = reason
+        self.nodes = nodes or (endpoint,)
+        self.waited = waited
+        self.status = status
+
+
+class RestateServerError(WorkflowError):
+    """Restate answered with an error; carries its status and (an excerpt of) its body."""
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        url: str,
+        status: int,
+        body: str,
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"Restate answered {status} to {method} {url}: {body}",
+            workflow_id=workflow_id,
+            execution_id=execution_id,
+        )
+        self.method = method
+        self.url = url
+        self.status = status
+        self.body = body
+
+
+class RestateProtocolError(RestateServerError):
+    """Restate answered, successfully, with something of the wrong shape.
+
+    Says what was expected and shows an excerpt of what came; a `RestateServerError`, so
+    handlers of server errors keep catching it. Data from the server that fails a check is
+    the server's fault, never the caller's `InvalidInputError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        url: str,
+        expected: str,
+        got: str,
+        status: int = 200,
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            method=method, url=url, status=status, body=f"expected {expected}, got: {got[:400]}",
+            workflow_id=workflow_id, execution_id=execution_id,
+        )
+        self.expected = expected

@@ -1,0 +1,139 @@
+"""What callers hand the provider, checked and encoded before anything is sent.
+
+Each function answers the value Restate will get, or raises a typed error naming the
+field; the bounds come from `landlord_restate.restate.limits`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+from landlord_restate.restate.limits import (
+    MAX_INPUT_BYTES,
+    MAX_MAP_VALUE,
+    MAX_MESSAGE,
+    check_string_map,
+    check_text,
+    encode_json,
+)
+from landlord_restate.restate.transience import Backoff
+from landlord_restate.workflow.config_hash import config_hash
+from landlord_restate.workflow.convert import to_json
+from landlord_restate.workflow.errors import InvalidInputError
+from landlord_restate.workflow.types import (
+    BackoffType,
+    CallbackOptions,
+    ComputeCallbackPayload,
+    ProvisionRequest,
+)
+
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+_MAX_CALLBACK_RETRIES = 100
+_MAX_CALLBACK_DELAY = timedelta(hours=1)
+#: the longest pause between two callback deliveries, however the delay grows
+_CALLBACK_DELAY_CAP = 300.0
+
+
+def invoke_name_base(workflow_id: str, request: ProvisionRequest) -> str:
+    """The execution name of `invoke`'s identity, before its run number.
+
+    Readable (tenant and operation, made name-safe) and exact (a digest of tenant,
+    workflow, operation and configuration, since the readable part may be cut or folded).
+    """
+    tenant = request.tenant_uuid or request.tenant_id
+    operation = request.operation or "provision"
+    configuration = request.metadata.get("config_hash") or config_hash(request.desired_config)
+    digest = hashlib.sha256(
+        json.dumps([tenant, workflow_id, operation, configuration]).encode()
+    ).hexdigest()[:16]
+    readable = _NAME_UNSAFE.sub("-", f"{tenant}-{operation}")[:80]
+    return f"{readable}-{digest}"
+
+
+def check_provision_request(request: Any, workflow_id: str) -> None:
+    """A ProvisionRequest with a tenant, string fields and string metadata, or a typed error."""
+    if not isinstance(request, ProvisionRequest):
+        raise InvalidInputError(
+            f"expected a ProvisionRequest, got {type(request).__name__}",
+            field="request", workflow_id=workflow_id,
+        )
+    for name in ("tenant_id", "tenant_uuid", "operation", "compute_provider", "api_base_url"):
+        value = getattr(request, name)
+        if not isinstance(value, str):
+            raise InvalidInputError(
+                f"request.{name} must be a string, got {type(value).__name__}",
+                field=name, workflow_id=workflow_id,
+            )
+    if not (request.tenant_uuid or request.tenant_id):
+        raise InvalidInputError(
+            "request.tenant_id (or tenant_uuid) is required", field="tenant_id",
+            workflow_id=workflow_id,
+        )
+    if not isinstance(request.desired_config, dict):
+        raise InvalidInputError(
+            "request.desired_config must be a JSON object", field="desired_config",
+            workflow_id=workflow_id,
+        )
+    check_string_map(request.metadata, "metadata", workflow_id=workflow_id)
+    encode_json(request.desired_config, "desired_config", workflow_id=workflow_id)
+
+
+#: what a compute callback's status may say (Landlord's compute statuses)
+_CALLBACK_STATUSES = frozenset({"pending", "running", "succeeded", "failed"})
+
+
+def callback_body(payload: ComputeCallbackPayload, execution_id: str) -> bytes:
+    """The payload as the shim receives it, each field checked (types, sizes, JSON)."""
+    for name, limit in (("execution_id", MAX_MAP_VALUE), ("tenant_id", MAX_MAP_VALUE),
+                        ("error_code", MAX_MAP_VALUE), ("error_message", MAX_MESSAGE)):
+        check_text(getattr(payload, name), f"payload.{name}", limit, execution_id=execution_id)
+    if not isinstance(payload.status, str) or payload.status not in _CALLBACK_STATUSES:
+        raise InvalidInputError(
+            f"payload.status must be one of {', '.join(sorted(_CALLBACK_STATUSES))}, got "
+            f"{payload.status!r}", field="payload.status", execution_id=execution_id,
+        )
+    if not isinstance(payload.is_retriable, bool):
+        raise InvalidInputError("payload.is_retriable must be true or false",
+                                field="payload.is_retriable", execution_id=execution_id)
+    encode_json(payload.resource_ids, "payload.resource_ids", execution_id=execution_id)
+    return encode_json(to_json(payload), "payload", limit=MAX_INPUT_BYTES,
+                       execution_id=execution_id).encode()
+
+
+def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
+    """The retry of a callback delivery that Landlord's CallbackOptions ask for."""
+    if options is None:
+        return None
+    if not isinstance(options, CallbackOptions):
+        raise InvalidInputError(
+            f"expected CallbackOptions, got {type(options).__name__}",
+            field="options", execution_id=execution_id,
+        )
+    retries = options.max_retries
+    if not isinstance(retries, int) or isinstance(retries, bool) or not (
+        0 <= retries <= _MAX_CALLBACK_RETRIES
+    ):
+        raise InvalidInputError(
+            f"options.max_retries must be a whole number from 0 to {_MAX_CALLBACK_RETRIES}, "
+            f"got {retries!r}", field="options.max_retries", execution_id=execution_id,
+        )
+    delay = options.retry_delay
+    if not isinstance(delay, timedelta) or not timedelta(0) <= delay <= _MAX_CALLBACK_DELAY:
+        raise InvalidInputError(
+            f"options.retry_delay must be a duration from 0s to 1h, got {delay!r}",
+            field="options.retry_delay", execution_id=execution_id,
+        )
+    if not isinstance(options.backoff_type, str) or options.backoff_type not in set(BackoffType):
+        raise InvalidInputError(
+            f"options.backoff_type must be exponential or linear, got {options.backoff_type!r}",
+            field="options.backoff_type", execution_id=execution_id,
+        )
+    first = delay.total_seconds()
+    return Backoff(
+        window=0.0, min_retries=retries, max_retries=retries, first_delay=first,
+        max_delay=max(first, _CALLBACK_DELAY_CAP), growth=str(BackoffType(options.backoff_type)),
+    )

@@ -1,0 +1,106 @@
+"""The wire contract between the provider and the handler deployment.
+
+Both sides import these names and types, so a handler the provider calls is the handler
+the shim defines, and what the shim records is what status reads. Pure (attrs and the one
+converter): the deployment imports it without an HTTP client, which matters on Lambda,
+where every import is cold-start time.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from attrs import field, frozen
+
+from landlord_restate.workflow.convert import converter
+from landlord_restate.workflow.types import JSONValue, RetryPolicy
+
+#: the provider's name, and `provider_type` of every spec and result
+PROVIDER_TYPE = "restate"
+
+#: the Virtual Object storing specs, keyed by workflow id, and its handlers
+CATALOG_SERVICE = "LandlordCatalog"
+CATALOG_PUT, CATALOG_GET, CATALOG_DELETE = "put", "get", "delete"
+#: service metadata key listing the Go handler names a service hosts (comma-separated)
+HANDLERS_METADATA = "landlord.handlers"
+
+#: a shim's handlers: the execution, and the shared handlers the provider calls
+RUN_HANDLER = "run"
+STOP_HANDLER = "stop"
+EXPIRE_HANDLER = "expire"
+COMPUTE_CALLBACK_HANDLER = "compute_callback"
+
+#: workflow state keys the shim writes and status reads (from the journal's SetState)
+ENVELOPE_STATE = "envelope"
+OUTCOME_STATE = "outcome"
+#: durable promises of the control paths
+STOP_PROMISE = "stop_reason"
+EXPIRED_PROMISE = "expired"
+COMPUTE_CALLBACK_PROMISE = "compute_callback"
+
+
+@frozen(kw_only=True)
+class ExecutionEnvelope:
+    """The body of `POST /{Service}/{key}/run/send`, recorded by the shim in workflow state."""
+
+    workflow_id: str
+    #: Go exported identifier of the handler to run
+    handler: str
+    execution_name: str
+    input: JSONValue = None
+    tags: dict[str, str] = field(factory=dict)
+    metadata: dict[str, str] = field(factory=dict)
+    trigger_source: str = ""
+    #: nanoseconds; zero: no timeout
+    timeout: int = 0
+    retry_policy: RetryPolicy | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Go-shaped JSON data (durations in nanoseconds)."""
+        data: dict[str, Any] = converter.unstructure(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> ExecutionEnvelope:
+        """Read an envelope back; raises on anything the provider would not have sent."""
+        return converter.structure(data, cls)
+
+    def start_body(self, input_json: str) -> bytes:
+        """The start request's body: this envelope, with input already encoded as JSON
+        (checked and encoded once, by the caller) spliced in rather than encoded again."""
+        head = self.to_json()
+        del head["input"]
+        encoded = json.dumps(head, separators=(",", ":"))
+        return f'{encoded[:-1]},"input":{input_json}}}'.encode()
+
+
+@frozen(kw_only=True)
+class OutcomeError:
+    """Why an execution did not succeed, as the shim recorded it."""
+
+    code: str
+    message: str
+    cause: str = ""
+
+
+@frozen(kw_only=True)
+class Outcome:
+    """How an execution ended, written by the shim to workflow state, read back by status."""
+
+    #: succeeded, failed, stopped or timeout
+    state: str
+    output: JSONValue = None
+    error: OutcomeError | None = None
+    #: why it was stopped
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON data for workflow state."""
+        data: dict[str, Any] = converter.unstructure(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Outcome:
+        """Read a recorded outcome; raises on anything the shim would not have written."""
+        return converter.structure(data, cls)
