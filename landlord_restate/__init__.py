@@ -7,7 +7,6 @@ an application turns it on with `logger.enable("landlord_restate")`. `RestatePro
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -59,17 +58,6 @@ if TYPE_CHECKING:
 
 logger.disable("landlord_restate")
 
-_LAZY = {"RestateProvider": "landlord_restate.restate.provider"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
 __all__ = [
     "AuthType",
     "BackoffType",
@@ -112,3 +100,14 @@ __all__ = [
     "load_config",
     "to_json",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RestateProvider: loaded (with aiohttp) by landlord_restate.restate on first use
+    if name != "RestateProvider":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from landlord_restate import restate
+
+    value = restate.RestateProvider
+    globals()[name] = value
+    return value

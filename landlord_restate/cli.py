@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import aiohttp
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from landlord_restate.rendering import status_view
 from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.ingress import IngressClient
@@ -34,6 +35,7 @@ from landlord_restate.restate.naming import (
 from landlord_restate.restate.provider import RestateProvider
 from landlord_restate.restate.settings import FLAG_PREFIX, load_config, split_flags
 from landlord_restate.restate.validation import hosted_handlers
+from landlord_restate.restate.waiting import poll_until_terminal
 from landlord_restate.workflow.convert import format_rfc3339, from_json, to_json
 from landlord_restate.workflow.errors import (
     ConfigError,
@@ -151,33 +153,6 @@ class Output:
             self.console.print(text, markup=False)
 
 
-def status_view(status: ExecutionStatus, progress: str | None = None) -> Group:
-    """The status as a summary table and a history table."""
-    summary = Table.grid(padding=(0, 2))
-    summary.add_column(style="bold")
-    summary.add_column()
-    summary.add_row("execution", status.execution_id)
-    summary.add_row("workflow", status.workflow_id)
-    summary.add_row("state", f"{status.state.value} ({status.metadata.get('workflow_sub_state')})")
-    summary.add_row("started", format_rfc3339(status.start_time))
-    summary.add_row("stopped", format_rfc3339(status.stop_time) if status.stop_time else "-")
-    summary.add_row("input", json.dumps(status.input))
-    summary.add_row("output", json.dumps(status.output))
-    if status.error is not None:
-        summary.add_row("error", f"{status.error.code}: {status.error.message}")
-    history = Table(title="history", title_justify="left")
-    history.add_column("time")
-    history.add_column("event")
-    history.add_column("details")
-    for event in status.history:
-        details = " ".join(f"{k}={v}" for k, v in event.details.items())
-        history.add_row(event.timestamp.strftime("%H:%M:%S.%f")[:-3], event.type, details)
-    parts: list[Any] = [summary, history]
-    if progress:
-        parts.append(Text(progress))
-    return Group(*parts)
-
-
 def _progress(status: ExecutionStatus, began: float) -> str:
     steps = [e for e in status.history if e.type in ("step_started", "timer_started",
                                                       "callback_waiting")]
@@ -185,14 +160,6 @@ def _progress(status: ExecutionStatus, began: float) -> str:
     doing = current.get("step") or current.get("timer") or current.get("promise") or "-"
     return (f"{status.state.value} for {time.monotonic() - began:.1f}s, "
             f"current step: {doing}")
-
-
-async def _wait(provider: RestateProvider, execution_id: str) -> ExecutionStatus:
-    while True:
-        status = await provider.get_execution_status(execution_id)
-        if status.state.is_terminal:
-            return status
-        await asyncio.sleep(0.2)
 
 
 async def cmd_doctor(config: RestateConfig, out: Output) -> int:
@@ -239,7 +206,14 @@ async def cmd_doctor(config: RestateConfig, out: Output) -> int:
                         hosted += sorted(hosted_handlers(described or {}))
                     return (f"{address} registered as {found.get('id')}, hosting "
                             f"{', '.join(hosted) or 'no Landlord handlers'}")
-            raise WorkflowError(f"{address} is not registered")
+            # not registered yet is a healthy state: `create` registers it. Ask the
+            # deployment itself (a dry run registers nothing) whether it answers.
+            discovered = await admin.discover(config.registration())
+            hosted = sorted({h for s in discovered for h in hosted_handlers(s)})
+            if not hosted:
+                raise WorkflowError(f"{address} answers but hosts no Landlord handlers")
+            return (f"{address} answers, hosting {', '.join(hosted)}; not registered yet: "
+                    "`landlord-restate create SPEC.json` registers it")
 
         # every node on its own, tried once: a cluster with a node down says which
         answering = 0
@@ -342,7 +316,7 @@ async def run(args: argparse.Namespace, config: RestateConfig, out: Output) -> i
                 out.data(_plain(started)) if out.as_json else out.line(
                     f"{started.execution_id}: {started.message}")
                 return OK
-            status = await _wait(provider, started.execution_id)
+            status = await poll_until_terminal(provider, started.execution_id, interval=0.2)
             return _show(out, status)
         if args.command == "status":
             if args.watch:
@@ -386,7 +360,7 @@ async def _watch(provider: RestateProvider, execution_id: str, out: Output) -> i
     began = time.monotonic()
     status = await provider.get_execution_status(execution_id)
     if out.as_json:
-        status = await _wait(provider, execution_id)
+        status = await poll_until_terminal(provider, execution_id, interval=0.2)
         return _show(out, status, ok=True)
     with Live(status_view(status, _progress(status, began)), console=out.console,
               refresh_per_second=8) as live:

@@ -6,23 +6,24 @@ This is an application entry point, so unlike the library it configures loguru's
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 from loguru import logger
+from rich.console import Console
 
+from landlord_restate.rendering import status_view
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.local import (
+    DeploymentProcess,
     LocalCluster,
-    LocalDeployment,
-    LocalRestate,
+    ServerProcess,
     project_root,
 )
 from landlord_restate.restate.provider import RestateProvider
+from landlord_restate.restate.waiting import poll_until_terminal
 from landlord_restate.workflow.types import (
     ExecutionInput,
     ExecutionState,
@@ -40,42 +41,6 @@ DEMO_SPEC = WorkflowSpec(
     description="Provision a tenant's compute and record the result",
     definition={"handler": "TenantProvisioning"},
 )
-
-
-async def wait_for_terminal(
-    provider: RestateProvider, execution_id: str, within: float = 60.0
-) -> ExecutionStatus:
-    """Poll the status until the execution ends (or `timeout` seconds pass)."""
-    deadline = time.monotonic() + within
-    while True:
-        status = await provider.get_execution_status(execution_id)
-        if status.state.is_terminal or time.monotonic() > deadline:
-            return status
-        await asyncio.sleep(0.1)
-
-
-def _clock(value: datetime | None) -> str:
-    return value.strftime("%H:%M:%S.%f")[:-3] if value else "-"
-
-
-def render_status(status: ExecutionStatus) -> str:
-    """A readable block: the execution, its times, input, output, and history."""
-    lines = [
-        f"execution  {status.execution_id}",
-        f"workflow   {status.workflow_id}",
-        f"state      {status.state.value}  ({status.metadata.get('workflow_sub_state', '')})",
-        f"started    {status.start_time.isoformat()}",
-        f"stopped    {status.stop_time.isoformat() if status.stop_time else '-'}",
-        f"input      {json.dumps(status.input)}",
-        f"output     {json.dumps(status.output)}",
-    ]
-    if status.error is not None:
-        lines.append(f"error      {status.error.code}: {status.error.message}")
-    lines.append("history")
-    for event in status.history:
-        details = " ".join(f"{k}={v}" for k, v in event.details.items())
-        lines.append(f"  {_clock(event.timestamp)}  {event.type:<22} {details}".rstrip())
-    return "\n".join(lines)
 
 
 #: fields every provider line carries; printed once at start instead
@@ -121,9 +86,9 @@ async def run_demo(config: RestateConfig, started: float) -> ExecutionStatus:
                 trigger_source="make-run",
             ),
         )
-        status = await wait_for_terminal(provider, result.execution_id)
+        status = await poll_until_terminal(provider, result.execution_id, within=60)
     print()
-    print(render_status(status))
+    Console(highlight=False, soft_wrap=True).print(status_view(status))
     print(f"\nend to end (stack start to terminal status): {time.monotonic() - started:.1f}s")
     return status
 
@@ -133,14 +98,14 @@ async def main() -> int:
     _configure_logging()
     root = project_root()
     data = root / ".restate"
-    server = LocalRestate(
+    server = ServerProcess(
         data / "data",
         ingress_port=INGRESS_PORT,
         admin_port=ADMIN_PORT,
         node_port=5122,
         config_file=root / "restate.toml",
     )
-    deployment = LocalDeployment(data / "hypercorn.log", port=DEPLOYMENT_PORT)
+    deployment = DeploymentProcess(data / "hypercorn.log", port=DEPLOYMENT_PORT)
     started = time.monotonic()
     async with server, deployment:
         print(f"restate-server  ingress {server.ingress_url}  admin {server.admin_url}")
@@ -159,7 +124,7 @@ async def main_cluster() -> int:
     _configure_logging()
     data = project_root() / ".restate"
     cluster = LocalCluster(data / "cluster", first_ports=CLUSTER_PORTS)
-    deployment = LocalDeployment(data / "hypercorn-cluster.log", port=DEPLOYMENT_PORT)
+    deployment = DeploymentProcess(data / "hypercorn-cluster.log", port=DEPLOYMENT_PORT)
     started = time.monotonic()
     async with cluster, deployment:
         for i, node in enumerate(cluster.nodes, start=1):

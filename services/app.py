@@ -13,14 +13,17 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import restate
+from attrs import frozen
+from restate.aws_lambda import is_running_on_lambda
 
 import services.handlers  # noqa: F401  (registers the built-in handlers)
 from landlord_restate.restate.naming import check_service_name
 from landlord_restate.restate.settings import load_settings
 from landlord_restate.workflow.convert import parse_go_duration
-from landlord_restate.workflow.errors import ConfigError
+from landlord_restate.workflow.errors import ConfigError, WorkflowError
 from services.catalog import catalog
 from services.registry import HandlerFn, registered_handlers
 from services.shim import build_workflow
@@ -80,26 +83,80 @@ def identity_keys_from(env: Mapping[str, str]) -> list[str]:
     return [key for key in keys if key]
 
 
-def create_app(env: Mapping[str, str] = os.environ) -> restate.server_types.RestateAppT:
-    """Build the ASGI app from `env` (injectable for tests).
+@frozen(kw_only=True)
+class DeploymentSettings:
+    """What the deployment is configured with, loaded and checked in one place.
 
     `service_name` comes from the provider's own sources (config file, then
     WORKFLOW_RESTATE_SERVICE_NAME), so both sides agree on where handlers live.
     """
-    import_handler_modules(env.get(HANDLER_MODULES_ENV, ""))
-    service_name = load_settings(env=env).get("service_name")
-    identity_keys = identity_keys_from(env)
-    retention = DEFAULT_RETENTION
-    if env.get(RETENTION_ENV):
-        try:
-            retention = parse_go_duration(env[RETENTION_ENV])
-        except ValueError as exc:
-            raise ConfigError(f"{RETENTION_ENV}: {exc}", key=RETENTION_ENV) from None
-        if retention <= timedelta(0):
-            raise ConfigError(f"{RETENTION_ENV} must be positive, got {env[RETENTION_ENV]!r}",
-                              key=RETENTION_ENV)
-    services = build_services(registered_handlers(), service_name, retention)
-    return restate.app(services=services, identity_keys=identity_keys or None)
+
+    handler_modules: tuple[str, ...] = ()
+    service_name: str | None = None
+    identity_keys: tuple[str, ...] = ()
+    retention: timedelta = DEFAULT_RETENTION
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] = os.environ) -> DeploymentSettings:
+        """Read the settings from `env`; ConfigError naming the variable when one is wrong."""
+        modules = tuple(
+            part.strip() for part in env.get(HANDLER_MODULES_ENV, "").split(",") if part.strip()
+        )
+        retention = DEFAULT_RETENTION
+        if env.get(RETENTION_ENV):
+            try:
+                retention = parse_go_duration(env[RETENTION_ENV])
+            except ValueError as exc:
+                raise ConfigError(f"{RETENTION_ENV}: {exc}", key=RETENTION_ENV) from None
+            if retention <= timedelta(0):
+                raise ConfigError(
+                    f"{RETENTION_ENV} must be positive, got {env[RETENTION_ENV]!r}",
+                    key=RETENTION_ENV,
+                )
+        service_name = load_settings(env=env).get("service_name")
+        if service_name is not None:
+            try:
+                check_service_name(service_name)
+            except WorkflowError as exc:
+                raise ConfigError(exc.message, key="service_name") from None
+        return cls(
+            handler_modules=modules, service_name=service_name,
+            identity_keys=tuple(identity_keys_from(env)), retention=retention,
+        )
+
+
+def create_app(env: Mapping[str, str] = os.environ) -> Any:
+    """Build the ASGI app from `env` (injectable for tests)."""
+    settings = DeploymentSettings.load(env)
+    for module in settings.handler_modules:
+        importlib.import_module(module)
+    services = build_services(registered_handlers(), settings.service_name, settings.retention)
+    served = restate.app(services=services, identity_keys=list(settings.identity_keys) or None)
+    if is_running_on_lambda():
+        return served  # the SDK's Lambda handler, not an ASGI app
+    return answer_lifespan(served)
+
+
+def answer_lifespan(inner: Any) -> Any:
+    """The ASGI app, answering the lifespan protocol itself.
+
+    hypercorn asks every app about lifespan at start; the SDK refuses, and hypercorn logs
+    a warning each time. There is nothing to start or stop, so say so.
+    """
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await inner(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return app
 
 
 app = create_app()

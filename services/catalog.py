@@ -2,6 +2,8 @@
 
 Exclusive handlers serialize writes per workflow id, so two concurrent creates of one id
 store one spec; `get` is shared and never waits behind them.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The durable-step API a handler sees: named steps, durable sleep, the compute callback."""
+"""The durable-step API a handler sees: named steps, durable sleep, the compute callback.
+
+Internal: not API (the public names are in the package's `__all__`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import asyncio
 import inspect
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import restate
 from loguru import logger
@@ -17,31 +20,75 @@ from landlord_restate.restate.limits import json_problem
 from landlord_restate.restate.wire import COMPUTE_CALLBACK_PROMISE, ExecutionEnvelope
 from services.errors import HandlerError, checked, readable
 
+if TYPE_CHECKING:
+    from loguru import Logger
+
 # HandlerError crosses a journaled step as a TerminalError carrying these metadata keys
 _CODE = "landlord.code"
 _CAUSE = "landlord.cause"
-_LOG_METHODS = frozenset(
-    {"trace", "debug", "info", "success", "warning", "error", "critical", "exception", "log"}
-)
 
 
 class ReplayQuietLogger:
     """A loguru logger that says nothing while Restate replays a journal.
 
     On replay the handler re-executes code whose log lines were already written once.
+    Each level is a method of its own, typed as loguru's; `bind` keeps the quiet.
     """
 
-    def __init__(self, bound: Any) -> None:
+    def __init__(self, bound: Logger) -> None:
         self._logger = bound
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _LOG_METHODS and restate_context_is_replaying.get():
-            return _discard
-        return getattr(self._logger, name)
+    def _quiet(self) -> bool:
+        return bool(restate_context_is_replaying.get())
 
+    def bind(self, **fields: Any) -> ReplayQuietLogger:
+        """A quiet logger with more structured fields."""
+        return ReplayQuietLogger(self._logger.bind(**fields))
 
-def _discard(*_args: Any, **_kwargs: Any) -> None:
-    return None
+    def trace(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """TRACE, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1).trace(message, *args, **kwargs)
+
+    def debug(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """DEBUG, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1).debug(message, *args, **kwargs)
+
+    def info(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """INFO, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1).info(message, *args, **kwargs)
+
+    def success(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """SUCCESS, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1).success(message, *args, **kwargs)
+
+    def warning(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """WARNING, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1).warning(message, *args, **kwargs)
+
+    def error(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """ERROR, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1).error(message, *args, **kwargs)
+
+    def critical(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """CRITICAL, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1).critical(message, *args, **kwargs)
+
+    def exception(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """ERROR with the current exception, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1, exception=True).error(message, *args, **kwargs)
+
+    def log(self, level: int | str, message: str, *args: Any, **kwargs: Any) -> None:
+        """Any level, unless replaying."""
+        if not self._quiet():
+            self._logger.opt(depth=1).log(level, message, *args, **kwargs)
 
 
 def _retry_options(envelope: ExecutionEnvelope) -> restate.RunOptions[Any]:

@@ -1,4 +1,7 @@
-"""Go-style handlers by their exported name: what a workflow definition's `handler` names."""
+"""Go-style handlers by their exported name: what a workflow definition's `handler` names.
+
+Internal: not API (the public names are in the package's `__all__`).
+"""
 
 from __future__ import annotations
 

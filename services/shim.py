@@ -4,6 +4,8 @@
 handler with the durable-step API and records the outcome. Shared handlers beside it let the
 provider stop it with a reason and deliver the compute callback; a delayed call to `expire`
 enforces the timeout inside Restate, so it survives restarts.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

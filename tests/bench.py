@@ -27,7 +27,7 @@ from landlord_restate import (
     RestateProvider,
     WorkflowSpec,
 )
-from landlord_restate.restate.local import LocalDeployment, LocalRestate, describe_machine
+from landlord_restate.restate.local import DeploymentProcess, ServerProcess, describe_machine
 from landlord_restate.restate.naming import workflow_key
 from landlord_restate.restate.wire import ExecutionEnvelope
 from landlord_restate.workflow.convert import to_json
@@ -54,7 +54,7 @@ def pct(values: list[float], q: float) -> float:
 class Bench:
     """One server, one deployment, one provider and one raw session."""
 
-    def __init__(self, server: LocalRestate, provider: RestateProvider,
+    def __init__(self, server: ServerProcess, provider: RestateProvider,
                  raw: aiohttp.ClientSession) -> None:
         self.server = server
         self.provider = provider
@@ -270,8 +270,8 @@ async def main(lines: Sequence[str] = ("1", "2", "3", "4", "5")) -> int:
     with tempfile.TemporaryDirectory(prefix="landlord-bench-") as tmp:
         base = Path(tmp)
         env = {"PYTHONPATH": str(ROOT), "BENCH_SERVICE": SERVICE}
-        server = LocalRestate(base / "data", config_file=ROOT / "restate.toml")
-        deployment = LocalDeployment(base / "hypercorn.log", env=env, app="tests.bench_app:app")
+        server = ServerProcess(base / "data", config_file=ROOT / "restate.toml")
+        deployment = DeploymentProcess(base / "hypercorn.log", env=env, app="tests.bench_app:app")
         async with server, deployment:
             config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
                                    deployment_url=deployment.url, service_name=SERVICE)

@@ -21,11 +21,12 @@ from loguru import logger
 
 from landlord_restate import RestateConfig, RestateProvider, WorkflowSpec
 from landlord_restate.restate.local import (
-    LocalDeployment,
-    LocalRestate,
+    DeploymentProcess,
+    ServerProcess,
     describe_machine,
     project_root,
 )
+from landlord_restate.testing import LocalRestate
 
 ROOT = project_root(Path(__file__).parent)
 #: handler modules the test deployment hosts besides the built-in ones
@@ -47,23 +48,23 @@ def _library_logs() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-async def restate_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalRestate]:
+async def restate_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     """restate-server, configured by the repo's restate.toml with test ports and data dir."""
     base = tmp_path_factory.mktemp("restate")
-    async with LocalRestate(base / "data", config_file=ROOT / "restate.toml") as server:
+    async with ServerProcess(base / "data", config_file=ROOT / "restate.toml") as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalDeployment]:
+async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DeploymentProcess]:
     """`hypercorn services.app:app` with the test handlers."""
     log = tmp_path_factory.mktemp("hypercorn") / "hypercorn.log"
-    async with LocalDeployment(log, env=deployment_env()) as served:
+    async with DeploymentProcess(log, env=deployment_env()) as served:
         yield served
 
 
 @pytest.fixture(scope="session")
-def config(restate_server: LocalRestate, deployment: LocalDeployment) -> RestateConfig:
+def config(restate_server: ServerProcess, deployment: DeploymentProcess) -> RestateConfig:
     """Provider config pointing at the session's server and deployment."""
     return RestateConfig(
         endpoint=restate_server.ingress_url,
@@ -86,17 +87,17 @@ SHARED_SERVICE = "LandlordTests"
 @pytest.fixture(scope="session")
 async def shared_deployment(
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[LocalDeployment]:
+) -> AsyncIterator[DeploymentProcess]:
     """A deployment hosting every handler in one service: any workflow id can use it."""
     log = tmp_path_factory.mktemp("hypercorn-shared") / "hypercorn.log"
     env = deployment_env(WORKFLOW_RESTATE_SERVICE_NAME=SHARED_SERVICE)
-    async with LocalDeployment(log, env=env) as served:
+    async with DeploymentProcess(log, env=env) as served:
         yield served
 
 
 @pytest.fixture(scope="session")
 def shared_config(
-    restate_server: LocalRestate, shared_deployment: LocalDeployment
+    restate_server: ServerProcess, shared_deployment: DeploymentProcess
 ) -> RestateConfig:
     """Provider config with `service_name` set: every workflow runs on one service."""
     return RestateConfig(
@@ -118,27 +119,19 @@ async def shared_provider(shared_config: RestateConfig) -> AsyncIterator[Restate
 class Stack:
     """A private server, deployment and open provider: for tests that crash things."""
 
-    server: LocalRestate
-    deployment: LocalDeployment
+    server: ServerProcess
+    deployment: DeploymentProcess
     provider: RestateProvider
 
 
 @pytest.fixture
 async def private_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    """restate-server + hypercorn of this test alone, stopped at the end."""
-    server = LocalRestate(tmp_path / "data", config_file=ROOT / "restate.toml")
-    deployment = LocalDeployment(
-        tmp_path / "hypercorn.log", env=deployment_env(WORKFLOW_RESTATE_SERVICE_NAME="Crash")
-    )
-    async with server, deployment:
-        config = RestateConfig(
-            endpoint=server.ingress_url,
-            admin_endpoint=server.admin_url,
-            deployment_url=deployment.url,
-            service_name="Crash",
-        )
-        async with RestateProvider(config) as provider:
-            yield Stack(server, deployment, provider)
+    """restate-server + hypercorn of this test alone (the public harness), stopped at the end."""
+    async with LocalRestate(
+        handlers=[TEST_HANDLERS], service_name="Crash", base_dir=tmp_path,
+        config_file=ROOT / "restate.toml", env=deployment_env(),
+    ) as local, RestateProvider(local.config()) as provider:
+        yield Stack(local.server, local.deployment, provider)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from landlord_restate import (
     RestateServerError,
     WorkflowError,
 )
-from landlord_restate.restate.local import LocalDeployment, LocalRestate
+from landlord_restate.restate.local import DeploymentProcess, ServerProcess
 from tests.conftest import ROOT, SHARED_SERVICE, deployment_env, spec_for, unique_id
 from tests.fakes import AuthProxy, serve
 from tests.waiting import wait_terminal
@@ -126,11 +126,11 @@ async def test_no_auth_sends_no_header(shared_config: RestateConfig) -> None:
 
 
 @pytest.fixture
-async def signed_stack(tmp_path: Path) -> AsyncIterator[tuple[LocalRestate, LocalDeployment]]:
+async def signed_stack(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, DeploymentProcess]]:
     """A restate-server with a request-identity key, and a deployment trusting only it."""
     key = tmp_path / "identity.pem"
     generate_identity_key(key)
-    server = LocalRestate(
+    server = ServerProcess(
         tmp_path / "data",
         config_file=ROOT / "restate.toml",
         env={
@@ -141,7 +141,7 @@ async def signed_stack(tmp_path: Path) -> AsyncIterator[tuple[LocalRestate, Loca
     )
     async with server:
         public_key = _public_key(server.log_file)
-        deployment = LocalDeployment(
+        deployment = DeploymentProcess(
             tmp_path / "hypercorn.log",
             env=deployment_env(
                 WORKFLOW_RESTATE_SERVICE_NAME="Signed", LANDLORD_RESTATE_IDENTITY_KEYS=public_key
@@ -167,7 +167,7 @@ def _public_key(log: Path, within: float = 10.0) -> str:
 
 
 async def test_signed_server_works_unsigned_requests_are_refused(
-    signed_stack: tuple[LocalRestate, LocalDeployment],
+    signed_stack: tuple[ServerProcess, DeploymentProcess],
 ) -> None:
     """The deployment serves its signing restate-server and refuses an unsigned caller."""
     server, deployment = signed_stack

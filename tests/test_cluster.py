@@ -21,7 +21,7 @@ from landlord_restate import (
     RestateConfig,
     RestateProvider,
 )
-from landlord_restate.restate.local import LocalCluster, LocalDeployment
+from landlord_restate.restate.local import DeploymentProcess, LocalCluster
 from tests.conftest import ROOT, cli, deployment_env, spec_for, unique_id
 from tests.faults import FaultReport, assert_clean, crash_scenario
 from tests.waiting import read_marks, wait_status, wait_terminal
@@ -41,15 +41,15 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
 @pytest.fixture(scope="module")
 async def cluster_deployment(
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[LocalDeployment]:
+) -> AsyncIterator[DeploymentProcess]:
     """The handler deployment every node invokes."""
     log = tmp_path_factory.mktemp("cluster-hypercorn") / "hypercorn.log"
     env = deployment_env(WORKFLOW_RESTATE_SERVICE_NAME=SERVICE)
-    async with LocalDeployment(log, env=env) as served:
+    async with DeploymentProcess(log, env=env) as served:
         yield served
 
 
-def cluster_config(cluster: LocalCluster, deployment: LocalDeployment) -> RestateConfig:
+def cluster_config(cluster: LocalCluster, deployment: DeploymentProcess) -> RestateConfig:
     """A provider configuration naming every node, as a user of a cluster writes it."""
     return RestateConfig(
         endpoint=",".join(cluster.ingress_urls),
@@ -61,7 +61,7 @@ def cluster_config(cluster: LocalCluster, deployment: LocalDeployment) -> Restat
 
 @pytest.fixture
 async def on_cluster(
-    cluster: LocalCluster, cluster_deployment: LocalDeployment
+    cluster: LocalCluster, cluster_deployment: DeploymentProcess
 ) -> AsyncIterator[RestateProvider]:
     """An open provider that knows all three nodes."""
     async with RestateProvider(cluster_config(cluster, cluster_deployment)) as provider:
@@ -120,7 +120,7 @@ async def test_the_contract_on_a_cluster(on_cluster: RestateProvider, tmp_path: 
 
 
 async def test_doctor_reports_every_node(
-    cluster: LocalCluster, cluster_deployment: LocalDeployment, on_cluster: RestateProvider
+    cluster: LocalCluster, cluster_deployment: DeploymentProcess, on_cluster: RestateProvider
 ) -> None:
     """`doctor` with the cluster's nodes checks each one; a node down is a FAIL by name."""
     await on_cluster.create_workflow(spec_for("GoPair", unique_id("c-doctor")))

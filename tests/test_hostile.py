@@ -32,7 +32,7 @@ from landlord_restate import (
     load_config,
     to_json,
 )
-from landlord_restate.restate.local import LocalDeployment
+from landlord_restate.restate.local import DeploymentProcess
 from landlord_restate.restate.naming import (
     check_execution_id,
     check_execution_name,
@@ -66,7 +66,7 @@ async def misbehave(provider: RestateProvider, bug: str) -> Any:
      "step raises SystemExit", "step raises KeyboardInterrupt", "step raises custom"],
 )
 async def test_base_exceptions_fail_the_execution_not_the_process(
-    shared_provider: RestateProvider, shared_deployment: LocalDeployment, bug: str
+    shared_provider: RestateProvider, shared_deployment: DeploymentProcess, bug: str
 ) -> None:
     """SystemExit and friends, from the handler or a sync step: failed, process still up."""
     pid = shared_deployment.pid

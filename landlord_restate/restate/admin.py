@@ -1,4 +1,7 @@
-"""Restate's admin API: deployments, services, SQL introspection, cancellation."""
+"""Restate's admin API: deployments, services, SQL introspection, cancellation.
+
+Internal: not API (the public names are in the package's `__all__`).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Specs live in the deployment's `LandlordCatalog` Virtual Object, keyed by workfl
 first write wins. An optional cache (`spec_cache_ttl`) keeps specs it read, since a spec
 never changes once created: only a delete made through another provider instance can go
 unseen, for at most the TTL.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

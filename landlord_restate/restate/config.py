@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import os
 import re
 import socket
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -132,6 +134,20 @@ class RestateConfig:
     #: never change once created; only a delete made through another provider instance can
     #: go unseen here, for at most this long.
     spec_cache_ttl: timedelta = timedelta(0)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        argv: Sequence[str] | None = None,
+    ) -> RestateConfig:
+        """Build and check the configuration from Landlord's sources, lowest first:
+        defaults < config file < environment < flags (see `landlord_restate.restate.settings`,
+        which reads them)."""
+        from landlord_restate.restate.settings import load_config
+
+        return load_config(path, env, argv)
 
     @property
     def endpoints(self) -> tuple[str, ...]:

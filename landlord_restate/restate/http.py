@@ -9,6 +9,8 @@ Restate has moments where a correct request cannot be answered yet: right after 
 node is down. `transient_reason` is the one classification of those answers; idempotent
 requests retry them with backoff over a time window, moving to the next node of a cluster,
 and raise `RestateUnavailableError` when the window runs out.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

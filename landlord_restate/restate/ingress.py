@@ -1,4 +1,7 @@
-"""Restate's ingress: start workflows, call their shared handlers, call the catalog."""
+"""Restate's ingress: start workflows, call their shared handlers, call the catalog.
+
+Internal: not API (the public names are in the package's `__all__`).
+"""
 
 from __future__ import annotations
 

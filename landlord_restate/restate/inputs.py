@@ -2,6 +2,8 @@
 
 Each function answers the value Restate will get, or raises a typed error naming the
 field; the bounds come from `landlord_restate.restate.limits`.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

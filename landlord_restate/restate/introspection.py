@@ -3,6 +3,8 @@ its rows.
 
 Restate's `POST /query` takes no bind parameters, so `sql_literal` is the one place a value
 enters SQL: it re-checks the value's rule and doubles quotes. No other module builds SQL.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

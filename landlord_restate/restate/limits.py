@@ -5,6 +5,8 @@ the SDK misbehaves on out-of-range numbers (a retry count past 2**32 overflows a
 the execution); Go's `time.Duration` is an int64 of nanoseconds. So each value that goes
 to Restate or to a handler is bounded here, and a value out of bounds is a typed error
 naming its field.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""A local Restate stack: restate-server and the hypercorn handler deployment as processes.
+"""Local Restate processes: restate-server, a cluster of them, and the handler deployment.
 
-Used by `make run` and by the tests. Each object owns one process, starts it with
-`async with` (or `start()`), and stops it on exit, also when a later start-up step fails.
-`kill()` is a real SIGKILL, for durability tests; `start()` again restarts on the same
-data dir (server) or the same listening socket (deployment).
+Internal: the public harness is `landlord_restate.testing` (which builds on these), used by
+`make run`, `make cluster` and the tests. Each object owns one process, starts it with
+`async with` (or `start()`), and stops it on exit, also when a later start-up step fails;
+stopping waits in a thread, never blocking the event loop. `kill()` is a real SIGKILL,
+for durability tests; `start()` again restarts on the same data dir (server) or the same
+listening socket (deployment).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import abc
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,17 +52,26 @@ def project_root(start: Path | None = None) -> Path:
 
 
 def find_server_binary(root: Path | None = None) -> Path:
-    """restate-server: $RESTATE_SERVER_BIN, else the one `make setup` installed."""
+    """restate-server: $RESTATE_SERVER_BIN, else `restate-server` on PATH, else the binary a
+    checkout of this project installs with `make setup` (found from `root`, the working
+    directory, or this package's own location)."""
     explicit = os.environ.get(SERVER_BINARY_ENV)
     if explicit:
         return Path(explicit)
-    found = sorted(project_root(root).glob(_NPM_GLOB))
-    if not found:
-        raise FileNotFoundError(
-            f"restate-server not found under {project_root(root)}/.restate: run `make setup` "
-            f"or set {SERVER_BINARY_ENV}"
-        )
-    return found[0]
+    on_path = shutil.which("restate-server")
+    if on_path:
+        return Path(on_path)
+    checkouts = {project_root(root), project_root(Path(__file__).parent)}
+    for checkout in sorted(checkouts):
+        found = sorted(checkout.glob(_NPM_GLOB))
+        if found:
+            return found[0]
+    raise FileNotFoundError(
+        f"restate-server not found: set {SERVER_BINARY_ENV} to the binary, put "
+        f"`restate-server` on PATH (npm install -g @restatedev/restate-server), or run "
+        f"`make setup` in a checkout of landlord-restate (looked in "
+        f"{', '.join(str(c / '.restate/npm') for c in sorted(checkouts))})"
+    )
 
 
 #: a probe is (method, url, JSON body or None); ready when it answers 200
@@ -137,7 +149,7 @@ class _Process(abc.ABC):
         try:
             await self.start()
         except BaseException:
-            self.stop()
+            await self.aclose()
             raise
         return self
 
@@ -147,7 +159,11 @@ class _Process(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """`stop()` in a worker thread: the grace period never blocks the event loop."""
+        await asyncio.to_thread(self.stop)
 
     @property
     def pid(self) -> int | None:
@@ -180,7 +196,7 @@ class _Process(abc.ABC):
             self._log_handle = None
 
 
-class LocalRestate(_Process):
+class ServerProcess(_Process):
     """restate-server on 127.0.0.1, with its own ports and data dir."""
 
     def __init__(
@@ -247,6 +263,9 @@ class LocalRestate(_Process):
             "RESTATE_DISABLE_TELEMETRY": "true",
         }
         env.setdefault("RESTATE_LOG_FILTER", "warn,octocrab=off")
+        if self.config_file is None:  # a laptop, not a cluster: start fast, stay small
+            env.setdefault("RESTATE_DEFAULT_NUM_PARTITIONS", "4")
+            env.setdefault("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "512 MiB")
         argv = [str(self.binary), "--no-logo"]
         if self.config_file is not None:
             argv += ["--config-file", str(self.config_file)]
@@ -268,7 +287,7 @@ class LocalRestate(_Process):
         )
 
 
-class LocalDeployment(_Process):
+class DeploymentProcess(_Process):
     """`hypercorn services.app:app` on a socket this object holds open.
 
     Binding port 0 here and handing the socket to hypercorn (`fd://`) avoids guessing a
@@ -320,13 +339,9 @@ class LocalDeployment(_Process):
         with contextlib.suppress(OSError):
             self._socket.close()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    async def aclose(self) -> None:
+        """`close()` in a worker thread: the grace period never blocks the event loop."""
+        await asyncio.to_thread(self.close)
 
 
 RESTATECTL_BINARY_ENV = "RESTATECTL_BIN"
@@ -351,7 +366,7 @@ def find_restatectl(root: Path | None = None) -> Path:
     return found[0]
 
 
-def _node_config(name: str, node: LocalRestate, peers: list[str], replication: int,
+def _node_config(name: str, node: ServerProcess, peers: list[str], replication: int,
                  partitions: int) -> str:
     """The TOML of one cluster node: its own dir and ports, replicated log and metadata."""
     addresses = ", ".join(f'"{peer}"' for peer in peers)
@@ -414,7 +429,7 @@ class LocalCluster:
             for i in range(size)
         ]
         self.nodes = [
-            LocalRestate(
+            ServerProcess(
                 base_dir / f"n{i + 1}", startup_timeout=startup_timeout, env=env,
                 ingress_port=ports[i][0], admin_port=ports[i][1], node_port=ports[i][2],
             )
@@ -502,7 +517,7 @@ class LocalCluster:
 
     async def restart(self) -> None:
         """Stop every node gracefully (SIGTERM), then start them all on the same data."""
-        self.stop()
+        await self.aclose()
         started = time.monotonic()
         for node in self.nodes:
             node.spawn()
@@ -518,11 +533,15 @@ class LocalCluster:
         for node in self.nodes:
             node.stop()
 
+    async def aclose(self) -> None:
+        """Stop every node from a worker thread: never blocking the event loop."""
+        await asyncio.to_thread(self.stop)
+
     async def __aenter__(self) -> Self:
         try:
             await self.start()
         except BaseException:
-            self.stop()
+            await self.aclose()
             raise
         return self
 
@@ -532,4 +551,4 @@ class LocalCluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        await self.aclose()

@@ -2,6 +2,8 @@
 
 Pure functions, shared by the provider and the handler deployment, so a name the provider
 computes is the name the deployment serves.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@
 - Flags: `--workflow.restate.<key>=<value>` (or `--workflow.restate.<key> <value>`).
 
 `env` and `argv` are parameters so tests (and the CLI) can inject them.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

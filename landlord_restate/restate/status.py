@@ -3,6 +3,8 @@
 `sys_invocation` says where Restate is (status, times, retries); `sys_journal` is the
 history, each entry stamped by Restate when it was appended, and it also carries what the
 shim wrote to workflow state (input, output, error, why it stopped) in its SetState entries.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The one classification of transient answers (a restart, a leader election, a node down)
 and the backoff policy; pure, so the handler deployment and tests can import it without
 an HTTP client.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Every failure is an InvalidSpecError naming the field and saying why, raised before
 anything reaches the server.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Both sides import these names and types, so a handler the provider calls is the 
 the shim defines, and what the shim records is what status reads. Pure (attrs and the one
 converter): the deployment imports it without an HTTP client, which matters on Lambda,
 where every import is cold-start time.
+
+Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,161 @@
+"""Test your handlers against a real Restate: a server and your handler deployment, local.
+
+    from landlord_restate.testing import LocalRestate
+
+    async with LocalRestate(handlers=["my_handlers"]) as local:
+        async with RestateProvider(local.config()) as provider:
+            ...
+
+`LocalRestate` starts `restate-server` on free loopback ports with a temporary data dir,
+and `hypercorn services.app:app` hosting the handler modules you name, waits until both
+serve, and stops both on exit, also when start-up fails half way. The server binary is
+`$RESTATE_SERVER_BIN`, else `restate-server` on PATH, else the one a checkout of this
+project installs with `make setup` (`.restate/npm`). `kill_*` and `restart_*` crash and
+bring back either process, for durability tests; `LocalCluster` is a 3-node cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from landlord_restate.restate.config import RestateConfig
+from landlord_restate.restate.local import (
+    DeploymentProcess,
+    LocalCluster,
+    ServerProcess,
+    find_server_binary,
+)
+from landlord_restate.restate.waiting import poll_until_terminal
+
+__all__ = ["LocalCluster", "LocalRestate", "find_server_binary", "poll_until_terminal"]
+
+
+class LocalRestate:
+    """restate-server and a handler deployment of your own, for one test or a session."""
+
+    def __init__(
+        self,
+        *,
+        handlers: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        service_name: str | None = None,
+        base_dir: Path | None = None,
+        config_file: Path | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        """`handlers`: module paths whose `@handler` functions the deployment hosts (they
+        must import in the caller's environment; the caller's `sys.path` is passed on).
+        `env`: added to the caller's environment for the deployment. `service_name`: one
+        service hosting every handler (default: one per handler). `config_file`: a
+        restate-server TOML (ports and data dir are set here regardless)."""
+        self._handlers = list(handlers)
+        self._extra_env = dict(env or {})
+        self._service_name = service_name
+        self._base_dir = base_dir
+        self._config_file = config_file
+        self._startup_timeout = startup_timeout
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
+        self._server: ServerProcess | None = None
+        self._deployment: DeploymentProcess | None = None
+
+    @property
+    def server(self) -> ServerProcess:
+        """The restate-server process (started by `async with`)."""
+        if self._server is None:
+            raise RuntimeError("LocalRestate is not started: use `async with LocalRestate(...)`")
+        return self._server
+
+    @property
+    def deployment(self) -> DeploymentProcess:
+        """The hypercorn process serving `services.app:app` with your handlers."""
+        if self._deployment is None:
+            raise RuntimeError("LocalRestate is not started: use `async with LocalRestate(...)`")
+        return self._deployment
+
+    def config(self, **overrides: object) -> RestateConfig:
+        """A RestateConfig that reaches this server and deployment (fields may be overridden)."""
+        settings: dict[str, object] = {
+            "endpoint": self.server.ingress_url,
+            "admin_endpoint": self.server.admin_url,
+            "deployment_url": self.deployment.url,
+            "service_name": self._service_name,
+        }
+        return RestateConfig(**(settings | overrides)).check()  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _start(self) -> None:
+        if self._base_dir is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="landlord-restate-")
+            base = Path(self._temporary.name)
+        else:
+            base = self._base_dir
+        self._server = ServerProcess(
+            base / "data", config_file=self._config_file, startup_timeout=self._startup_timeout
+        )
+        self._deployment = DeploymentProcess(
+            base / "hypercorn.log", env=self._deployment_env(),
+            startup_timeout=self._startup_timeout,
+        )
+        await self._server.start()
+        await self._deployment.start()
+
+    def _deployment_env(self) -> dict[str, str]:
+        importable = [p for p in sys.path if p and Path(p).is_dir()]
+        paths = [*importable, *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {"PYTHONPATH": os.pathsep.join(paths)}
+        if self._handlers:
+            env["LANDLORD_RESTATE_HANDLERS"] = ",".join(self._handlers)
+        if self._service_name:
+            env["WORKFLOW_RESTATE_SERVICE_NAME"] = self._service_name
+        return env | self._extra_env
+
+    async def aclose(self) -> None:
+        """Stop the deployment and the server, remove the temporary dir; safe twice."""
+        deployment, self._deployment = self._deployment, None
+        server, self._server = self._server, None
+        if deployment is not None:
+            await deployment.aclose()
+        if server is not None:
+            await server.aclose()
+        temporary, self._temporary = self._temporary, None
+        if temporary is not None:
+            await asyncio.to_thread(shutil.rmtree, temporary.name, True)
+
+    def kill_server(self) -> None:
+        """SIGKILL restate-server, as a crash would."""
+        self.server.kill()
+
+    async def restart_server(self, *, wait_for_partitions: bool = True) -> None:
+        """Start restate-server again on the same data dir and ports."""
+        await self.server.start(wait_for_partitions=wait_for_partitions)
+
+    def kill_deployment(self) -> None:
+        """SIGKILL the handler deployment (hypercorn and its worker)."""
+        self.deployment.kill()
+
+    async def restart_deployment(self) -> None:
+        """Start the deployment again on the same socket (the same URL)."""
+        await self.deployment.start()

@@ -1,0 +1,122 @@
+"""The public testing harness: `landlord_restate.testing`, as a user of it would run it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import landlord_restate
+import landlord_restate.testing
+from landlord_restate.restate import local
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def readme_example() -> str:
+    """The Python block of the README's "Testing your handlers" section."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Testing your handlers", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None, "the README lost its testing example"
+    return match.group(1)
+
+
+def test_the_readme_example_runs_green_outside_the_checkout(tmp_path: Path) -> None:
+    """Copied to a folder of its own, run with pytest there: it passes."""
+    (tmp_path / "test_greeting.py").write_text(readme_example())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKFLOW_RESTATE_",
+                                                                      "PYTEST_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_greeting.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 passed" in done.stdout
+
+
+def test_a_missing_server_binary_names_all_three_places(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No env variable, nothing on PATH, no checkout: the error says where it looked."""
+    monkeypatch.delenv(local.SERVER_BINARY_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(local, "_NPM_GLOB", "no/such/restate-server")
+    with pytest.raises(FileNotFoundError) as caught:
+        local.find_server_binary(tmp_path)
+    message = str(caught.value)
+    assert local.SERVER_BINARY_ENV in message
+    assert "PATH" in message
+    assert "make setup" in message
+
+
+async def test_a_failed_start_stops_what_started(tmp_path: Path) -> None:
+    """A deployment that cannot start (a handler module that does not import): the
+    server started before it is stopped again, and the error says why."""
+    harness = landlord_restate.testing.LocalRestate(
+        handlers=["no_such_module_anywhere"], base_dir=tmp_path, startup_timeout=20
+    )
+    with pytest.raises(RuntimeError, match="hypercorn exited"):
+        await harness.__aenter__()
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = harness.server
+
+
+# -- the public surface, pinned ---------------------------------------------------------
+
+
+def test_the_exported_names_are_pinned() -> None:
+    """What `landlord_restate`, `services` and the testing module export, exactly."""
+    assert sorted(landlord_restate.__all__) == sorted([
+        "AuthType", "BackoffType", "CallbackOptions", "ComputeCallbackPayload", "ConfigError",
+        "CreateWorkflowResult", "ExecutionError", "ExecutionEvent", "ExecutionInput",
+        "ExecutionMechanism", "ExecutionNotFoundError", "ExecutionResult", "ExecutionState",
+        "ExecutionStatus", "ExecutionSummary", "InvalidInputError", "InvalidSpecError",
+        "Provider", "ProviderConflictError", "ProviderNotFoundError", "ProviderStateError",
+        "ProvisionRequest", "Registry", "RestateConfig", "RestateConnectionError",
+        "RestateProtocolError", "RestateProvider", "RestateServerError",
+        "RestateUnavailableError", "RetryPolicy", "WorkflowError", "WorkflowNotFoundError",
+        "WorkflowSpec", "WorkflowStatus", "WorkflowSubState", "config_hash",
+        "extract_workflow_details", "from_json", "load_config", "to_json",
+    ])
+    for name in landlord_restate.__all__:
+        assert getattr(landlord_restate, name) is not None
+    import services
+
+    assert sorted(services.__all__) == ["HandlerContext", "HandlerError", "handler"]
+    assert sorted(landlord_restate.testing.__all__) == [
+        "LocalCluster", "LocalRestate", "find_server_binary", "poll_until_terminal",
+    ]
+
+
+def test_the_deployment_imports_no_http_client() -> None:
+    """`import services.app` loads no aiohttp (on Lambda every import is cold-start time)."""
+    probe = "import services.app, sys; print('aiohttp' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
+
+
+async def test_doctor_is_healthy_before_anything_is_registered(tmp_path: Path) -> None:
+    """A fresh stack: the deployment answers and hosts handlers, nothing is registered
+    yet; doctor exits 0 and says that `create` registers it."""
+    async with landlord_restate.testing.LocalRestate(base_dir=tmp_path) as fresh:
+        config = fresh.config()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_RESTATE_")}
+        env |= {"WORKFLOW_RESTATE_ENDPOINT": config.endpoint,
+                "WORKFLOW_RESTATE_ADMIN_ENDPOINT": config.admin_endpoint,
+                "WORKFLOW_RESTATE_DEPLOYMENT_URL": str(config.deployment_url),
+                "LANDLORD_CONFIG": "", "PYTHONPATH": str(ROOT)}
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "landlord_restate.cli", "doctor"], env=env,
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not registered yet" in done.stdout
+    assert "TenantProvisioning" in done.stdout
