@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from landlord_restate.restate.errors import RestateServerError
+from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.transience import Backoff
 
@@ -88,9 +88,9 @@ class AdminClient:
         )
         rows = _object(answer, "POST /query").get("rows")
         if not isinstance(rows, list):
-            raise RestateServerError(
-                method="POST", url=self.endpoint + "/query", status=200,
-                body=f"no rows in answer: {str(answer)[:200]}",
+            raise RestateProtocolError(
+                method="POST", url=self.endpoint + "/query", expected='{"rows": [...]}',
+                got=str(answer),
             )
         return rows
 
@@ -108,8 +108,7 @@ class AdminClient:
 
 def _object(answer: Any, what: str) -> dict[str, Any]:
     if not isinstance(answer, dict):
-        raise RestateServerError(
-            method=what.split()[0], url=what.split()[1], status=200,
-            body=f"expected a JSON object, got {str(answer)[:200]}",
+        raise RestateProtocolError(
+            method=what.split()[0], url=what.split()[1], expected="a JSON object", got=str(answer)
         )
     return answer

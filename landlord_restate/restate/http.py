@@ -26,6 +26,7 @@ from loguru import logger
 
 from landlord_restate.restate.errors import (
     RestateConnectionError,
+    RestateProtocolError,
     RestateServerError,
     RestateUnavailableError,
 )
@@ -234,11 +235,7 @@ class RestateHttp:
         try:
             return status, json.loads(raw)
         except ValueError as exc:
-            raise RestateServerError(
-                method=method,
-                url=url,
-                status=status,
-                body=f"response is not JSON: {text[:_EXCERPT]}",
-                workflow_id=workflow_id,
-                execution_id=execution_id,
+            raise RestateProtocolError(
+                method=method, url=url, status=status, expected="a JSON answer", got=text,
+                workflow_id=workflow_id, execution_id=execution_id,
             ) from exc

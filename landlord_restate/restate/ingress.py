@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from landlord_restate.restate.errors import RestateServerError
+from landlord_restate.restate.errors import RestateProtocolError, RestateServerError
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.transience import Backoff
 
@@ -45,9 +45,9 @@ class IngressClient:
             idempotent=True,  # the workflow key: a resend answers PreviouslyAccepted
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("invocationId"), str):
-            raise RestateServerError(
-                method="POST", url=self.endpoint + path, status=202,
-                body=f"no invocationId in answer: {str(answer)[:200]}", workflow_id=workflow_id,
+            raise RestateProtocolError(
+                method="POST", url=self.endpoint + path, expected='{"invocationId": "inv_..."}',
+                got=str(answer), workflow_id=workflow_id,
             )
         return answer["invocationId"], answer.get("status") != "PreviouslyAccepted"
 

@@ -18,7 +18,11 @@ from typing import Any
 from loguru import logger
 
 from landlord_restate.restate.admin import AdminClient
-from landlord_restate.restate.errors import RestateServerError, RestateUnavailableError
+from landlord_restate.restate.errors import (
+    RestateProtocolError,
+    RestateServerError,
+    RestateUnavailableError,
+)
 from landlord_restate.restate.ingress import IngressClient
 from landlord_restate.restate.naming import (
     EXECUTION_NAME,
@@ -41,6 +45,8 @@ _UNDECODABLE_ID = "non valid invocation id"
 #: a concurrent journal read can miss the newest entries; read again this often at most
 _JOURNAL_REREADS = 3
 
+#: a query every partition must answer: the local stack's readiness probe
+ALL_PARTITIONS_SQL = "SELECT count(*) AS n FROM sys_invocation"
 _INVOCATION_COLUMNS = (
     "id, target_service_name, target_service_key, target_handler_name, status, created_at, "
     "running_at, completed_at, completion_result, completion_failure, retry_count, journal_size, "
@@ -165,7 +171,13 @@ class Introspection:
         failed = [r for r in rows if r.get("completion_result") == "failure"]
         if not failed:
             return {}
-        ids = ", ".join(sql_literal(str(r["id"]), INVOCATION_ID) for r in failed)
+        try:
+            ids = ", ".join(sql_literal(str(r.get("id")), INVOCATION_ID) for r in failed)
+        except ValueError as exc:  # the server's rows, not the caller's input
+            raise RestateProtocolError(
+                method="POST", url="/query (sys_invocation)", expected="invocation ids",
+                got=str([r.get("id") for r in failed]),
+            ) from exc
         journal = await self._admin.query(
             "SELECT id, entry_type, entry_json AS entry FROM sys_journal "  # noqa: S608
             f"WHERE id IN ({ids}) AND entry_type = 'Command: SetState'"

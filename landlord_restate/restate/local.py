@@ -28,10 +28,11 @@ from typing import IO, Self
 import aiohttp
 from loguru import logger
 
+from landlord_restate.restate.introspection import ALL_PARTITIONS_SQL
+
 SERVER_BINARY_ENV = "RESTATE_SERVER_BIN"
 _NPM_GLOB = ".restate/npm/node_modules/@restatedev/restate-server-*/bin/restate-server"
 _STOP_GRACE = 10.0
-_ALL_PARTITIONS_SQL = "SELECT count(*) AS n FROM sys_invocation"
 
 
 def free_port() -> int:
@@ -281,7 +282,7 @@ class ServerProcess(_Process):
         if wait_for_partitions:
             # /health answers before the partitions have leaders again after a restart; a
             # query over every partition answers only once they do
-            probes.append(("POST", f"{self.admin_url}/query", {"query": _ALL_PARTITIONS_SQL}))
+            probes.append(("POST", f"{self.admin_url}/query", {"query": ALL_PARTITIONS_SQL}))
         await _wait_healthy(
             probes, self._process, self.startup_timeout, "restate-server", self.log_file
         )
