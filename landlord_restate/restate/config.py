@@ -13,13 +13,15 @@ import re
 import socket
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from attrs import Factory, field, frozen
 
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.workflow.errors import ConfigError
+
+E = TypeVar("E", bound=enum.Enum)
 
 DEFAULT_ADMIN_PORT = 9070
 #: the co-located `hypercorn services.app:app` of the `local` mechanism
@@ -76,13 +78,18 @@ def _admin_from_endpoint(config: RestateConfig) -> str:
 
 def _mechanism(value: Any) -> Any:
     """Accept the string spelling; leave anything else for check() to name."""
-    return ExecutionMechanism(value) if isinstance(value, str) and value in set(
-        ExecutionMechanism) else value
+    try:
+        return parse_member(ExecutionMechanism, value)
+    except ValueError:
+        return value
 
 
 def _auth(value: Any) -> Any:
     """Accept the string spelling; leave anything else for check() to name."""
-    return AuthType(value) if isinstance(value, str) and value in set(AuthType) else value
+    try:
+        return parse_member(AuthType, value)
+    except ValueError:
+        return value
 
 
 def _mask(value: str | None) -> str:
@@ -304,12 +311,24 @@ class RestateConfig:
             )
 
 
-def _member(kind: type[Any], value: Any, key: str) -> Any:
+def parse_member(kind: type[E], value: Any) -> E:
+    """The member of enum `kind` spelled `value`: the one parser of every enum setting.
+
+    ValueError listing the valid spellings otherwise.
+    """
     try:
         return kind(value)
     except (ValueError, TypeError):
-        valid = ", ".join(m.value for m in kind)
-        raise ConfigError(f"{key} {value!r} is not one of: {valid}", key=key) from None
+        valid = ", ".join(str(m.value) for m in kind)
+        raise ValueError(f"must be one of: {valid}") from None
+
+
+def _member(kind: type[E], value: Any, key: str) -> E:
+    try:
+        return parse_member(kind, value)
+    except ValueError as exc:
+        raise ConfigError(f"{key} {value!r} is not one of: {str(exc).split(': ', 1)[1]}",
+                          key=key) from None
 
 
 #: a DNS name (labels of letters, digits, '-' and, for container names, '_'), or an IPv4

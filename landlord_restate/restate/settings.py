@@ -23,7 +23,12 @@ from typing import Any
 
 import yaml
 
-from landlord_restate.restate.config import AuthType, ExecutionMechanism, RestateConfig
+from landlord_restate.restate.config import (
+    AuthType,
+    ExecutionMechanism,
+    RestateConfig,
+    parse_member,
+)
 from landlord_restate.workflow.convert import GO_DURATION_MAX_NANOS, parse_go_duration
 from landlord_restate.workflow.errors import ConfigError
 
@@ -118,10 +123,9 @@ def _headers(value: Any, _: str) -> dict[str, str]:
 def _choice(kind: type[Any]) -> Callable[[Any, str], Any]:
     def parse(value: Any, key: str) -> Any:
         try:
-            return kind(value)
-        except ValueError:
-            valid = ", ".join(member.value for member in kind)
-            raise TypeError(f"must be one of: {valid}") from None
+            return parse_member(kind, value)
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
 
     return parse
 
