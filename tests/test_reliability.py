@@ -29,6 +29,7 @@ from landlord_restate import (
     RestateProvider,
     RestateServerError,
     RestateUnavailableError,
+    WorkflowNotFoundError,
 )
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.transience import Backoff
@@ -346,3 +347,52 @@ async def test_calls_right_after_a_restart_answer_correctly(private_stack: Stack
         assert (await wait_terminal(provider, fresh.execution_id)).state is (
             ExecutionState.SUCCEEDED
         )
+
+
+# -- strict starts: shared catalog reads never serve a start a read older than itself ---------
+
+
+async def test_no_start_after_a_delete_through_another_provider(
+    shared_config: RestateConfig, shared_provider: RestateProvider,
+) -> None:
+    """Two provider instances: one deletes while the other starts in bursts. No start that
+    began after the delete returned starts a run; a create is seen at once by the other."""
+    other = shared_provider
+    async with RestateProvider(shared_config) as deleter:
+        spec = spec_for("Noop", unique_id("strict"))
+        await deleter.create_workflow(spec)
+        # created through one instance: the other starts it at once
+        first = await other.start_execution(spec.workflow_id, ExecutionInput(input={}))
+        assert first.execution_id.startswith("inv_")
+        deleted_at: list[float] = []
+        outcomes: list[tuple[float, bool]] = []
+
+        async def start_one(i: int) -> None:
+            began = time.monotonic()
+            try:
+                await other.start_execution(
+                    spec.workflow_id, ExecutionInput(execution_name=f"s{i}", input={})
+                )
+                outcomes.append((began, True))
+            except WorkflowNotFoundError:
+                outcomes.append((began, False))
+
+        async def delete_soon() -> None:
+            await asyncio.sleep(0.05)
+            await deleter.delete_workflow(spec.workflow_id)
+            deleted_at.append(time.monotonic())
+
+        starts = [start_one(i) for i in range(120)]
+        staggered = [asyncio.sleep(i * 0.002) for i in range(120)]
+        await asyncio.gather(
+            delete_soon(), *(chain(s, t) for s, t in zip(staggered, starts, strict=True))
+        )
+    after = [ok for began, ok in outcomes if began > deleted_at[0]]
+    assert after, "some starts must begin after the delete returned"
+    assert not any(after), f"{sum(after)} runs started after the delete returned"
+
+
+async def chain(first: Any, then: Any) -> None:
+    """Await `first`, then `then`."""
+    await first
+    await then

@@ -10,6 +10,7 @@ Internal: not API (the public names are in the package's `__all__`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import OrderedDict
@@ -60,6 +61,11 @@ class CatalogClient:
         self._ttl = cache_ttl.total_seconds()
         #: workflow id -> (when read, stored spec), only with a TTL
         self._cache: OrderedDict[str, tuple[float, StoredSpec]] = OrderedDict()
+        #: workflow id -> the answer of the read not yet issued, shared by its waiters
+        self._next_read: dict[str, asyncio.Future[StoredSpec | None]] = {}
+        #: workflow ids with a read in flight
+        self._reading: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def put(self, spec: WorkflowSpec) -> tuple[StoredSpec, bool]:
         """Store `spec` unless one is stored; answer what is stored and whether it is ours."""
@@ -73,10 +79,47 @@ class CatalogClient:
         return stored, answer.get("created_at") == record["created_at"]
 
     async def get(self, workflow_id: str) -> StoredSpec | None:
-        """The stored spec, or None when the workflow does not exist (or was deleted)."""
+        """The stored spec, or None when the workflow does not exist (or was deleted).
+
+        Strict: the answer comes from a catalog read issued after this call began, so a
+        delete that finished before it, through any provider, is always seen. Concurrent
+        calls for one workflow share such a read: a call that arrives while a read is in
+        flight waits for the next one, which then serves every call that arrived meanwhile.
+        Under load one read serves a whole batch of starts.
+        """
         cached = self._cache.get(workflow_id)
         if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
+        batch = self._next_read.get(workflow_id)
+        if batch is None:
+            batch = self._next_read[workflow_id] = asyncio.get_running_loop().create_future()
+            # if every waiter was cancelled, nobody reads a failure: mark it seen
+            batch.add_done_callback(lambda done: done.cancelled() or done.exception())
+            if workflow_id not in self._reading:
+                self._issue(workflow_id)
+        return await asyncio.shield(batch)
+
+    def _issue(self, workflow_id: str) -> None:
+        """Send the read every call waiting for `workflow_id` shares."""
+        batch = self._next_read.pop(workflow_id)
+        self._reading.add(workflow_id)
+        task = asyncio.get_running_loop().create_task(self._serve(workflow_id, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, workflow_id: str, batch: asyncio.Future[StoredSpec | None]) -> None:
+        try:
+            batch.set_result(await self._fetch(workflow_id))
+        except BaseException as exc:  # every waiter gets the read's own failure
+            batch.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._reading.discard(workflow_id)
+            if workflow_id in self._next_read:  # calls that arrived during this read
+                self._issue(workflow_id)
+
+    async def _fetch(self, workflow_id: str) -> StoredSpec | None:
         _, answer = await self._ingress.call(
             CATALOG_SERVICE, workflow_id, CATALOG_GET, workflow_id=workflow_id,
             idempotent=True,  # a read
