@@ -316,7 +316,7 @@ async def run(args: argparse.Namespace, config: RestateConfig, out: Output) -> i
                 out.data(_plain(started)) if out.as_json else out.line(
                     f"{started.execution_id}: {started.message}")
                 return OK
-            status = await poll_until_terminal(provider, started.execution_id, interval=0.2)
+            status = await provider.wait_execution(started.execution_id)
             return _show(out, status)
         if args.command == "status":
             if args.watch:

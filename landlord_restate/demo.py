@@ -23,7 +23,6 @@ from landlord_restate.restate.local import (
     project_root,
 )
 from landlord_restate.restate.provider import RestateProvider
-from landlord_restate.restate.waiting import poll_until_terminal
 from landlord_restate.workflow.types import (
     ExecutionInput,
     ExecutionState,
@@ -86,7 +85,7 @@ async def run_demo(config: RestateConfig, started: float) -> ExecutionStatus:
                 trigger_source="make-run",
             ),
         )
-        status = await poll_until_terminal(provider, result.execution_id, within=60)
+        status = await provider.wait_execution(result.execution_id, timeout=60)
     print()
     Console(highlight=False, soft_wrap=True).print(status_view(status))
     print(f"\nend to end (stack start to terminal status): {time.monotonic() - started:.1f}s")

@@ -113,6 +113,7 @@ class RestateHttp:
         execution_id: str | None = None,
         backoff: Backoff | None = None,
         settled: bool = False,
+        client_timeout: aiohttp.ClientTimeout | None = None,
     ) -> tuple[int, Any]:
         """Send JSON `body`; answer (status, decoded JSON or None) for a status in `ok`.
 
@@ -127,7 +128,7 @@ class RestateHttp:
             node = self.base_url
             try:
                 answer = await self._once(
-                    node, method, path, body, ok, workflow_id, execution_id
+                    node, method, path, body, ok, workflow_id, execution_id, client_timeout
                 )
             except _Transient as transient:
                 if self._session.closed:  # aclose() while this call was in flight
@@ -182,6 +183,7 @@ class RestateHttp:
         ok: Collection[int],
         workflow_id: str | None,
         execution_id: str | None,
+        client_timeout: aiohttp.ClientTimeout | None = None,
     ) -> tuple[int, Any]:
         url = node + path
         if body is None or isinstance(body, bytes):  # bytes: already encoded by the caller
@@ -202,6 +204,7 @@ class RestateHttp:
                 # aiohttp would label an empty POST octet-stream; Restate refuses that
                 # for handlers without input
                 skip_auto_headers=() if data is not None else ("Content-Type",),
+                timeout=client_timeout or self._session.timeout,
             ) as resp:
                 raw = await resp.read()
                 status = resp.status

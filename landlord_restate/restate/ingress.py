@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
+
 from landlord_restate.restate.errors import RestateProtocolError, RestateServerError
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.transience import Backoff
@@ -93,3 +95,21 @@ class IngressClient:
                 return True
             raise
         return status != 404
+
+    async def attach(self, invocation_id: str) -> None:
+        """Wait, without polling, until the invocation ends (Restate answers its result or
+        its failure then). A restart or failover while waiting attaches again (idempotent)."""
+        path = f"/restate/invocation/{quote(invocation_id, safe='')}/attach"
+        try:
+            await self._http.request(
+                "GET", path, ok=_OUTPUT_ANSWERS, execution_id=invocation_id,
+                idempotent=True,  # attaching changes nothing
+                client_timeout=_NO_READ_TIMEOUT,
+            )
+        except RestateServerError as exc:
+            if '"source":"invocation"' not in exc.body.replace(" ", ""):
+                raise  # the invocation's own failure is an ending like any other
+
+
+#: an attach lasts as long as the execution: only connecting is bounded
+_NO_READ_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)

@@ -443,6 +443,24 @@ class RestateProvider(Provider):
         self._observe(status)
         return status
 
+    async def wait_execution(
+        self,
+        execution_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109  (the contract's name; asyncio.timeout inside)
+    ) -> ExecutionStatus:
+        """The execution's terminal status, as soon as it ends: attached through Restate's
+        ingress, not polled. TimeoutError after `timeout` seconds (the execution goes on);
+        ExecutionNotFoundError for an unknown id. A restart or failover while waiting
+        attaches again."""
+        check_execution_id(execution_id)
+        seconds = _check_wait_timeout(timeout, execution_id)
+        async with asyncio.timeout(seconds):
+            while True:
+                status = await self.get_execution_status(execution_id)
+                if status.state.is_terminal:
+                    return status
+                await self.ingress.attach(execution_id)
+
     async def get_workflow_status(self, execution_id: str) -> WorkflowStatus:
         """The simplified status Landlord's newer interface asks for."""
         status = await self.get_execution_status(execution_id)
@@ -554,6 +572,20 @@ def _checked_execution(workflow_id: str, execution: Any) -> tuple[str, str]:
                workflow_id=workflow_id)
     return name, encode_json(execution.input, "input", limit=MAX_INPUT_BYTES,
                              workflow_id=workflow_id)
+
+
+def _check_wait_timeout(timeout: Any, execution_id: str) -> float | None:
+    """None (wait as long as it takes) or a positive, finite number of seconds."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not (
+        0 < timeout < float("inf")
+    ):
+        raise InvalidInputError(
+            f"timeout must be a positive number of seconds or None, got {timeout!r}",
+            field="timeout", execution_id=execution_id,
+        )
+    return float(timeout)
 
 
 def _wanted_state(state: ExecutionState | str | None) -> ExecutionState | None:
