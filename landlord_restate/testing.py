@@ -23,14 +23,13 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.local import (
     DeploymentProcess,
     LocalCluster,
     ServerProcess,
+    StartStop,
     find_server_binary,
 )
 from landlord_restate.restate.waiting import poll_until_terminal
@@ -38,7 +37,7 @@ from landlord_restate.restate.waiting import poll_until_terminal
 __all__ = ["LocalCluster", "LocalRestate", "find_server_binary", "poll_until_terminal"]
 
 
-class LocalRestate:
+class LocalRestate(StartStop):
     """restate-server and a handler deployment of your own, for one test or a session."""
 
     def __init__(
@@ -90,23 +89,8 @@ class LocalRestate:
         }
         return RestateConfig(**(settings | overrides)).check()  # type: ignore[arg-type]
 
-    async def __aenter__(self) -> Self:
-        try:
-            await self._start()
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def _start(self) -> None:
+    async def start(self) -> None:
+        """Start restate-server, then the deployment, and wait until both serve."""
         if self._base_dir is None:
             self._temporary = tempfile.TemporaryDirectory(prefix="landlord-restate-")
             base = Path(self._temporary.name)

@@ -324,7 +324,7 @@ async def notice_latency(bench: Bench, n: int = 15) -> None:
         for out, at in zip((waited, polled, attached), known, strict=True):
             out.append(max(at - completed, 0.0))
     w, p, a = (pct(x, 0.5) * 1000 for x in (waited, polled, attached))
-    bench.add("7. notice latency p50: wait_execution | polling 250 ms", f"{w:.1f} ms | {p:.1f} ms",
+    bench.add("7. notice latency p50: wait_execution / polling 250 ms", f"{w:.1f} ms / {p:.1f} ms",
               f"{a:.1f} ms (raw attach)", f"+{w - a:.1f} ms over raw attach (goal <= 5 ms)")
 
 

@@ -136,15 +136,17 @@ def _terminate(process: subprocess.Popen[bytes] | None) -> None:
     process.wait()
 
 
-class _Process(abc.ABC):
-    """One child process with a log file; async context manager."""
-
-    _process: subprocess.Popen[bytes] | None = None
-    _log_handle: IO[bytes] | None = None
+class StartStop(abc.ABC):
+    """An async context manager that starts in `start()` and cleans up in `aclose()`,
+    also when `start()` fails half way (whatever it had started is stopped again)."""
 
     @abc.abstractmethod
     async def start(self) -> None:
-        """Start the process and wait until it serves."""
+        """Start and wait until ready."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Stop what was started; safe to call twice."""
 
     async def __aenter__(self) -> Self:
         try:
@@ -161,6 +163,13 @@ class _Process(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class _Process(StartStop):
+    """One child process with a log file; async context manager."""
+
+    _process: subprocess.Popen[bytes] | None = None
+    _log_handle: IO[bytes] | None = None
 
     async def aclose(self) -> None:
         """`stop()` in a worker thread: the grace period never blocks the event loop."""
@@ -400,7 +409,7 @@ bind-port = {node.ingress_port}
 """
 
 
-class LocalCluster:
+class LocalCluster(StartStop):
     """A restate-server cluster of `size` nodes on 127.0.0.1, provisioned with restatectl.
 
     Each node has every role, its own data dir and three ports; the log, the metadata and
@@ -537,19 +546,3 @@ class LocalCluster:
     async def aclose(self) -> None:
         """Stop every node from a worker thread: never blocking the event loop."""
         await asyncio.to_thread(self.stop)
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self.start()
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
