@@ -19,6 +19,10 @@ class AdminClient:
     def __init__(self, http: RestateHttp) -> None:
         self._http = http
 
+    def troubled(self, within: float) -> bool:
+        """Whether a node of this API answered "not ready" in the last `within` seconds."""
+        return self._http.troubled(within)
+
     @property
     def endpoint(self) -> str:
         """The admin base URL."""

@@ -30,6 +30,7 @@ from landlord_restate.restate.errors import (
     RestateServerError,
     RestateUnavailableError,
 )
+from landlord_restate.restate.tracing import inject
 from landlord_restate.restate.transience import NO_RETRY, Backoff, transient_reason
 from landlord_restate.workflow.errors import (
     ProviderStateError,
@@ -85,6 +86,13 @@ class RestateHttp:
         self.backoff = backoff
         #: node -> monotonic time before which its SQL answers are not trusted
         self._settling: dict[str, float] = {}
+        #: when any node last answered "not ready" (monotonic), or None
+        self.last_transient: float | None = None
+
+    def troubled(self, within: float) -> bool:
+        """Whether a node answered "not ready" in the last `within` seconds: a restart or
+        failover is in progress, so a "not found" may be one of its moments."""
+        return self.last_transient is not None and time.monotonic() - self.last_transient < within
 
     @property
     def base_url(self) -> str:
@@ -133,7 +141,8 @@ class RestateHttp:
             except _Transient as transient:
                 if self._session.closed:  # aclose() while this call was in flight
                     raise _closed() from transient.__cause__
-                self._settling[node] = time.monotonic() + SETTLE_SECONDS
+                self.last_transient = time.monotonic()
+                self._settling[node] = self.last_transient + SETTLE_SECONDS
                 moved = self._move_on(node)
                 if not idempotent:
                     raise transient.error from transient.__cause__
@@ -193,6 +202,7 @@ class RestateHttp:
         headers = {"accept": "application/json"}
         if data is not None:
             headers["content-type"] = "application/json"
+        inject(headers)  # the caller's trace continues in restate-server (when tracing)
         if self._session.closed:
             raise _closed()
         try:

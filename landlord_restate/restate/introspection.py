@@ -167,6 +167,9 @@ class Introspection:
         )
         return {str(row.get("target_service_key", "")): row.get("status") for row in rows}
 
+    def _troubled(self) -> bool:
+        return self._admin.troubled(_TROUBLE_SECONDS) or self._ingress.troubled(_TROUBLE_SECONDS)
+
     async def _outcomes(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         failed = [r for r in rows if r.get("completion_result") == "failure"]
         if not failed:
@@ -226,11 +229,15 @@ class Introspection:
                 raise
             if rows or not invocation_row:
                 return rows
-            if not confirmed:
-                if not await self._ingress.invocation_exists(execution_id, backoff=backoff):
-                    raise ExecutionNotFoundError(execution_id)
-                confirmed = True
             elapsed = time.monotonic() - began
+            if not confirmed:
+                if await self._ingress.invocation_exists(execution_id, backoff=backoff):
+                    confirmed = True
+                elif not self._troubled() or backoff.gives_up(retries, elapsed):
+                    raise ExecutionNotFoundError(execution_id)
+                # else: during a failover the ingress too answered 404 for an execution
+                # that existed (seen with 1.7.12 when the leader of most partitions was
+                # killed): ask both again until Restate has been calm for a while
             if backoff.gives_up(retries, elapsed):
                 raise RestateUnavailableError(
                     self._admin.endpoint,
@@ -243,6 +250,10 @@ class Introspection:
                 "query missed an existing invocation; asking again"
             )
             await asyncio.sleep(backoff.delay(retries))
+
+
+#: how long after a node's last "not ready" answer a "not found" is asked again
+_TROUBLE_SECONDS = 10.0
 
 
 def _run_row(rows: Sequence[Row], execution_id: str) -> Row:

@@ -54,6 +54,7 @@ from landlord_restate.restate.status import (
     state_from_journal,
     state_from_rows,
 )
+from landlord_restate.restate.tracing import annotate, traced
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
 from landlord_restate.restate.wire import (
@@ -241,6 +242,7 @@ class RestateProvider(Provider):
         """Check `spec` offline; answer the service and handler its executions run on."""
         return check_spec(spec, self._config.service_name)
 
+    @traced("validate")
     async def validate(self, spec: WorkflowSpec) -> None:
         """Offline checks; then, if Restate and the deployment answer, that it hosts the handler.
 
@@ -258,6 +260,7 @@ class RestateProvider(Provider):
             return
         self._require_hosted(resolved, _described(services, resolved.service))
 
+    @traced("create_workflow")
     async def create_workflow(self, spec: WorkflowSpec) -> CreateWorkflowResult:
         """Register the deployment, check it hosts the handler, store the spec (first wins)."""
         resolved = self.resolve(spec)
@@ -316,6 +319,7 @@ class RestateProvider(Provider):
                 workflow_id=resolved.workflow_id,
             )
 
+    @traced("delete_workflow")
     async def delete_workflow(self, workflow_id: str) -> None:
         """Forget the stored spec: no new executions; running ones go on."""
         check_workflow_id(workflow_id)
@@ -324,6 +328,7 @@ class RestateProvider(Provider):
 
     # -- executions -----------------------------------------------------------------------
 
+    @traced("start_execution")
     async def start_execution(
         self, workflow_id: str, execution: ExecutionInput
     ) -> ExecutionResult:
@@ -356,6 +361,7 @@ class RestateProvider(Provider):
             workflow_id=workflow_id, execution_id=invocation_id,
             service=stored.resolved.service, key=key,
         ).info("execution {}", "started" if accepted else "already started")
+        annotate(service=stored.resolved.service, key=key, invocation_id=invocation_id)
         return ExecutionResult(
             execution_id=invocation_id,
             workflow_id=workflow_id,
@@ -371,6 +377,7 @@ class RestateProvider(Provider):
             raise WorkflowNotFoundError(workflow_id)
         return stored
 
+    @traced("invoke")
     async def invoke(
         self, workflow_id: str, request: ProvisionRequest, *, trigger_source: str = "reconciler"
     ) -> ExecutionResult:
@@ -430,6 +437,7 @@ class RestateProvider(Provider):
         newest = max(numbered)
         return newest if numbered[newest] != "completed" else newest + 1
 
+    @traced("get_execution_status")
     async def get_execution_status(self, execution_id: str) -> ExecutionStatus:
         """Invocation, journal and shim state, read from Restate's SQL introspection."""
         check_execution_id(execution_id)
@@ -443,6 +451,7 @@ class RestateProvider(Provider):
         self._observe(status)
         return status
 
+    @traced("wait_execution")
     async def wait_execution(
         self,
         execution_id: str,
@@ -461,6 +470,7 @@ class RestateProvider(Provider):
                     return status
                 await self.ingress.attach(execution_id)
 
+    @traced("get_workflow_status")
     async def get_workflow_status(self, execution_id: str) -> WorkflowStatus:
         """The simplified status Landlord's newer interface asks for."""
         status = await self.get_execution_status(execution_id)
@@ -469,6 +479,7 @@ class RestateProvider(Provider):
             error=status.error,
         )
 
+    @traced("stop_execution")
     async def stop_execution(self, execution_id: str, reason: str) -> None:
         """Record `reason` with the execution, then cancel it; a finished one stays as it is."""
         check_execution_id(execution_id)
@@ -489,6 +500,7 @@ class RestateProvider(Provider):
             "stop: {}", "cancellation requested" if cancelled else "execution already finished"
         )
 
+    @traced("post_compute_callback")
     async def post_compute_callback(
         self,
         execution_id: str,
@@ -521,6 +533,7 @@ class RestateProvider(Provider):
             status=payload.status,
         ).info("compute callback {}", "delivered" if status == 200 else "was already delivered")
 
+    @traced("list_executions")
     async def list_executions(
         self,
         workflow_id: str | None = None,

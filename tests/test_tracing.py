@@ -1,0 +1,163 @@
+"""OpenTelemetry from the provider's side: spans per operation, and the caller's trace
+continued by restate-server (it records the trace id of every invocation it was given).
+
+Each case runs in a fresh interpreter: configuring a tracer provider is process-wide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from landlord_restate import RestateConfig
+from landlord_restate.restate.local import DeploymentProcess, ServerProcess
+from tests.conftest import ROOT, SHARED_SERVICE, deployment_env
+from tests.fakes import serve
+
+pytestmark = pytest.mark.timeout(120)
+
+TRACED = textwrap.dedent("""
+    import asyncio, json, os, sys, uuid
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+    from landlord_restate import (
+        ExecutionInput, RestateConfig, RestateProvider, WorkflowSpec, ExecutionNotFoundError)
+
+    async def main():
+        config = RestateConfig(
+            endpoint=os.environ["ENDPOINT"], admin_endpoint=os.environ["ADMIN"],
+            deployment_url=os.environ["DEPLOYMENT"], service_name=os.environ["SERVICE"])
+        workflow_id = "traced-" + uuid.uuid4().hex[:8]
+        async with RestateProvider(config) as restate:
+            with trace.get_tracer("caller").start_as_current_span("reconcile") as caller:
+                await restate.create_workflow(WorkflowSpec(
+                    workflow_id=workflow_id, definition={"handler": "GoPair"}))
+                started = await restate.start_execution(workflow_id, ExecutionInput(input={}))
+                status = await restate.wait_execution(started.execution_id, timeout=30)
+                try:
+                    await restate.get_execution_status("inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW")
+                except ExecutionNotFoundError:
+                    pass
+            rows = await restate.admin.query(
+                "SELECT trace_id FROM sys_invocation WHERE id = '%s'" % started.execution_id)
+            rows = rows or [{}]
+        trace_id = format(caller.get_span_context().trace_id, "032x")
+        spans = [{"name": s.name, "trace_id": format(s.context.trace_id, "032x"),
+                  "parent": format(s.parent.span_id, "016x") if s.parent else None,
+                  "span_id": format(s.context.span_id, "016x"),
+                  "attributes": dict(s.attributes), "status": s.status.status_code.name,
+                  "events": [e.name for e in s.events]}
+                 for s in exporter.get_finished_spans()]
+        print(json.dumps({"caller": trace_id, "server_trace_id": rows[0].get("trace_id"),
+                          "execution_id": started.execution_id, "state": status.state.value,
+                          "spans": spans}))
+
+    asyncio.run(main())
+""")
+
+UNTRACED = textwrap.dedent("""
+    import asyncio, os, sys
+    from landlord_restate import RestateConfig, RestateProvider
+
+    async def main():
+        config = RestateConfig(endpoint=os.environ["ENDPOINT"], admin_endpoint=os.environ["ADMIN"])
+        async with RestateProvider(config) as restate:
+            await restate.list_executions(limit=1)
+    asyncio.run(main())
+    print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
+""")
+
+
+def run_script(script: str, config: RestateConfig) -> str:
+    """Run `script` in a fresh interpreter against the session's server; answer stdout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ENDPOINT": config.endpoint,
+           "ADMIN": config.admin_endpoint, "DEPLOYMENT": str(config.deployment_url),
+           "SERVICE": SHARED_SERVICE}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+async def traced_stack(tmp_path: Path) -> AsyncIterator[tuple[RestateConfig, list[int]]]:
+    """restate-server exporting OTLP/HTTP spans to a receiver of this test, and a deployment;
+    answers their config and the sizes of the span batches the receiver got."""
+    batches: list[int] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        batches.append(len(await request.read()))
+        return web.Response(status=200, content_type="application/x-protobuf")
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", receive)  # /v1/traces, or as configured
+    async with serve(app) as receiver:
+        server = ServerProcess(tmp_path / "data", config_file=ROOT / "restate.toml", env={
+            "RESTATE_TRACING_ENDPOINT": receiver.replace("http://", "otlp+http://"),
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        })
+        deployment = DeploymentProcess(
+            tmp_path / "hypercorn.log",
+            env=deployment_env(WORKFLOW_RESTATE_SERVICE_NAME=SHARED_SERVICE),
+        )
+        async with server, deployment:
+            yield RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
+                                deployment_url=deployment.url,
+                                service_name=SHARED_SERVICE), batches
+
+
+async def test_one_trace_from_the_caller_into_restate(
+    traced_stack: tuple[RestateConfig, list[int]],
+) -> None:
+    """Inside a caller's span: each operation is a child span with its ids, and
+    restate-server records (and exports) the caller's trace for the invocation it started."""
+    config, batches = traced_stack
+    result = json.loads(await asyncio.to_thread(run_script, TRACED, config))
+    spans = {s["name"]: s for s in result["spans"]}
+    caller = spans["reconcile"]
+    for operation in ("create_workflow", "start_execution", "wait_execution",
+                      "get_execution_status"):
+        child = spans[f"landlord_restate.{operation}"]
+        assert child["trace_id"] == result["caller"], operation
+    start = spans["landlord_restate.start_execution"]
+    assert start["parent"] == caller["span_id"]
+    assert start["attributes"]["landlord.execution_id"] == result["execution_id"]
+    assert start["attributes"]["restate.invocation.id"] == result["execution_id"]
+    assert start["attributes"]["restate.service"] == SHARED_SERVICE
+    workflow_id = start["attributes"]["landlord.workflow_id"]
+    assert start["attributes"]["restate.key"].startswith(f"{workflow_id}.")
+    # the unknown id's status call failed: the span records the error
+    failed = [s for s in result["spans"] if s["name"] == "landlord_restate.get_execution_status"
+              and s["status"] == "ERROR"]
+    assert failed
+    assert "exception" in failed[0]["events"]
+    assert result["state"] == "succeeded"
+    # restate-server continued the caller's trace (W3C traceparent on the ingress request)
+    assert result["server_trace_id"] == result["caller"]
+    for _ in range(50):  # and exported its own spans of it
+        if batches:
+            break
+        await asyncio.sleep(0.1)
+    assert batches
+
+
+def test_without_tracing_nothing_is_imported(shared_config: RestateConfig) -> None:
+    """An application that never loaded OpenTelemetry: the provider imports none of it."""
+    assert run_script(UNTRACED, shared_config) == "[]"
