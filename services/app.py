@@ -24,6 +24,7 @@ from landlord_restate.restate.naming import check_service_name
 from landlord_restate.restate.settings import load_settings
 from landlord_restate.workflow.convert import parse_go_duration
 from landlord_restate.workflow.errors import ConfigError, WorkflowError
+from services import tracing
 from services.catalog import catalog
 from services.registry import HandlerFn, registered_handlers
 from services.shim import build_workflow
@@ -128,6 +129,7 @@ class DeploymentSettings:
 def create_app(env: Mapping[str, str] = os.environ) -> Any:
     """Build the ASGI app from `env` (injectable for tests)."""
     settings = DeploymentSettings.load(env)
+    tracing.configure(env)  # only when an OTLP endpoint is set
     for module in settings.handler_modules:
         importlib.import_module(module)
     services = build_services(registered_handlers(), settings.service_name, settings.retention)

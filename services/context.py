@@ -18,6 +18,7 @@ from restate.server_context import restate_context_is_replaying
 
 from landlord_restate.restate.limits import json_problem
 from landlord_restate.restate.wire import COMPUTE_CALLBACK_PROMISE, ExecutionEnvelope
+from services import tracing
 from services.errors import HandlerError, checked, readable
 
 if TYPE_CHECKING:
@@ -161,6 +162,9 @@ class HandlerContext:
         self.execution_id: str = ctx.request().id
         self.workflow_id: str = envelope.workflow_id
         self.execution_name: str = envelope.execution_name
+        #: the ids every handler span carries
+        self._ids = {"workflow_id": self.workflow_id, "execution_id": self.execution_id,
+                     "execution_name": self.execution_name}
         self.logger = ReplayQuietLogger(
             logger.bind(workflow_id=self.workflow_id, execution_id=self.execution_id)
         )
@@ -199,7 +203,8 @@ class HandlerContext:
 
             action = action_sync
         try:
-            return await self._ctx.run_typed(name, action, self._run_options)
+            with tracing.span(f"step {name}", step=name, **self._ids):
+                return await self._ctx.run_typed(name, action, self._run_options)
         except restate.TerminalError as exc:
             if exc.status_code == 409:  # cancelled: not this step's failure
                 raise
@@ -207,10 +212,12 @@ class HandlerContext:
 
     async def sleep(self, duration: timedelta, name: str | None = None) -> None:
         """A durable timer: survives restarts of the server and of this deployment."""
-        await self._ctx.sleep(duration, name=name)
+        with tracing.span(f"sleep {name or ''}".rstrip(), **self._ids):
+            await self._ctx.sleep(duration, name=name)
 
     async def compute_callback(self) -> dict[str, Any]:
         """Wait for Landlord's compute callback (`post_compute_callback`); returns its payload."""
         promise = self._ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict)
-        payload: dict[str, Any] = await promise.value()
+        with tracing.span("compute callback wait", **self._ids):
+            payload: dict[str, Any] = await promise.value()
         return payload

@@ -35,6 +35,7 @@ from landlord_restate.restate.wire import (
     Outcome,
     OutcomeError,
 )
+from services import tracing
 from services.context import (
     HandlerContext,
     handler_error_from,
@@ -162,7 +163,10 @@ def build_workflow(
         hctx = HandlerContext(ctx, envelope)
         hctx.logger.info("execution running", state="running")
         try:
-            output = await _call_handler(fn, hctx, envelope.input)
+            with tracing.span("run", handler=envelope.handler, workflow_id=envelope.workflow_id,
+                              execution_id=hctx.execution_id,
+                              execution_name=envelope.execution_name):
+                output = await _call_handler(fn, hctx, envelope.input)
         except HandlerError as exc:
             hctx.logger.info("execution failed", state="failed", code=exc.code)
             await _disarm(timer)

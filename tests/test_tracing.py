@@ -14,9 +14,11 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from landlord_restate import RestateConfig
 from landlord_restate.restate.local import DeploymentProcess, ServerProcess
@@ -48,7 +50,7 @@ TRACED = textwrap.dedent("""
         async with RestateProvider(config) as restate:
             with trace.get_tracer("caller").start_as_current_span("reconcile") as caller:
                 await restate.create_workflow(WorkflowSpec(
-                    workflow_id=workflow_id, definition={"handler": "GoPair"}))
+                    workflow_id=workflow_id, definition={"handler": "FiveSteps"}))
                 started = await restate.start_execution(workflow_id, ExecutionInput(input={}))
                 status = await restate.wait_execution(started.execution_id, timeout=30)
                 try:
@@ -97,13 +99,13 @@ def run_script(script: str, config: RestateConfig) -> str:
 
 
 @pytest.fixture
-async def traced_stack(tmp_path: Path) -> AsyncIterator[tuple[RestateConfig, list[int]]]:
-    """restate-server exporting OTLP/HTTP spans to a receiver of this test, and a deployment;
-    answers their config and the sizes of the span batches the receiver got."""
-    batches: list[int] = []
+async def traced_stack(tmp_path: Path) -> AsyncIterator[tuple[RestateConfig, list[bytes]]]:
+    """restate-server and the deployment, both exporting OTLP/HTTP spans to a receiver of
+    this test; answers their config and the span batches the receiver got."""
+    batches: list[bytes] = []
 
     async def receive(request: web.Request) -> web.Response:
-        batches.append(len(await request.read()))
+        batches.append(await request.read())
         return web.Response(status=200, content_type="application/x-protobuf")
 
     app = web.Application()
@@ -115,7 +117,11 @@ async def traced_stack(tmp_path: Path) -> AsyncIterator[tuple[RestateConfig, lis
         })
         deployment = DeploymentProcess(
             tmp_path / "hypercorn.log",
-            env=deployment_env(WORKFLOW_RESTATE_SERVICE_NAME=SHARED_SERVICE),
+            env=deployment_env(
+                WORKFLOW_RESTATE_SERVICE_NAME=SHARED_SERVICE,
+                OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{receiver}/v1/traces",
+                OTEL_BSP_SCHEDULE_DELAY="100", OTEL_SERVICE_NAME="landlord-deployment",
+            ),
         )
         async with server, deployment:
             yield RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
@@ -123,8 +129,25 @@ async def traced_stack(tmp_path: Path) -> AsyncIterator[tuple[RestateConfig, lis
                                 service_name=SHARED_SERVICE), batches
 
 
+def decoded(batches: list[bytes]) -> list[dict[str, Any]]:
+    """Every span in the batches, decoded with the official OTLP protobuf types."""
+    spans = []
+    for body in batches:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                for one in scope.spans:
+                    spans.append({
+                        "name": one.name, "trace_id": one.trace_id.hex(),
+                        "span_id": one.span_id.hex(), "parent": one.parent_span_id.hex(),
+                        "start": one.start_time_unix_nano,
+                        "attributes": {a.key: a.value.string_value for a in one.attributes},
+                    })
+    return spans
+
+
 async def test_one_trace_from_the_caller_into_restate(
-    traced_stack: tuple[RestateConfig, list[int]],
+    traced_stack: tuple[RestateConfig, list[bytes]],
 ) -> None:
     """Inside a caller's span: each operation is a child span with its ids, and
     restate-server records (and exports) the caller's trace for the invocation it started."""
@@ -151,11 +174,26 @@ async def test_one_trace_from_the_caller_into_restate(
     assert result["state"] == "succeeded"
     # restate-server continued the caller's trace (W3C traceparent on the ingress request)
     assert result["server_trace_id"] == result["caller"]
-    for _ in range(50):  # and exported its own spans of it
-        if batches:
+    # restate-server's spans and the shim's, exported to the receiver, join the same trace
+    expected_steps = [f"step step-{i}" for i in range(1, 6)]
+    exported: list[dict[str, Any]] = []
+    for _ in range(100):
+        exported = [x for x in decoded(batches) if x["trace_id"] == result["caller"]]
+        names = {x["name"] for x in exported}
+        if {"run", *expected_steps} <= names and any(n.startswith("ingress") for n in names):
             break
         await asyncio.sleep(0.1)
-    assert batches
+    names = {x["name"] for x in exported}
+    assert any(n.startswith("ingress") for n in names), names
+    assert any(n.startswith("invocation") for n in names), names
+    assert "run" in names, names
+    steps = sorted((x for x in exported if x["name"].startswith("step ")),
+                   key=lambda x: x["start"])
+    assert [x["name"] for x in steps] == expected_steps  # journal order, one span each
+    run = next(x for x in exported if x["name"] == "run")
+    assert run["attributes"]["landlord.execution_id"] == result["execution_id"]
+    assert all(x["attributes"]["landlord.execution_id"] == result["execution_id"]
+               for x in steps)
 
 
 def test_without_tracing_nothing_is_imported(shared_config: RestateConfig) -> None:
