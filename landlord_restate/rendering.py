@@ -24,6 +24,8 @@ def status_view(status: ExecutionStatus, progress: str | None = None) -> Group:
     summary.add_row("execution", status.execution_id)
     summary.add_row("workflow", status.workflow_id)
     summary.add_row("state", f"{status.state.value} ({status.metadata.get('workflow_sub_state')})")
+    trace_id = status.metadata.get("trace_id") or "- (restate-server exports no traces)"
+    summary.add_row("trace", trace_id)
     summary.add_row("started", format_rfc3339(status.start_time))
     summary.add_row("stopped", format_rfc3339(status.stop_time) if status.stop_time else "-")
     summary.add_row("input", json.dumps(status.input))

@@ -17,6 +17,7 @@ from restate.exceptions import SdkInternalBaseException
 from restate.server_context import restate_context_is_replaying
 
 from landlord_restate.restate.limits import json_problem
+from landlord_restate.restate.tracing import add_trace_ids
 from landlord_restate.restate.wire import COMPUTE_CALLBACK_PROMISE, ExecutionEnvelope
 from services import tracing
 from services.errors import HandlerError, checked, readable
@@ -167,6 +168,7 @@ class HandlerContext:
                      "execution_name": self.execution_name}
         self.logger = ReplayQuietLogger(
             logger.bind(workflow_id=self.workflow_id, execution_id=self.execution_id)
+            .patch(add_trace_ids)
         )
 
     @property

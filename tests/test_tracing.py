@@ -41,6 +41,13 @@ TRACED = textwrap.dedent("""
 
     from landlord_restate import (
         ExecutionInput, RestateConfig, RestateProvider, WorkflowSpec, ExecutionNotFoundError)
+    from loguru import logger
+
+    logger.remove()
+    logger.enable("landlord_restate")
+    logged = []
+    logger.add(lambda m: logged.append((m.record["message"], m.record["extra"].get("trace_id"),
+                                        m.record["extra"].get("span_id"))), level="INFO")
 
     async def main():
         config = RestateConfig(
@@ -69,6 +76,7 @@ TRACED = textwrap.dedent("""
                  for s in exporter.get_finished_spans()]
         print(json.dumps({"caller": trace_id, "server_trace_id": rows[0].get("trace_id"),
                           "execution_id": started.execution_id, "state": status.state.value,
+                          "status_trace_id": status.metadata.get("trace_id"), "logged": logged,
                           "spans": spans}))
 
     asyncio.run(main())
@@ -174,6 +182,12 @@ async def test_one_trace_from_the_caller_into_restate(
     assert result["state"] == "succeeded"
     # restate-server continued the caller's trace (W3C traceparent on the ingress request)
     assert result["server_trace_id"] == result["caller"]
+    assert result["status_trace_id"] == result["caller"]  # status shows it too
+    # the provider's log lines written inside a span point at it
+    started_lines = [line for line in result["logged"] if line[0] == "execution started"]
+    assert started_lines
+    assert started_lines[0][1] == result["caller"]
+    assert started_lines[0][2] == start["span_id"]
     # restate-server's spans and the shim's, exported to the receiver, join the same trace
     expected_steps = [f"step step-{i}" for i in range(1, 6)]
     exported: list[dict[str, Any]] = []

@@ -50,7 +50,8 @@ ALL_PARTITIONS_SQL = "SELECT count(*) AS n FROM sys_invocation"
 _INVOCATION_COLUMNS = (
     "id, target_service_name, target_service_key, target_handler_name, status, created_at, "
     "running_at, completed_at, completion_result, completion_failure, retry_count, journal_size, "
-    "last_failure, last_failure_related_command_name, last_failure_error_code, modified_at"
+    "last_failure, last_failure_related_command_name, last_failure_error_code, modified_at, "
+    "trace_id"
 )
 _TARGET_COLUMNS = "target_service_name, target_service_key, target_handler_name, status"
 _SUMMARY_COLUMNS = (

@@ -54,7 +54,7 @@ from landlord_restate.restate.status import (
     state_from_journal,
     state_from_rows,
 )
-from landlord_restate.restate.tracing import annotate, traced
+from landlord_restate.restate.tracing import add_trace_ids, annotate, traced
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
 from landlord_restate.restate.wire import (
@@ -111,7 +111,7 @@ class RestateProvider(Provider):
         self._observed: OrderedDict[str, ExecutionState] = OrderedDict()
         self._log = logger.bind(
             provider=PROVIDER_TYPE, endpoint=config.endpoint, admin=config.admin_endpoint
-        )
+        ).patch(add_trace_ids)
 
     @property
     def name(self) -> str:

@@ -366,6 +366,8 @@ def build_status(
         "service_name": str(invocation.get("target_service_name", "")),
         "workflow_key": key,
     }
+    if invocation.get("trace_id"):  # recorded when restate-server exports traces
+        metadata["trace_id"] = str(invocation["trace_id"])
     if invocation.get("last_failure"):
         metadata["last_failure"] = str(invocation["last_failure"])
         if invocation.get("last_failure_related_command_name"):

@@ -93,6 +93,17 @@ def traced(operation: str) -> Callable[[F], F]:
     return wrap
 
 
+def add_trace_ids(record: Any) -> None:
+    """A loguru patcher: a line written inside a span carries its `trace_id` and `span_id`."""
+    trace = _api()
+    if trace is None:
+        return
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        record["extra"]["trace_id"] = format(context.trace_id, "032x")
+        record["extra"]["span_id"] = format(context.span_id, "016x")
+
+
 def inject(headers: MutableMapping[str, str]) -> None:
     """Add the current span's W3C trace context (`traceparent`) to request headers."""
     if _api() is None:
