@@ -16,14 +16,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from landlord_restate import RestateConfig
+from landlord_restate import ExecutionInput, ExecutionState, RestateConfig, RestateProvider
 from landlord_restate.restate.local import DeploymentProcess, ServerProcess
-from tests.conftest import ROOT, SHARED_SERVICE, deployment_env
+from tests.conftest import ROOT, SHARED_SERVICE, deployment_env, spec_for, unique_id
 from tests.fakes import serve
+from tests.waiting import wait_marks
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,8 +108,17 @@ def run_script(script: str, config: RestateConfig) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+@attrs.frozen
+class TracedStack:
+    """A server and deployment exporting spans, and the span batches received so far."""
+
+    config: RestateConfig
+    batches: list[bytes]
+    deployment: DeploymentProcess
+
+
 @pytest.fixture
-async def traced_stack(tmp_path: Path) -> AsyncIterator[tuple[RestateConfig, list[bytes]]]:
+async def traced_stack(tmp_path: Path) -> AsyncIterator[TracedStack]:
     """restate-server and the deployment, both exporting OTLP/HTTP spans to a receiver of
     this test; answers their config and the span batches the receiver got."""
     batches: list[bytes] = []
@@ -132,9 +143,9 @@ async def traced_stack(tmp_path: Path) -> AsyncIterator[tuple[RestateConfig, lis
             ),
         )
         async with server, deployment:
-            yield RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
-                                deployment_url=deployment.url,
-                                service_name=SHARED_SERVICE), batches
+            config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
+                                   deployment_url=deployment.url, service_name=SHARED_SERVICE)
+            yield TracedStack(config, batches, deployment)
 
 
 def decoded(batches: list[bytes]) -> list[dict[str, Any]]:
@@ -154,12 +165,10 @@ def decoded(batches: list[bytes]) -> list[dict[str, Any]]:
     return spans
 
 
-async def test_one_trace_from_the_caller_into_restate(
-    traced_stack: tuple[RestateConfig, list[bytes]],
-) -> None:
+async def test_one_trace_from_the_caller_into_restate(traced_stack: TracedStack) -> None:
     """Inside a caller's span: each operation is a child span with its ids, and
     restate-server records (and exports) the caller's trace for the invocation it started."""
-    config, batches = traced_stack
+    config, batches = traced_stack.config, traced_stack.batches
     result = json.loads(await asyncio.to_thread(run_script, TRACED, config))
     spans = {s["name"]: s for s in result["spans"]}
     caller = spans["reconcile"]
@@ -213,3 +222,31 @@ async def test_one_trace_from_the_caller_into_restate(
 def test_without_tracing_nothing_is_imported(shared_config: RestateConfig) -> None:
     """An application that never loaded OpenTelemetry: the provider imports none of it."""
     assert run_script(UNTRACED, shared_config) == "[]"
+
+
+async def test_a_crash_gives_each_journaled_step_one_span(
+    traced_stack: TracedStack, tmp_path: Path,
+) -> None:
+    """kill -9 of the deployment mid-run: on replay the journaled steps emit no second span."""
+    config, batches = traced_stack.config, traced_stack.batches
+    async with RestateProvider(config) as provider:
+        spec = spec_for("SlowSteps", unique_id("crash-spans"))
+        await provider.create_workflow(spec)
+        marks = tmp_path / "marks"
+        started = await provider.start_execution(spec.workflow_id, ExecutionInput(
+            input={"step_seconds": 0.6, "steps": 3, "marks": str(marks)}))
+        await wait_marks(marks, "start slow-2")  # slow-1 journaled, slow-2 in flight
+        await asyncio.sleep(0.3)  # the exporter's batch of slow-1 goes out (100 ms)
+        traced_stack.deployment.kill()
+        await traced_stack.deployment.start()
+        status = await provider.wait_execution(started.execution_id, timeout=60)
+    assert status.state is ExecutionState.SUCCEEDED
+    names: list[str] = []
+    for _ in range(50):
+        names = [x["name"] for x in decoded(batches)
+                 if x["attributes"].get("landlord.execution_id") == started.execution_id]
+        if names.count("step slow-3") == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert names.count("step slow-1") == 1, names  # journaled before the crash: replayed
+    assert names.count("step slow-3") == 1, names
