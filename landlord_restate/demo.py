@@ -23,6 +23,7 @@ from landlord_restate.restate.local import (
     project_root,
 )
 from landlord_restate.restate.provider import RestateProvider
+from landlord_restate.trace_tree import TraceCollector, render_tree
 from landlord_restate.workflow.types import (
     ExecutionInput,
     ExecutionState,
@@ -67,8 +68,57 @@ def _configure_logging() -> None:
     logger.enable("landlord_restate")
 
 
-async def run_demo(config: RestateConfig, started: float) -> ExecutionStatus:
-    """Create the demo workflow, run one execution to its end, print status and history."""
+def _caller_tracing() -> Any:
+    """The demo as an application that traces: an SDK tracer provider keeping its spans in
+    memory (None when the dev extras with the OpenTelemetry SDK are not installed)."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+    except ImportError:
+        return None
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "make-run"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+def _as_dicts(exporter: Any) -> list[dict[str, Any]]:
+    return [{
+        "name": s.name, "service": "make-run", "trace_id": format(s.context.trace_id, "032x"),
+        "span_id": format(s.context.span_id, "016x"),
+        "parent": format(s.parent.span_id, "016x") if s.parent else "",
+        "start": s.start_time, "end": s.end_time,
+    } for s in exporter.get_finished_spans()]
+
+
+async def run_demo(
+    config: RestateConfig, started: float, collector: TraceCollector | None = None
+) -> ExecutionStatus:
+    """Create the demo workflow, run one execution to its end, print status and history,
+    and, when spans were collected, the execution's trace as a tree."""
+    exporter = _caller_tracing() if collector is not None else None
+    if exporter is None:
+        return await _run_execution(config, started)
+    from opentelemetry import trace
+
+    with trace.get_tracer("make-run").start_as_current_span("make run demo"):
+        status = await _run_execution(config, started)
+    trace_id = status.metadata.get("trace_id")
+    if collector is not None and trace_id:
+        await asyncio.sleep(1.0)  # the server and the deployment export in batches
+        collector.add(_as_dicts(exporter))
+        print(f"\ntrace {trace_id}")
+        print(render_tree(collector.spans, trace_id))
+    return status
+
+
+async def _run_execution(config: RestateConfig, started: float) -> ExecutionStatus:
     async with RestateProvider(config) as provider:
         await provider.create_workflow(DEMO_SPEC)
         request = {
@@ -97,21 +147,36 @@ async def main() -> int:
     _configure_logging()
     root = project_root()
     data = root / ".restate"
-    server = ServerProcess(
-        data / "data",
-        ingress_port=INGRESS_PORT,
-        admin_port=ADMIN_PORT,
-        node_port=5122,
-        config_file=root / "restate.toml",
-    )
-    deployment = DeploymentProcess(data / "hypercorn.log", port=DEPLOYMENT_PORT)
+    collector = TraceCollector()
+    async with collector.serving():
+        # the server and the deployment export their spans to this process, which prints
+        # the demo execution's trace
+        server = ServerProcess(
+            data / "data",
+            ingress_port=INGRESS_PORT,
+            admin_port=ADMIN_PORT,
+            node_port=5122,
+            config_file=root / "restate.toml",
+            env={"RESTATE_TRACING_ENDPOINT": collector.url.replace("http://", "otlp+http://"),
+                 "OTEL_BSP_SCHEDULE_DELAY": "200"},
+        )
+        deployment = DeploymentProcess(data / "hypercorn.log", port=DEPLOYMENT_PORT, env={
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces",
+            "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "landlord-deployment",
+        })
+        return await _serve_demo(server, deployment, collector)
+
+
+async def _serve_demo(
+    server: ServerProcess, deployment: DeploymentProcess, collector: TraceCollector
+) -> int:
     started = time.monotonic()
     async with server, deployment:
         print(f"restate-server  ingress {server.ingress_url}  admin {server.admin_url}")
         print(f"Restate UI      {server.admin_url}/ui/")
         print(f"deployment      {deployment.url}  (hypercorn services.app:app)")
         config = RestateConfig(endpoint=server.ingress_url, deployment_url=deployment.url)
-        status = await run_demo(config, started)
+        status = await run_demo(config, started, collector)
         print("serving; press Ctrl-C to stop restate-server and the deployment")
         await _until_interrupted()
     print("stopped")
