@@ -14,9 +14,12 @@ Internal: not API (the public names are in the package's `__all__`).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from landlord_restate.workflow.errors import ConfigError
 
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _tracer: Any | None = None
@@ -30,7 +33,6 @@ def configure(env: Mapping[str, str] = os.environ) -> bool:
     if _tracer is not None:
         return True
     from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -39,11 +41,38 @@ def configure(env: Mapping[str, str] = os.environ) -> bool:
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME",
                                                         "landlord-restate-deployment")})
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(env)))
     trace.set_tracer_provider(provider)
     # restate-sdk leaves RestateTracer unannotated
     _tracer = RestateTracer(provider.get_tracer("landlord_restate.services"))  # type: ignore[no-untyped-call]
     return True
+
+
+def _exporter(env: Mapping[str, str]) -> Any:
+    """The OTLP exporter the standard variables ask for: http/protobuf (the default, in the
+    `otel` extra) or grpc (needs opentelemetry-exporter-otlp-proto-grpc)."""
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
+    if protocol == "grpc":
+        try:
+            grpc: Any = importlib.import_module(
+                "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+            )
+        except ImportError:
+            raise ConfigError(
+                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs opentelemetry-exporter-otlp-proto-grpc "
+                "installed (or use http/protobuf, which the otel extra brings)",
+                key="OTEL_EXPORTER_OTLP_PROTOCOL",
+            ) from None
+        return grpc.OTLPSpanExporter()
+    if protocol != "http/protobuf":
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r}: this deployment exports "
+            "http/protobuf or grpc", key="OTEL_EXPORTER_OTLP_PROTOCOL",
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
 
 
 @contextlib.contextmanager

@@ -412,7 +412,65 @@ async def status_under_load(bench: Bench, n: int = 100) -> None:
               f"p50 {p50 / r50:.2f}x (goal <= 1.2x), p99 {p99 / r99:.2f}x (goal <= 1.5x)")
 
 
-ALL_LINES = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
+async def completions(bench: Bench, service: str, provider: RestateProvider, n: int) -> float:
+    """Completions per second of n ThreeSteps runs started raw on `service`."""
+    spec = spec_for("ThreeSteps", f"bench-threesteps-{uuid.uuid4().hex[:8]}")
+    await provider.create_workflow(spec)
+    began = time.perf_counter()
+
+    async def send(i: int) -> Any:
+        return await bench.raw_send(service, workflow_key(spec.workflow_id, f"c{i}"),
+                                    bench.envelope(spec.workflow_id, "ThreeSteps", f"c{i}"))
+
+    await gated(n, send)
+    await bench.wait_completed(f"{spec.workflow_id}.", n)
+    rate = n / (time.perf_counter() - began)
+    await bench.drain()
+    return rate
+
+
+async def tracing_cost(bench: Bench, config: RestateConfig, base: Path, n: int = 500) -> None:
+    """Lines 10 and 11: starts through the provider and shim completions, with tracing off
+    and on (the provider's spans to an in-memory SDK exporter; the deployment's over OTLP
+    to a receiver), in one run. Last: a tracer provider, once set, stays set."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from landlord_restate.trace_tree import TraceCollector
+
+    workflow_id = await bench.workflow("Noop")
+    run = uuid.uuid4().hex[:6]
+
+    async def start(i: int, prefix: str) -> Any:
+        return await bench.provider.start_execution(
+            workflow_id, ExecutionInput(execution_name=f"{prefix}{run}{i}", input={}))
+
+    off = 2000 / await gated(2000, lambda i: start(i, "off"))
+    await bench.drain()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    trace.set_tracer_provider(provider)
+    on = 2000 / await gated(2000, lambda i: start(i, "on"))
+    await bench.drain()
+    bench.add("10. starts/s, provider tracing off / on", f"{on:.0f}/s (on)", f"{off:.0f}/s (off)",
+              f"{on / off:.2f}x")
+    plain = await completions(bench, SERVICE, bench.provider, n)
+    collector = TraceCollector()
+    async with collector.serving():
+        env = {"PYTHONPATH": str(ROOT), "BENCH_SERVICE": "BenchTraced",
+               "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces"}
+        traced = DeploymentProcess(base / "hypercorn-traced.log", env=env,
+                                   app="tests.bench_app:app")
+        async with traced, RestateProvider(attrs.evolve(
+            config, deployment_url=traced.url, service_name="BenchTraced")) as other:
+            with_spans = await completions(bench, "BenchTraced", other, n)
+    bench.add("11. shim completions/s, deployment tracing off / on", f"{with_spans:.0f}/s (on)",
+              f"{plain:.0f}/s (off)", f"{with_spans / plain:.2f}x ({len(collector.spans)} spans)")
+
+
+ALL_LINES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10")
 
 
 async def main(lines: Sequence[str] = ALL_LINES) -> int:
@@ -452,6 +510,8 @@ async def main(lines: Sequence[str] = ALL_LINES) -> int:
                     await strict_with_two_providers(bench, config)
                 if "9" in lines:
                     await status_under_load(bench)
+                if "10" in lines:
+                    await tracing_cost(bench, config, base)
     print(f"\n{machine}; total {time.perf_counter() - began:.0f} s\n")
     print("| line | provider | raw Restate | ratio |")
     print("|---|---|---|---|")

@@ -215,6 +215,15 @@ async def test_one_trace_from_the_caller_into_restate(traced_stack: TracedStack)
     assert [x["name"] for x in steps] == expected_steps  # journal order, one span each
     run = next(x for x in exported if x["name"] == "run")
     assert run["attributes"]["landlord.execution_id"] == result["execution_id"]
+    # parented correctly: the ingress span of the start under the provider's span, the
+    # handler spans under the invocation attempt that ran them
+    by_id = {x["span_id"]: x for x in exported}
+    ingress = next(x for x in exported if x["name"].startswith("ingress")
+                   and x["name"].endswith("/run"))
+    assert ingress["parent"] == start["span_id"]
+    attempt = by_id[run["parent"]]
+    assert attempt["name"].startswith("invocation-attempt"), attempt["name"]
+    assert all(by_id[x["parent"]]["name"].startswith("invocation-attempt") for x in steps)
     assert all(x["attributes"]["landlord.execution_id"] == result["execution_id"]
                for x in steps)
 
@@ -250,3 +259,14 @@ async def test_a_crash_gives_each_journaled_step_one_span(
         await asyncio.sleep(0.1)
     assert names.count("step slow-1") == 1, names  # journaled before the crash: replayed
     assert names.count("step slow-3") == 1, names
+
+
+def test_the_deployment_refuses_an_export_protocol_it_cannot_speak() -> None:
+    """An OTLP protocol the deployment has no exporter for is a ConfigError naming it."""
+    from landlord_restate import ConfigError
+    from services import tracing
+
+    for protocol in ("http/json", "carrier-pigeon"):
+        with pytest.raises(ConfigError) as caught:
+            tracing._exporter({"OTEL_EXPORTER_OTLP_PROTOCOL": protocol})
+        assert caught.value.key == "OTEL_EXPORTER_OTLP_PROTOCOL"
