@@ -28,7 +28,12 @@ from landlord_restate import (
     WorkflowNotFoundError,
     WorkflowSpec,
 )
-from landlord_restate.restate.local import DeploymentProcess, ServerProcess, describe_machine
+from landlord_restate.restate.local import (
+    DeploymentProcess,
+    LocalCluster,
+    ServerProcess,
+    describe_machine,
+)
 from landlord_restate.restate.naming import workflow_key
 from landlord_restate.restate.waiting import poll_until_terminal
 from landlord_restate.restate.wire import ExecutionEnvelope
@@ -201,7 +206,7 @@ async def start_throughput(
         raw_rates.append(n / seconds)
         await bench.drain()
     p, r = statistics.median(provider_rates), statistics.median(raw_rates)
-    bench.add(f"1. starts/s, 2,000 at concurrency 64{label}", f"{p:.0f}/s", f"{r:.0f}/s",
+    bench.add(f"1. starts/s, {n:,} at concurrency 64{label}", f"{p:.0f}/s", f"{r:.0f}/s",
               f"{p / r:.2f}x (goal >= 0.9x)")
 
 
@@ -470,7 +475,31 @@ async def tracing_cost(bench: Bench, config: RestateConfig, base: Path, n: int =
               f"{plain:.0f}/s (off)", f"{with_spans / plain:.2f}x ({len(collector.spans)} spans)")
 
 
-ALL_LINES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10")
+async def on_the_cluster(base: Path, n: int = 1000) -> list[tuple[str, str, str, str]]:
+    """Line 12: strict starts and status against a local 3-node cluster (replication 2),
+    through a provider that knows all three nodes, against raw sends and queries."""
+    lines: list[tuple[str, str, str, str]] = []
+    env = {"PYTHONPATH": str(ROOT), "BENCH_SERVICE": SERVICE}
+    cluster = LocalCluster(base / "cluster")
+    deployment = DeploymentProcess(base / "hypercorn-cluster.log", env=env,
+                                   app="tests.bench_app:app")
+    async with cluster, deployment:
+        config = RestateConfig(endpoint=",".join(cluster.ingress_urls),
+                               admin_endpoint=",".join(cluster.admin_urls),
+                               deployment_url=deployment.url, service_name=SERVICE)
+        async with RestateProvider(config) as provider, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256)
+        ) as raw:
+            bench = Bench(cluster.nodes[0], provider, raw)
+            await start_throughput(bench, provider, " (3-node cluster)", n=n, rounds=2)
+            await status_latency(bench, n=30, rounds=3)
+            for name, ours, theirs, ratio in bench.lines:
+                label = name.split(". ", 1)[1].replace(" (3-node cluster)", "")
+                lines.append((f"12. {label} (3-node cluster)", ours, theirs, ratio))
+    return lines
+
+
+ALL_LINES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "12")
 
 
 async def main(lines: Sequence[str] = ALL_LINES) -> int:
@@ -512,6 +541,9 @@ async def main(lines: Sequence[str] = ALL_LINES) -> int:
                     await status_under_load(bench)
                 if "10" in lines:
                     await tracing_cost(bench, config, base)
+        if "12" in lines:
+            for line in await on_the_cluster(base):
+                bench.add(*line)
     print(f"\n{machine}; total {time.perf_counter() - began:.0f} s\n")
     print("| line | provider | raw Restate | ratio |")
     print("|---|---|---|---|")
