@@ -23,7 +23,6 @@ from landlord_restate.restate.limits import json_problem
 from landlord_restate.restate.wire import (
     COMPUTE_CALLBACK_HANDLER,
     COMPUTE_CALLBACK_PROMISE,
-    ENVELOPE_STATE,
     EXPIRE_HANDLER,
     EXPIRED_PROMISE,
     HANDLERS_METADATA,
@@ -138,7 +137,7 @@ def build_workflow(
             envelope = ExecutionEnvelope.from_json(body)
         except Exception as exc:
             raise restate.TerminalError(f"malformed execution envelope: {exc}", 400) from exc
-        ctx.set(ENVELOPE_STATE, body)
+        # the envelope is the run's input, already in the journal (status reads it there)
         log = logger.bind(
             service=service_name,
             workflow_id=envelope.workflow_id,
@@ -179,7 +178,8 @@ def build_workflow(
                 await _disarm(timer)
             raise
         await _disarm(timer)
-        ctx.set(OUTCOME_STATE, Outcome(state="succeeded", output=output).to_json())
+        # a success's output is the run's Output entry (status reads it there); only
+        # failures, stops and timeouts need an Outcome of their own
         hctx.logger.info("execution succeeded", state="succeeded")
         return output
 

@@ -155,3 +155,23 @@ async def test_ids_the_server_returns_that_break_the_rule_are_its_fault() -> Non
     sql = Introspection(CannedAdmin([bad]), None, Backoff())  # type: ignore[arg-type]
     with pytest.raises(RestateProtocolError):
         await sql.recent_runs(None, None, 5)
+
+
+def test_the_envelope_and_a_success_come_from_input_and_output_entries() -> None:
+    """The shim writes neither: the run's Input is the envelope, its Output the output."""
+    def entry(index: int, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"index": index, "entry_type": f"Command: {kind}", "name": "",
+                "appended_at": f"2026-11-26T10:00:0{index}.000Z",
+                "entry": json.dumps({"Command": {kind: body}})}
+
+    journal = [
+        entry(0, "Input", {"headers": [], "payload": list(json.dumps(ENVELOPE).encode())}),
+        run_entry(1, "provision-compute", 1),
+        done_entry(2, 1),
+        entry(3, "Output", {"result": {"Success": list(b'{"ok": true}')}}),
+    ]
+    status = build_status(ID, INVOCATION, journal)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert status.input == {"tenant_id": "acme"}
+    assert status.metadata["team"] == "payments"
+    assert status.output == {"ok": True}

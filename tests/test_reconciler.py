@@ -141,11 +141,12 @@ async def test_invoke_sets_tags_and_trigger_source_as_landlord_does(
                                operation="deprovision")
     result = await shared_provider.invoke(workflow_id, request)
     await wait_terminal(shared_provider, result.execution_id)
-    rows = await shared_provider.admin.query(
-        "SELECT value_utf8 FROM state WHERE key = 'envelope' AND service_key LIKE "
-        f"'{workflow_id}.%'"
+    rows = await shared_provider.admin.query(  # the envelope is the run's journaled input
+        "SELECT entry_json FROM sys_journal WHERE entry_type = 'Command: Input' "
+        f"AND id = '{result.execution_id}'"
     )
-    envelope = json.loads(rows[0]["value_utf8"])
+    payload = json.loads(rows[0]["entry_json"])["Command"]["Input"]["payload"]
+    envelope = json.loads(bytes(payload))
     assert envelope["tags"] == {"tenant_id": request.tenant_id, "tenant_uuid": "u-9",
                                 "operation": "deprovision"}
     assert envelope["trigger_source"] == "reconciler"

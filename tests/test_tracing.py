@@ -203,8 +203,11 @@ async def test_one_trace_from_the_caller_into_restate(traced_stack: TracedStack)
     for _ in range(100):
         exported = [x for x in decoded(batches) if x["trace_id"] == result["caller"]]
         names = {x["name"] for x in exported}
-        if {"run", *expected_steps} <= names and any(n.startswith("ingress") for n in names):
-            break
+        known = {x["span_id"] for x in exported}
+        handler_spans = [x for x in exported if x["name"] == "run" or x["name"].startswith("step ")]
+        if ({"run", *expected_steps} <= names and any(n.startswith("ingress") for n in names)
+                and all(x["parent"] in known for x in handler_spans)):
+            break  # everything arrived, the attempt spans the handler spans hang from too
         await asyncio.sleep(0.1)
     names = {x["name"] for x in exported}
     assert any(n.startswith("ingress") for n in names), names

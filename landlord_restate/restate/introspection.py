@@ -58,10 +58,11 @@ _SUMMARY_COLUMNS = (
     "id, target_service_key, status, created_at, running_at, completed_at, "
     "completion_result, completion_failure"
 )
-#: the lite form of each entry, but SetState in full: it carries the value the shim wrote
+#: the lite form of each entry, but in full those that carry values status reads: SetState
+#: (what the shim wrote), Input (the envelope) and Output (a success's output)
 _JOURNAL_COLUMNS = (
-    "index, entry_type, name, appended_at, CASE WHEN entry_type = 'Command: SetState' "
-    "THEN entry_json ELSE entry_lite_json END AS entry"
+    "index, entry_type, name, appended_at, CASE WHEN entry_type IN ('Command: SetState', "
+    "'Command: Input', 'Command: Output') THEN entry_json ELSE entry_lite_json END AS entry"
 )
 _STATE_FILTERS = {
     ExecutionState.PENDING: "status IN ('pending', 'scheduled', 'ready', 'inboxed')",

@@ -119,24 +119,45 @@ def _time(value: Any) -> datetime | None:
 
 
 def state_from_journal(journal: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """What the shim recorded in workflow state, read from its journaled SetState commands.
+    """What the shim recorded, read from the journal: its SetState commands, the run's
+    Input (the envelope the provider sent) and its Output (a success's output).
 
-    The journal holds each write with its value, so status needs no query of the `state`
-    table (which Restate can only reach by a scan when joined to an invocation id).
+    The journal holds each value, so status needs no query of the `state` table (which
+    Restate can only reach by a scan when joined to an invocation id), and the shim need
+    not write again what the journal already holds.
     """
     values: dict[str, Any] = {}
     for row in journal:
-        if row.get("entry_type") != "Command: SetState":
+        entry_type = row.get("entry_type")
+        command = _lite(row).get("Command", {})
+        if entry_type == "Command: SetState":
+            written = command.get("SetState", {})
+            key, raw = written.get("key"), written.get("value")
+        elif entry_type == "Command: Input":
+            key, raw = ENVELOPE_STATE, command.get("Input", {}).get("payload")
+            if ENVELOPE_STATE in values:
+                continue  # an older shim's own record of it
+        elif entry_type == "Command: Output":
+            result = command.get("Output", {}).get("result")
+            raw = result.get("Success") if isinstance(result, dict) else None
+            key = _SUCCESS_OUTPUT
+        else:
             continue
-        command = _lite(row).get("Command", {}).get("SetState", {})
-        key, raw = command.get("key"), command.get("value")
         if not isinstance(key, str) or not isinstance(raw, list):
             continue
         try:
             values[key] = json.loads(bytes(raw))
         except (ValueError, TypeError):
             continue
+    if _SUCCESS_OUTPUT in values and OUTCOME_STATE not in values:
+        values[OUTCOME_STATE] = Outcome(state="succeeded",
+                                        output=values[_SUCCESS_OUTPUT]).to_json()
+    values.pop(_SUCCESS_OUTPUT, None)
     return values
+
+
+#: where the journal's Output value waits until it becomes the success Outcome
+_SUCCESS_OUTPUT = "\x00output"
 
 
 #: Restate statuses in which the last failure is the news: it is being retried, or paused
