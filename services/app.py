@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -37,11 +37,16 @@ RETENTION_ENV = "LANDLORD_RESTATE_RETENTION"
 DEFAULT_RETENTION = timedelta(days=1)
 
 
-def import_handler_modules(spec: str) -> None:
-    """Import each comma-separated module path; their @handler decorators register them."""
-    for module in (part.strip() for part in spec.split(",")):
-        if module:
-            importlib.import_module(module)
+def handler_modules(spec: str) -> tuple[str, ...]:
+    """The module paths of a comma-separated LANDLORD_RESTATE_HANDLERS value."""
+    return tuple(part.strip() for part in spec.split(",") if part.strip())
+
+
+def import_handler_modules(modules: str | Iterable[str]) -> None:
+    """Import each module (or each of a comma-separated list); their @handler decorators
+    register them."""
+    for module in handler_modules(modules) if isinstance(modules, str) else modules:
+        importlib.import_module(module)
 
 
 def build_services(
@@ -100,9 +105,7 @@ class DeploymentSettings:
     @classmethod
     def load(cls, env: Mapping[str, str] = os.environ) -> DeploymentSettings:
         """Read the settings from `env`; ConfigError naming the variable when one is wrong."""
-        modules = tuple(
-            part.strip() for part in env.get(HANDLER_MODULES_ENV, "").split(",") if part.strip()
-        )
+        modules = handler_modules(env.get(HANDLER_MODULES_ENV, ""))
         retention = DEFAULT_RETENTION
         if env.get(RETENTION_ENV):
             try:
@@ -130,8 +133,7 @@ def create_app(env: Mapping[str, str] = os.environ) -> Any:
     """Build the ASGI app from `env` (injectable for tests)."""
     settings = DeploymentSettings.load(env)
     tracing.configure(env)  # only when an OTLP endpoint is set
-    for module in settings.handler_modules:
-        importlib.import_module(module)
+    import_handler_modules(settings.handler_modules)
     services = build_services(registered_handlers(), settings.service_name, settings.retention)
     served = restate.app(services=services, identity_keys=list(settings.identity_keys) or None)
     if is_running_on_lambda():

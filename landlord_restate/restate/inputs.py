@@ -15,9 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 from landlord_restate.restate.limits import (
+    CALLBACK_DELAY_CAP,
+    MAX_CALLBACK_DELAY,
+    MAX_CALLBACK_RETRIES,
     MAX_INPUT_BYTES,
     MAX_MAP_VALUE,
     MAX_MESSAGE,
+    check_json,
     check_string_map,
     check_text,
     encode_json,
@@ -34,10 +38,6 @@ from landlord_restate.workflow.types import (
 )
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
-_MAX_CALLBACK_RETRIES = 100
-_MAX_CALLBACK_DELAY = timedelta(hours=1)
-#: the longest pause between two callback deliveries, however the delay grows
-_CALLBACK_DELAY_CAP = 300.0
 
 
 def invoke_name_base(workflow_id: str, request: ProvisionRequest) -> str:
@@ -81,7 +81,7 @@ def check_provision_request(request: Any, workflow_id: str) -> None:
             workflow_id=workflow_id,
         )
     check_string_map(request.metadata, "metadata", workflow_id=workflow_id)
-    encode_json(request.desired_config, "desired_config", workflow_id=workflow_id)
+    check_json(request.desired_config, "desired_config", workflow_id=workflow_id)
 
 
 #: what a compute callback's status may say (Landlord's compute statuses)
@@ -101,7 +101,7 @@ def callback_body(payload: ComputeCallbackPayload, execution_id: str) -> bytes:
     if not isinstance(payload.is_retriable, bool):
         raise InvalidInputError("payload.is_retriable must be true or false",
                                 field="payload.is_retriable", execution_id=execution_id)
-    encode_json(payload.resource_ids, "payload.resource_ids", execution_id=execution_id)
+    check_json(payload.resource_ids, "payload.resource_ids", execution_id=execution_id)
     return encode_json(to_json(payload), "payload", limit=MAX_INPUT_BYTES,
                        execution_id=execution_id).encode()
 
@@ -117,14 +117,14 @@ def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
         )
     retries = options.max_retries
     if not isinstance(retries, int) or isinstance(retries, bool) or not (
-        0 <= retries <= _MAX_CALLBACK_RETRIES
+        0 <= retries <= MAX_CALLBACK_RETRIES
     ):
         raise InvalidInputError(
-            f"options.max_retries must be a whole number from 0 to {_MAX_CALLBACK_RETRIES}, "
+            f"options.max_retries must be a whole number from 0 to {MAX_CALLBACK_RETRIES}, "
             f"got {retries!r}", field="options.max_retries", execution_id=execution_id,
         )
     delay = options.retry_delay
-    if not isinstance(delay, timedelta) or not timedelta(0) <= delay <= _MAX_CALLBACK_DELAY:
+    if not isinstance(delay, timedelta) or not timedelta(0) <= delay <= MAX_CALLBACK_DELAY:
         raise InvalidInputError(
             f"options.retry_delay must be a duration from 0s to 1h, got {delay!r}",
             field="options.retry_delay", execution_id=execution_id,
@@ -137,5 +137,6 @@ def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
     first = delay.total_seconds()
     return Backoff(
         window=0.0, min_retries=retries, max_retries=retries, first_delay=first,
-        max_delay=max(first, _CALLBACK_DELAY_CAP), growth=str(BackoffType(options.backoff_type)),
+        max_delay=max(first, CALLBACK_DELAY_CAP.total_seconds()),
+        growth=str(BackoffType(options.backoff_type)),
     )

@@ -249,7 +249,8 @@ class Introspection:
                 )
             retries += 1
             logger.bind(execution_id=execution_id, attempt=retries).info(
-                "query missed an existing invocation; asking again"
+                "no row yet for {} ({}); asking again", execution_id,
+                "the ingress knows it" if confirmed else "Restate is failing over",
             )
             await asyncio.sleep(backoff.delay(retries))
 

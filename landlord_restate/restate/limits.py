@@ -40,6 +40,11 @@ MAX_DURATION = timedelta(microseconds=GO_DURATION_MAX_NANOS // 1000)
 MAX_DEPTH = 64
 #: Restate's ingress refuses bodies over 32 MiB; leave room for the envelope around input
 MAX_INPUT_BYTES = 32 * 1024 * 1024 - 64 * 1024
+#: Landlord's CallbackOptions: retries, the first pause, and the longest pause however
+#: the delay grows
+MAX_CALLBACK_RETRIES = 100
+MAX_CALLBACK_DELAY = timedelta(hours=1)
+CALLBACK_DELAY_CAP = timedelta(minutes=5)
 
 
 def check_text(
@@ -92,15 +97,23 @@ def check_duration(
     return value
 
 
+def check_json(
+    value: Any, field: str, *, error: type[WorkflowError] = InvalidInputError,
+    **ids: str | None,
+) -> None:
+    """Refuse `value` unless it is strict JSON: string keys only (so no two keys collapse
+    into one), finite numbers, at most MAX_DEPTH deep. Checks; encodes nothing."""
+    problem = json_problem(value)
+    if problem is not None:
+        raise _error(error, f"{field} is not strict JSON: {problem}", field, ids)
+
+
 def encode_json(
     value: Any, field: str, *, limit: int | None = None,
     error: type[WorkflowError] = InvalidInputError, **ids: str | None,
 ) -> str:
-    """`value` as strict JSON text: string keys only (so no two keys collapse into one),
-    finite numbers, at most MAX_DEPTH deep and, with `limit`, at most that many bytes."""
-    problem = json_problem(value)
-    if problem is not None:
-        raise _error(error, f"{field} is not strict JSON: {problem}", field, ids)
+    """`value` as strict JSON text (see `check_json`) of at most `limit` bytes, if given."""
+    check_json(value, field, error=error, **ids)
     encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
     if limit is not None and len(encoded) > limit:
         raise _error(

@@ -13,7 +13,7 @@ import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
 import attrs
@@ -85,6 +85,8 @@ from landlord_restate.workflow.types import (
     WorkflowSpec,
     WorkflowStatus,
 )
+
+T = TypeVar("T")
 
 _OBSERVED_LIMIT = 4096
 #: between an invoke's name and its run number
@@ -199,7 +201,8 @@ class RestateProvider(Provider):
                 "RestateProvider was opened in another event loop; open one provider per loop"
             )
 
-    def _opened(self, part: Any) -> Any:
+    def _opened(self, part: T | None) -> T:
+        """`part` of an open provider, used from the loop that opened it."""
         if part is None:
             raise ProviderStateError(_NOT_OPEN)
         self._check_loop()
@@ -208,29 +211,25 @@ class RestateProvider(Provider):
     @property
     def admin(self) -> AdminClient:
         """The admin API client (open the provider first)."""
-        admin: AdminClient = self._opened(self._admin)
-        return admin
+        return self._opened(self._admin)
 
     @property
     def ingress(self) -> IngressClient:
         """The ingress client (open the provider first)."""
-        ingress: IngressClient = self._opened(self._ingress)
-        return ingress
+        return self._opened(self._ingress)
 
     @property
     def _specs(self) -> CatalogClient:
-        catalog: CatalogClient = self._opened(self._catalog)
-        return catalog
+        return self._opened(self._catalog)
 
     @property
     def _sql(self) -> Introspection:
-        introspection: Introspection = self._opened(self._introspection)
-        return introspection
+        return self._opened(self._introspection)
 
     def node_clients(self) -> tuple[list[AdminClient], list[IngressClient]]:
         """One client per configured node, each trying its node once: for health checks
         that must report every node rather than fail over."""
-        session: aiohttp.ClientSession = self._opened(self._session)
+        session = self._opened(self._session)
         return (
             [AdminClient(RestateHttp(session, node)) for node in self._config.admin_endpoints],
             [IngressClient(RestateHttp(session, node)) for node in self._config.endpoints],
@@ -251,14 +250,14 @@ class RestateProvider(Provider):
         """
         resolved = self.resolve(spec)
         try:
-            services = await self.admin.discover(self._config.registration())
+            described = await self._discovered(resolved)
         except WorkflowError as exc:
             self._log.bind(workflow_id=resolved.workflow_id, service=resolved.service,
                            deployment=self._config.deployment_address).info(
                 "validate: deployment not checked ({})", exc
             )
             return
-        self._require_hosted(resolved, _described(services, resolved.service))
+        self._require_hosted(resolved, described)
 
     @traced("create_workflow")
     async def create_workflow(self, spec: WorkflowSpec) -> CreateWorkflowResult:
@@ -288,8 +287,7 @@ class RestateProvider(Provider):
         registration = self._config.registration()
         # a dry run first: a spec naming a handler the deployment does not host is refused
         # before anything on the server changes (no registration, no new revision)
-        discovered = await self.admin.discover(registration)
-        self._require_hosted(resolved, _described(discovered, resolved.service))
+        self._require_hosted(resolved, await self._discovered(resolved))
         deployment = await self.admin.register_deployment(registration)
         try:
             await self._check_hosted(resolved)
@@ -302,6 +300,11 @@ class RestateProvider(Provider):
         deployment_id = str(deployment.get("id", ""))
         log.bind(deployment_id=deployment_id, deployment=url).info("deployment registered")
         return deployment_id
+
+    async def _discovered(self, resolved: ResolvedSpec) -> dict[str, Any] | None:
+        """The service as the deployment describes it now, by a dry run (registers nothing)."""
+        services = await self.admin.discover(self._config.registration())
+        return next((s for s in services if s.get("name") == resolved.service), None)
 
     async def _check_hosted(self, resolved: ResolvedSpec) -> None:
         self._require_hosted(resolved, await self.admin.get_service(resolved.service))
@@ -609,10 +612,6 @@ def _wanted_state(state: ExecutionState | str | None) -> ExecutionState | None:
     except ValueError:
         valid = ", ".join(s.value for s in ExecutionState)
         raise InvalidInputError(f"state {state!r} is not one of: {valid}", field="state") from None
-
-
-def _described(services: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    return next((s for s in services if s.get("name") == name), None)
 
 
 def _now() -> datetime:

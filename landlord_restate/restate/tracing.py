@@ -46,9 +46,7 @@ def span(operation: str, **ids: str | None) -> Iterator[Any | None]:
         return
     tracer = trace.get_tracer(_TRACER_NAME)
     with tracer.start_as_current_span(f"landlord_restate.{operation}") as current:
-        for name, value in ids.items():
-            if value:
-                current.set_attribute(ATTRIBUTES.get(name, f"landlord.{name}"), value)
+        annotate(**ids)
         yield current
 
 
