@@ -280,6 +280,19 @@ async def waiting_execution(shared_provider: RestateProvider) -> str:
     return result.execution_id
 
 
+PAYLOAD = ComputeCallbackPayload(execution_id="c-1", tenant_id="t", status="succeeded")
+
+
+async def deliver_through(
+    proxy: RefusingIngress, config: RestateConfig, execution_id: str, options: CallbackOptions
+) -> None:
+    """Deliver PAYLOAD with `options` through a provider whose ingress is `proxy`."""
+    async with serve(proxy.app) as url, RestateProvider(
+        RestateConfig(endpoint=url, admin_endpoint=config.admin_endpoint)
+    ) as through_proxy:
+        await through_proxy.post_compute_callback(execution_id, PAYLOAD, options)
+
+
 @pytest.mark.parametrize("backoff_type", ["linear", "exponential"])
 async def test_callback_options_retry_delivery(
     shared_config: RestateConfig, shared_provider: RestateProvider, waiting_execution: str,
@@ -287,15 +300,8 @@ async def test_callback_options_retry_delivery(
 ) -> None:
     """Three refusals, max_retries 5: delivered on the fourth try; the execution goes on."""
     proxy = RefusingIngress(shared_config.endpoint, refusals=3)
-    payload = ComputeCallbackPayload(execution_id="c-1", tenant_id="t", status="succeeded")
-    async with serve(proxy.app) as url, RestateProvider(
-        RestateConfig(endpoint=url, admin_endpoint=shared_config.admin_endpoint)
-    ) as through_proxy:
-        await through_proxy.post_compute_callback(
-            waiting_execution, payload,
-            CallbackOptions(max_retries=5, retry_delay=timedelta(milliseconds=20),
-                            backoff_type=backoff_type),
-        )
+    await deliver_through(proxy, shared_config, waiting_execution, CallbackOptions(
+        max_retries=5, retry_delay=timedelta(milliseconds=20), backoff_type=backoff_type))
     assert proxy.deliveries == 4
     assert (await wait_terminal(shared_provider, waiting_execution)).state is (
         ExecutionState.SUCCEEDED
@@ -307,21 +313,15 @@ async def test_callback_options_give_up_after_max_retries(
 ) -> None:
     """Three refusals, max_retries 1: two deliveries, then RestateUnavailableError."""
     proxy = RefusingIngress(shared_config.endpoint, refusals=3)
-    payload = ComputeCallbackPayload(execution_id="c-1", tenant_id="t", status="succeeded")
-    async with serve(proxy.app) as url, RestateProvider(
-        RestateConfig(endpoint=url, admin_endpoint=shared_config.admin_endpoint)
-    ) as through_proxy:
-        with pytest.raises(RestateUnavailableError) as caught:
-            await through_proxy.post_compute_callback(
-                waiting_execution, payload,
-                CallbackOptions(max_retries=1, retry_delay=timedelta(milliseconds=10)),
-            )
+    with pytest.raises(RestateUnavailableError) as caught:
+        await deliver_through(proxy, shared_config, waiting_execution, CallbackOptions(
+            max_retries=1, retry_delay=timedelta(milliseconds=10)))
     assert proxy.deliveries == 2
     assert caught.value.status == 503
     # nothing was delivered: the execution still waits, and takes a later delivery
     status = await shared_provider.get_execution_status(waiting_execution)
     assert status.state is ExecutionState.RUNNING
-    await shared_provider.post_compute_callback(waiting_execution, payload)
+    await shared_provider.post_compute_callback(waiting_execution, PAYLOAD)
     await wait_terminal(shared_provider, waiting_execution)
 
 
@@ -329,11 +329,10 @@ async def test_a_callback_for_an_ended_execution_is_accepted(
     shared_provider: RestateProvider, waiting_execution: str,
 ) -> None:
     """Delivering twice (the second after the end) is success without change."""
-    payload = ComputeCallbackPayload(execution_id="c-1", tenant_id="t", status="succeeded")
     options = CallbackOptions(max_retries=2, retry_delay=timedelta(milliseconds=10))
-    await shared_provider.post_compute_callback(waiting_execution, payload, options)
+    await shared_provider.post_compute_callback(waiting_execution, PAYLOAD, options)
     await wait_terminal(shared_provider, waiting_execution)
-    await shared_provider.post_compute_callback(waiting_execution, payload, options)
+    await shared_provider.post_compute_callback(waiting_execution, PAYLOAD, options)
 
 
 # -- Landlord's view of our statuses -----------------------------------------------------
