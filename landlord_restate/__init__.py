@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from landlord_restate.restate.config import AuthType, ExecutionMechanism, RestateConfig
+from landlord_restate.restate.deployments import DeploymentInfo
 from landlord_restate.restate.errors import (
+    DeploymentError,
+    DeploymentInUseError,
     RestateConnectionError,
     RestateProtocolError,
     RestateServerError,
@@ -32,6 +35,7 @@ from landlord_restate.workflow import (
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
+    ExecutionStateError,
     ExecutionSummary,
     InvalidInputError,
     InvalidSpecError,
@@ -65,6 +69,9 @@ __all__ = [
     "ComputeCallbackPayload",
     "ConfigError",
     "CreateWorkflowResult",
+    "DeploymentError",
+    "DeploymentInUseError",
+    "DeploymentInfo",
     "ExecutionError",
     "ExecutionEvent",
     "ExecutionInput",
@@ -72,6 +79,7 @@ __all__ = [
     "ExecutionNotFoundError",
     "ExecutionResult",
     "ExecutionState",
+    "ExecutionStateError",
     "ExecutionStatus",
     "ExecutionSummary",
     "InvalidInputError",

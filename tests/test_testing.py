@@ -75,7 +75,8 @@ def test_the_exported_names_are_pinned() -> None:
     """What `landlord_restate`, `services` and the testing module export, exactly."""
     assert sorted(landlord_restate.__all__) == sorted([
         "AuthType", "BackoffType", "CallbackOptions", "ComputeCallbackPayload", "ConfigError",
-        "CreateWorkflowResult", "ExecutionError", "ExecutionEvent", "ExecutionInput",
+        "CreateWorkflowResult", "DeploymentError", "DeploymentInUseError", "DeploymentInfo",
+        "ExecutionError", "ExecutionStateError", "ExecutionEvent", "ExecutionInput",
         "ExecutionMechanism", "ExecutionNotFoundError", "ExecutionResult", "ExecutionState",
         "ExecutionStatus", "ExecutionSummary", "InvalidInputError", "InvalidSpecError",
         "Provider", "ProviderConflictError", "ProviderNotFoundError", "ProviderStateError",

@@ -141,6 +141,9 @@ class RestateConfig:
     #: never change once created; only a delete made through another provider instance can
     #: go unseen here, for at most this long.
     spec_cache_ttl: timedelta = timedelta(0)
+    #: how long stop_execution lets a cancelled execution run its cancellation before it
+    #: is killed (Landlord's reconciler waits 30 s for a stop to land)
+    stop_grace: timedelta = timedelta(seconds=10)
 
     @classmethod
     def load(
@@ -256,6 +259,10 @@ class RestateConfig:
             raise ConfigError(
                 f"spec_cache_ttl must be zero or more, got {self.spec_cache_ttl}",
                 key="spec_cache_ttl",
+            )
+        if not isinstance(self.stop_grace, timedelta) or self.stop_grace < timedelta(0):
+            raise ConfigError(
+                f"stop_grace must be zero or more, got {self.stop_grace}", key="stop_grace"
             )
         if self.request_timeout <= timedelta(0):
             raise ConfigError(

@@ -109,3 +109,38 @@ class RestateProtocolError(RestateServerError):
             workflow_id=workflow_id, execution_id=execution_id,
         )
         self.expected = expected
+
+
+class DeploymentError(WorkflowError):
+    """The handler deployment failed, not Restate: Restate's answer about it, unchanged.
+
+    Raised when Restate could not discover or reach the deployment at `deployment` (a URL or
+    Lambda ARN), or refused what it serves; `restate_code` is Restate's code (`META0003`,
+    ...) where it gave one, `status` and `body` its answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        deployment: str,
+        status: int | None = None,
+        restate_code: str | None = None,
+        body: str = "",
+        workflow_id: str | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.deployment = deployment
+        self.status = status
+        self.restate_code = restate_code
+        self.body = body
+
+
+class DeploymentInUseError(WorkflowError):
+    """A deployment still runs executions (or is the only one serving a workflow's service),
+    so removing or re-registering it would strand them; nothing was changed."""
+
+    def __init__(self, message: str, *, deployment_id: str, in_flight: int) -> None:
+        super().__init__(message)
+        self.deployment_id = deployment_id
+        self.in_flight = in_flight

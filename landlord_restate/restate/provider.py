@@ -22,6 +22,7 @@ from loguru import logger
 from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.catalog import CatalogClient, StoredSpec
 from landlord_restate.restate.config import RestateConfig
+from landlord_restate.restate.deployments import DeploymentInfo
 from landlord_restate.restate.errors import RestateServerError
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.ingress import IngressClient
@@ -542,6 +543,7 @@ class RestateProvider(Provider):
         workflow_id: str | None = None,
         state: ExecutionState | str | None = None,
         limit: int = 50,
+        name_prefix: str | None = None,
     ) -> list[ExecutionSummary]:
         """Recent executions, newest first, from Restate's introspection."""
         if workflow_id is not None:
@@ -554,6 +556,53 @@ class RestateProvider(Provider):
         if wanted is not None:
             summaries = [s for s in summaries if s.state is wanted]
         return summaries[:limit]
+
+    # -- operator actions -----------------------------------------------------------------
+
+    @traced("kill_execution")
+    async def kill_execution(self, execution_id: str, reason: str) -> None:
+        """End the execution now as `stopped` with `reason`, without running the handler's
+        cancellation; a finished execution stays as it is. Answered by restate-server alone."""
+        raise NotImplementedError
+
+    @traced("pause_execution")
+    async def pause_execution(self, execution_id: str) -> None:
+        """Pause a pending or running execution: it runs no step until resumed. Pausing a
+        paused or finished execution changes nothing."""
+        raise NotImplementedError
+
+    @traced("resume_execution")
+    async def resume_execution(self, execution_id: str) -> None:
+        """Let a paused execution go on; a backing-off one retries now. Resuming a running
+        or finished execution changes nothing."""
+        raise NotImplementedError
+
+    @traced("purge_execution")
+    async def purge_execution(self, execution_id: str) -> None:
+        """Forget a finished execution (status, history, journal). ExecutionStateError for
+        a pending or running one; an unknown id succeeds."""
+        raise NotImplementedError
+
+    @traced("redrive_execution")
+    async def redrive_execution(self, execution_id: str) -> ExecutionResult:
+        """A new execution of a failed, stopped or timed-out one, reusing what completed in
+        it (steps, sleeps, the compute callback) and going on from the first step that did
+        not; idempotent. InvalidInputError for a succeeded, pending or running execution."""
+        raise NotImplementedError
+
+    # -- deployments ------------------------------------------------------------------------
+
+    @traced("list_deployments")
+    async def list_deployments(self) -> list[DeploymentInfo]:
+        """Every registered deployment, with the executions still running on it."""
+        raise NotImplementedError
+
+    @traced("remove_deployment")
+    async def remove_deployment(self, deployment_id: str, *, force: bool = False) -> None:
+        """Remove a drained deployment. DeploymentInUseError while executions run on it or
+        while it is the only deployment of a service a workflow uses; `force` overrides
+        both and strands those executions. An unknown id succeeds."""
+        raise NotImplementedError
 
     def _observe(self, status: ExecutionStatus) -> None:
         """Log each state change this provider sees, once (bounded memory)."""

@@ -151,6 +151,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "deployment_headers": _headers,
     "request_timeout": _duration,
     "spec_cache_ttl": _duration,
+    "stop_grace": _duration,
 }
 
 

@@ -10,6 +10,7 @@ from landlord_restate.workflow.details import (
 from landlord_restate.workflow.errors import (
     ConfigError,
     ExecutionNotFoundError,
+    ExecutionStateError,
     InvalidInputError,
     InvalidSpecError,
     ProviderConflictError,
@@ -48,6 +49,7 @@ __all__ = [
     "ExecutionEvent",
     "ExecutionInput",
     "ExecutionNotFoundError",
+    "ExecutionStateError",
     "ExecutionResult",
     "ExecutionState",
     "ExecutionStatus",

@@ -86,3 +86,12 @@ class ConfigError(WorkflowError):
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+class ExecutionStateError(WorkflowError):
+    """The execution is not in a state that allows this action (purge a running one,
+    redrive a succeeded one); nothing was changed."""
+
+    def __init__(self, message: str, *, execution_id: str, state: str) -> None:
+        super().__init__(message, execution_id=execution_id)
+        self.state = state
