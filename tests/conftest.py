@@ -6,6 +6,7 @@ also when tests fail. Tests isolate themselves with uuid-based workflow ids.
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -168,6 +169,22 @@ async def hanging_endpoint() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     finally:
         listener.close()
+
+
+#: the socket behind `dead_endpoint()`, held for the life of the test process
+_DEAD: list[socket.socket] = []
+
+
+def dead_endpoint() -> str:
+    """A loopback URL nothing can answer: a port this process holds bound and never listens
+    on, so a connection is refused and no other process (a running `make run`) can take it.
+    Tests that mean "Restate is not there" set it as endpoint and admin_endpoint alike."""
+    if not _DEAD:
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        holder.bind(("127.0.0.1", 0))
+        atexit.register(holder.close)
+        _DEAD.append(holder)
+    return f"http://127.0.0.1:{_DEAD[0].getsockname()[1]}"
 
 
 def unique_id(prefix: str) -> str:

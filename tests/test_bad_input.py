@@ -34,12 +34,11 @@ from landlord_restate import (
 )
 from landlord_restate.restate.naming import EXECUTION_NAME, INVOCATION_ID
 from landlord_restate.restate.settings import KEYS, env_name
-from tests.conftest import spec_for, unique_id
+from tests.conftest import dead_endpoint, spec_for, unique_id
 from tests.fakes import serve
 
-OFFLINE = RestateConfig(
-    endpoint="http://127.0.0.1:9", retry_attempts=0, retry_window=timedelta(0)
-)
+OFFLINE = RestateConfig(endpoint=dead_endpoint(), admin_endpoint=dead_endpoint(),
+                        retry_attempts=0, retry_window=timedelta(0))
 EXAMPLES = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

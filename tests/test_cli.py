@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_SERVICE, cli, unique_id
+from tests.conftest import ROOT, SHARED_SERVICE, cli, dead_endpoint, unique_id
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -50,8 +50,8 @@ def test_doctor(cli_env: dict[str, str], tmp_path: Path) -> None:
 
 def test_doctor_says_what_to_do(cli_env: dict[str, str]) -> None:
     """Restate absent: FAIL lines saying what to do, exit 1."""
-    done = cli(cli_env | {"WORKFLOW_RESTATE_ENDPOINT": "http://127.0.0.1:9",
-                          "WORKFLOW_RESTATE_ADMIN_ENDPOINT": "http://127.0.0.1:9",
+    done = cli(cli_env | {"WORKFLOW_RESTATE_ENDPOINT": dead_endpoint(),
+                          "WORKFLOW_RESTATE_ADMIN_ENDPOINT": dead_endpoint(),
                           "WORKFLOW_RESTATE_RETRY_ATTEMPTS": "0"}, "doctor")
     assert done.returncode == 1
     assert "FAIL admin health" in done.stdout

@@ -28,13 +28,12 @@ from landlord_restate import (
     WorkflowNotFoundError,
     WorkflowSpec,
 )
-from tests.conftest import spec_for, unique_id
+from tests.conftest import dead_endpoint, spec_for, unique_id
 from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
 
 #: a provider config whose Restate is not there (and which does not retry)
-OFFLINE = RestateConfig(
-    endpoint="http://127.0.0.1:9", retry_attempts=0, retry_window=timedelta(0)
-)
+OFFLINE = RestateConfig(endpoint=dead_endpoint(), admin_endpoint=dead_endpoint(),
+                        retry_attempts=0, retry_window=timedelta(0))
 
 
 async def created(provider: RestateProvider, handler: str, **fields: Any) -> WorkflowSpec:
@@ -81,14 +80,14 @@ async def test_create_failure_from_restate_carries_status_and_body(
     dead = RestateConfig(
         endpoint=shared_config.endpoint,
         admin_endpoint=shared_config.admin_endpoint,
-        deployment_url="http://127.0.0.1:9",
+        deployment_url=dead_endpoint(),
         service_name="LandlordTests",
     )
     async with RestateProvider(dead) as provider:
         with pytest.raises(RestateServerError) as caught:
             await provider.create_workflow(spec_for("FiveSteps", unique_id("dead")))
     assert caught.value.status >= 400
-    assert "127.0.0.1:9" in caught.value.body
+    assert dead_endpoint().removeprefix("http://") in caught.value.body
     assert caught.value.method == "POST"
     assert caught.value.url.endswith("/deployments")
 

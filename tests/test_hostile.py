@@ -40,7 +40,7 @@ from landlord_restate.restate.naming import (
 )
 from landlord_restate.workflow.convert import parse_go_duration, parse_rfc3339
 from services.app import create_app
-from tests.conftest import cli, spec_for, unique_id
+from tests.conftest import cli, dead_endpoint, spec_for, unique_id
 from tests.waiting import wait_terminal
 
 pytestmark = pytest.mark.timeout(120)
@@ -82,7 +82,8 @@ async def test_base_exceptions_fail_the_execution_not_the_process(
 
 def test_an_absurd_retry_policy_is_refused() -> None:
     """max_attempts past the SDK's range (it overflowed and hung) is an InvalidSpecError."""
-    provider = RestateProvider(RestateConfig(endpoint="http://127.0.0.1:9"))
+    dead = dead_endpoint()
+    provider = RestateProvider(RestateConfig(endpoint=dead, admin_endpoint=dead))
     for policy, field in (
         (RetryPolicy(max_attempts=2**32), "retry_policy.max_attempts"),
         (RetryPolicy(backoff_rate=float("nan")), "retry_policy.backoff_rate"),
@@ -293,7 +294,8 @@ async def test_bad_execution_input_is_refused_before_any_io(
     execution: ExecutionInput, field: str
 ) -> None:
     """Each a typed InvalidInputError naming the field (the endpoint here is dead)."""
-    config = RestateConfig(endpoint="http://127.0.0.1:9", retry_window=timedelta(0))
+    config = RestateConfig(endpoint=dead_endpoint(), admin_endpoint=dead_endpoint(),
+                           retry_window=timedelta(0))
     async with RestateProvider(config) as offline:
         with pytest.raises(InvalidInputError) as caught:
             await offline.start_execution("some-workflow", execution)
@@ -316,7 +318,8 @@ async def test_bad_callback_payloads_are_refused_before_any_io(
     payload: ComputeCallbackPayload, field: str
 ) -> None:
     """Bytes, numbers and oversized fields in a callback: InvalidInputError naming them."""
-    config = RestateConfig(endpoint="http://127.0.0.1:9", retry_window=timedelta(0))
+    config = RestateConfig(endpoint=dead_endpoint(), admin_endpoint=dead_endpoint(),
+                           retry_window=timedelta(0))
     async with RestateProvider(config) as offline:
         with pytest.raises(InvalidInputError) as caught:
             await offline.post_compute_callback(EXECUTION_ID, payload)

@@ -32,7 +32,7 @@ from landlord_restate import (
     extract_workflow_details,
 )
 from landlord_restate.workflow import map_execution_state_to_sub_state
-from tests.conftest import ROOT, spec_for, unique_id
+from tests.conftest import ROOT, dead_endpoint, spec_for, unique_id
 from tests.fakes import serve
 from tests.waiting import wait_status, wait_terminal
 
@@ -231,7 +231,8 @@ async def test_bad_provision_requests_start_nothing(
 )
 async def test_bad_callback_options_are_refused_before_any_io(options: Any, field: str) -> None:
     """Negative or absurd options: InvalidInputError naming the field (the endpoint is dead)."""
-    config = RestateConfig(endpoint="http://127.0.0.1:9", retry_window=timedelta(0))
+    config = RestateConfig(endpoint=dead_endpoint(), admin_endpoint=dead_endpoint(),
+                           retry_window=timedelta(0))
     payload = ComputeCallbackPayload(execution_id="c", tenant_id="t", status="succeeded")
     async with RestateProvider(config) as offline:
         with pytest.raises(InvalidInputError) as caught:
