@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -57,7 +58,12 @@ def invoke_name_base(workflow_id: str, request: ProvisionRequest) -> str:
 
 
 def check_provision_request(request: Any, workflow_id: str) -> None:
-    """A ProvisionRequest with a tenant, string fields and string metadata, or a typed error."""
+    """A ProvisionRequest with a tenant, string fields, string metadata and a desired
+    configuration Go reads back as it was, or a typed error naming the field.
+
+    What `invoke` makes of it is checked here too: the tenant ids and the operation become
+    the run's tags (1,024 characters at most), and the configuration's hash its identity.
+    """
     if not isinstance(request, ProvisionRequest):
         raise InvalidInputError(
             f"expected a ProvisionRequest, got {type(request).__name__}",
@@ -70,18 +76,26 @@ def check_provision_request(request: Any, workflow_id: str) -> None:
                 f"request.{name} must be a string, got {type(value).__name__}",
                 field=name, workflow_id=workflow_id,
             )
+        check_text(value, f"request.{name}",
+                   MAX_MAP_VALUE if name in _TAGGED else MAX_INPUT_BYTES, workflow_id=workflow_id)
     if not (request.tenant_uuid or request.tenant_id):
         raise InvalidInputError(
             "request.tenant_id (or tenant_uuid) is required", field="tenant_id",
             workflow_id=workflow_id,
         )
-    if not isinstance(request.desired_config, dict):
+    if not isinstance(request.desired_config, Mapping):
         raise InvalidInputError(
             "request.desired_config must be a JSON object", field="desired_config",
             workflow_id=workflow_id,
         )
     check_string_map(request.metadata, "metadata", workflow_id=workflow_id)
-    check_json(request.desired_config, "desired_config", workflow_id=workflow_id)
+    # what passes here, config_hash encodes as Go does: numbers within float64's range,
+    # Unicode strings, string keys, any Mapping as an object
+    check_json(request.desired_config, "request.desired_config", workflow_id=workflow_id)
+
+
+#: the request's fields `invoke` puts in the run's tags (as Landlord's workflow client does)
+_TAGGED = frozenset({"tenant_id", "tenant_uuid", "operation"})
 
 
 #: what a compute callback's status may say (Landlord's compute statuses)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -46,6 +47,10 @@ MAX_CALLBACK_RETRIES = 100
 MAX_CALLBACK_DELAY = timedelta(hours=1)
 CALLBACK_DELAY_CAP = timedelta(minutes=5)
 
+#: a UTF-16 surrogate alone is no Unicode character: UTF-8 cannot carry it (Python's
+#: encoder raises) and Go's decoder turns it into U+FFFD, another string
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def check_text(
     value: Any, field: str, limit: int, *, error: type[WorkflowError] = InvalidInputError,
@@ -54,6 +59,8 @@ def check_text(
     """`value` if it is a string of at most `limit` characters."""
     if not isinstance(value, str):
         raise _error(error, f"{field} must be a string, got {type(value).__name__}", field, ids)
+    if has_surrogate(value):
+        raise _error(error, f"{field} holds a lone surrogate (not Unicode text)", field, ids)
     if len(value) > limit:
         raise _error(
             error, f"{field} is {len(value)} characters; at most {limit} are allowed", field, ids
@@ -81,6 +88,11 @@ def check_string_map(
                 error, f"{field}[{key[:40]!r}]: keys may have at most {MAX_MAP_KEY} and values "
                 f"{MAX_MAP_VALUE} characters", field, ids,
             )
+        if has_surrogate(key) or has_surrogate(text):
+            raise _error(
+                error, f"{field}[{key[:40]!r}] holds a lone surrogate (not Unicode text)", field,
+                ids,
+            )
     return dict(value)
 
 
@@ -101,8 +113,10 @@ def check_json(
     value: Any, field: str, *, error: type[WorkflowError] = InvalidInputError,
     **ids: str | None,
 ) -> None:
-    """Refuse `value` unless it is strict JSON: string keys only (so no two keys collapse
-    into one), finite numbers, at most MAX_DEPTH deep. Checks; encodes nothing."""
+    """Refuse `value` unless it is strict JSON that Go reads back as it was: string keys
+    only (so no two keys collapse into one), Unicode strings (no lone surrogates), finite
+    numbers within float64's range, at most MAX_DEPTH deep. Any `Mapping` is an object,
+    a list or tuple an array. Checks; encodes nothing."""
     problem = json_problem(value)
     if problem is not None:
         raise _error(error, f"{field} is not strict JSON: {problem}", field, ids)
@@ -112,9 +126,12 @@ def encode_json(
     value: Any, field: str, *, limit: int | None = None,
     error: type[WorkflowError] = InvalidInputError, **ids: str | None,
 ) -> str:
-    """`value` as strict JSON text (see `check_json`) of at most `limit` bytes, if given."""
+    """`value` as strict JSON text (see `check_json`) of at most `limit` bytes, if given.
+
+    ASCII only (other characters as `\\u` escapes), so its length is its size in bytes.
+    """
     check_json(value, field, error=error, **ids)
-    encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    encoded = json.dumps(value, allow_nan=False, separators=(",", ":"), default=_as_object)
     if limit is not None and len(encoded) > limit:
         raise _error(
             error, f"{field} is {len(encoded) / 2**20:.1f} MiB ({len(encoded)} bytes); at most "
@@ -125,24 +142,30 @@ def encode_json(
 
 
 def json_problem(value: Any) -> str | None:
-    """What keeps `value` from being strict JSON, or None. Iterative: no recursion limit."""
+    """What keeps `value` from being strict JSON (see `check_json`), or None. Iterative:
+    no recursion limit. What it accepts, `encode_json` encodes."""
     stack: list[tuple[Any, int, str]] = [(value, 0, "$")]
     while stack:
         item, depth, path = stack.pop()
         if depth > MAX_DEPTH:
             return f"nested deeper than {MAX_DEPTH} levels at {path[:80]}"
-        if item is None or isinstance(item, bool | str):
+        if item is None or isinstance(item, bool):
             continue
-        if isinstance(item, int):
+        if isinstance(item, str):
+            if has_surrogate(item):
+                return f"a string at {path[:80]} holds a lone surrogate (not Unicode text)"
             continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return f"{item} at {path[:80]} (JSON has no NaN or infinity)"
+        if isinstance(item, int | float):
+            problem = number_problem(item)
+            if problem is not None:
+                return f"{problem} at {path[:80]}"
             continue
         if isinstance(item, Mapping):
             for key, child in item.items():
                 if not isinstance(key, str):
                     return f"key {key!r} at {path[:80]} is not a string"
+                if has_surrogate(key):
+                    return f"a key at {path[:80]} holds a lone surrogate (not Unicode text)"
                 stack.append((child, depth + 1, f"{path}.{key[:20]}"))
             continue
         if isinstance(item, list | tuple):
@@ -150,6 +173,38 @@ def json_problem(value: Any) -> str | None:
             continue
         return f"{type(item).__name__} at {path[:80]} is not a JSON value"
     return None
+
+
+def number_problem(number: int | float) -> str | None:
+    """Why Go cannot read `number` back as a JSON number (a float64), or None.
+
+    Go's decoder refuses a number beyond float64's range (`1e400`) rather than round it
+    to infinity; Python's int has no such limit, and its encoder refuses to print one of
+    more than 4,300 digits.
+    """
+    if isinstance(number, int):
+        try:
+            float(number)
+        except OverflowError:
+            return (f"an integer of {number.bit_length()} bits (beyond float64's range, "
+                    "which is what Go reads)")
+        return None
+    if not math.isfinite(number):
+        return f"{number} (JSON has no NaN or infinity)"
+    return None
+
+
+def has_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone UTF-16 surrogate, which is no Unicode character."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _as_object(value: Any) -> Any:
+    """`json.dumps`' fallback: a Mapping that is not a dict (a MappingProxyType, ...) is
+    the JSON object it holds (`json_problem` accepted it as one)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
 def _error(
