@@ -10,10 +10,12 @@ import asyncio
 import json
 import threading
 import time
+import types
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from landlord_restate import (
@@ -24,6 +26,7 @@ from landlord_restate import (
     InvalidInputError,
     InvalidSpecError,
     ProviderStateError,
+    ProvisionRequest,
     RestateConfig,
     RestateProvider,
     RetryPolicy,
@@ -41,7 +44,7 @@ from landlord_restate.restate.naming import (
 from landlord_restate.workflow.convert import parse_go_duration, parse_rfc3339
 from services.app import create_app
 from tests.conftest import cli, dead_endpoint, spec_for, unique_id
-from tests.waiting import wait_terminal
+from tests.waiting import wait_status, wait_terminal
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -471,3 +474,195 @@ def test_every_spelling_of_loopback_is_refused_for_remote_mechanisms(url: str) -
         RestateConfig(endpoint="http://restate:8080", execution_mechanism="kubernetes",
                       deployment_url=url).check()
     assert caught.value.key == "deployment_url"
+
+
+# -- issue 19: values Go cannot read, Mappings, names of fields -----------------------------
+
+#: an int Python's encoder refuses to print (past 4,300 digits), and one it prints but Go's
+#: decoder refuses (beyond float64's range)
+UNPRINTABLE_INT = 10**5000
+BEYOND_FLOAT64 = 10**400
+
+
+async def runs_of(provider: RestateProvider, workflow_id: str) -> list[dict[str, Any]]:
+    """Every `run` invocation of the workflow, oldest first."""
+    return await provider.admin.query(
+        "SELECT id, status FROM sys_invocation WHERE target_handler_name = 'run' "
+        f"AND target_service_key LIKE '{workflow_id}.%' ORDER BY created_at"
+    )
+
+
+async def created(provider: RestateProvider, handler: str) -> str:
+    """A fresh workflow running `handler`; answers its id."""
+    spec = spec_for(handler, unique_id(handler.lower()))
+    await provider.create_workflow(spec)
+    return spec.workflow_id
+
+
+@pytest.mark.parametrize(
+    ("execution", "field"),
+    [
+        (ExecutionInput(input=UNPRINTABLE_INT), "input"),
+        (ExecutionInput(input={"ids": [BEYOND_FLOAT64]}), "input"),
+        (ExecutionInput(input={"x": "\ud800"}), "input"),
+        (ExecutionInput(input={"\udc80": 1}), "input"),
+        (ExecutionInput(tags={"k": "\ud800"}), "tags"),
+        (ExecutionInput(trigger_source="cli\udfff"), "trigger_source"),
+    ],
+    ids=["unprintable int", "int beyond float64", "lone surrogate", "surrogate key",
+         "surrogate tag", "surrogate trigger"],
+)
+async def test_values_go_cannot_read_start_nothing(
+    shared_provider: RestateProvider, execution: ExecutionInput, field: str
+) -> None:
+    """Huge ints (a ValueError before) and lone surrogates: InvalidInputError, no run."""
+    workflow_id = await created(shared_provider, "GoPair")
+    with pytest.raises(InvalidInputError) as caught:
+        await shared_provider.start_execution(workflow_id, execution)
+    assert caught.value.field == field
+    assert await runs_of(shared_provider, workflow_id) == []
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (ProvisionRequest(tenant_id="t", desired_config={"replicas": UNPRINTABLE_INT}),
+         "request.desired_config"),
+        (ProvisionRequest(tenant_id="t", desired_config={"ids": [BEYOND_FLOAT64]}),
+         "request.desired_config"),
+        (ProvisionRequest(tenant_id="t", desired_config={"x": "\ud800"}),
+         "request.desired_config"),
+        (ProvisionRequest(tenant_id="t", desired_config={"x": {"\ud800": 1}}),
+         "request.desired_config"),
+        (ProvisionRequest(tenant_id="t\ud800"), "request.tenant_id"),
+        (ProvisionRequest(tenant_id="t", api_base_url="http://x/\udc00"),
+         "request.api_base_url"),
+        (ProvisionRequest(tenant_id="t", metadata={"config_hash": "\ud800"}), "metadata"),
+    ],
+    ids=["unprintable int", "int beyond float64", "lone surrogate", "surrogate key",
+         "surrogate tenant", "surrogate url", "surrogate metadata"],
+)
+async def test_a_configuration_go_cannot_read_invokes_nothing(
+    shared_provider: RestateProvider, request_: ProvisionRequest, field: str
+) -> None:
+    """invoke: a ValueError or UnicodeEncodeError before; now InvalidInputError, no run."""
+    workflow_id = await created(shared_provider, "GoPair")
+    with pytest.raises(InvalidInputError) as caught:
+        await shared_provider.invoke(workflow_id, request_)
+    assert caught.value.field == field
+    assert await runs_of(shared_provider, workflow_id) == []
+
+
+@pytest.mark.parametrize("name", ["tenant_id", "tenant_uuid", "operation"])
+async def test_an_overlong_tenant_is_named_as_the_caller_passed_it(
+    shared_provider: RestateProvider, name: str
+) -> None:
+    """1,025 characters: `request.tenant_id` (was `tags`, a field invoke's caller never
+    passed); nothing started. 1,024 still invokes."""
+    workflow_id = await created(shared_provider, "GoPair")
+    base = ProvisionRequest(tenant_id=unique_id("tenant"))
+    too_long: dict[str, Any] = {name: "x" * 1025}
+    with pytest.raises(InvalidInputError) as caught:
+        await shared_provider.invoke(workflow_id, attrs.evolve(base, **too_long))
+    assert caught.value.field == f"request.{name}"
+    assert "1025 characters" in str(caught.value)
+    assert await runs_of(shared_provider, workflow_id) == []
+    longest: dict[str, Any] = {name: "x" * 1024}
+    fine = await shared_provider.invoke(workflow_id, attrs.evolve(base, **longest))
+    assert (await wait_terminal(shared_provider, fine.execution_id)).state is (
+        ExecutionState.SUCCEEDED
+    )
+
+
+async def test_any_mapping_is_the_json_object_it_holds(shared_provider: RestateProvider) -> None:
+    """A MappingProxyType passed the bounds check, then was a TypeError (input) or refused
+    (desired_config): now the run gets the object, and invoke hashes it as the dict."""
+    echo = await created(shared_provider, "GoPair")
+    started = await shared_provider.start_execution(echo, ExecutionInput(
+        input=types.MappingProxyType({"value": types.MappingProxyType({"n": (1, 2)})})
+    ))
+    status = await wait_terminal(shared_provider, started.execution_id)
+    assert status.state is ExecutionState.SUCCEEDED
+    assert status.output == {"echo": {"n": [1, 2]}}
+    workflow_id = await created(shared_provider, "SleepThenCallback")
+    tenant = unique_id("mapping")
+    as_dict = await shared_provider.invoke(
+        workflow_id, ProvisionRequest(tenant_id=tenant, desired_config={"image": {"tag": "1"}})
+    )
+    try:
+        proxied = ProvisionRequest(tenant_id=tenant, desired_config=types.MappingProxyType(
+            {"image": types.MappingProxyType({"tag": "1"})}))  # type: ignore[arg-type]
+        again = await shared_provider.invoke(workflow_id, proxied)
+        assert again.execution_id == as_dict.execution_id
+    finally:
+        await shared_provider.stop_execution(as_dict.execution_id, "test over")
+    assert (await wait_terminal(shared_provider, as_dict.execution_id)).state is (
+        ExecutionState.STOPPED
+    )
+
+
+async def test_one_and_one_point_zero_answer_one_run(shared_provider: RestateProvider) -> None:
+    """{"replicas": 1} while {"replicas": 1.0} runs: the same execution (Go hashes one
+    float64); before, two identities and two runs."""
+    workflow_id = await created(shared_provider, "SleepThenCallback")
+    tenant = unique_id("replicas")
+    first = await shared_provider.invoke(
+        workflow_id, ProvisionRequest(tenant_id=tenant, desired_config={"replicas": 1.0})
+    )
+    try:
+        second = await shared_provider.invoke(
+            workflow_id, ProvisionRequest(tenant_id=tenant, desired_config={"replicas": 1})
+        )
+        assert second.execution_id == first.execution_id
+        assert second.message == "execution already started"
+        assert len(await runs_of(shared_provider, workflow_id)) == 1
+        other = await shared_provider.invoke(
+            workflow_id, ProvisionRequest(tenant_id=tenant, desired_config={"replicas": 2})
+        )
+        assert other.execution_id != first.execution_id  # a changed configuration still is
+    finally:
+        for run in await runs_of(shared_provider, workflow_id):
+            await shared_provider.stop_execution(run["id"], "test over")
+    assert (await wait_terminal(shared_provider, first.execution_id)).state is (
+        ExecutionState.STOPPED
+    )
+
+
+@pytest.mark.parametrize(
+    "resource_ids",
+    [{"ids": [UNPRINTABLE_INT]}, {"n": BEYOND_FLOAT64}, {"arn": "arn:\ud800"}, {"\udc00": "x"}],
+    ids=["unprintable int", "int beyond float64", "lone surrogate", "surrogate key"],
+)
+async def test_a_callback_go_cannot_read_leaves_the_run_waiting(
+    shared_provider: RestateProvider, resource_ids: dict[str, Any]
+) -> None:
+    """resource_ids with a huge int (a ValueError before) or a lone surrogate: refused
+    naming payload.resource_ids; the run still waits, and a good callback completes it."""
+    workflow_id = await created(shared_provider, "SleepThenCallback")
+    started = await shared_provider.start_execution(workflow_id, ExecutionInput(input={}))
+    await wait_status(shared_provider, started.execution_id,
+                      lambda s: bool(s.history) and s.history[-1].type == "callback_waiting")
+    bad = ComputeCallbackPayload(execution_id="c", tenant_id="t", status="succeeded",
+                                 resource_ids=resource_ids)
+    with pytest.raises(InvalidInputError) as caught:
+        await shared_provider.post_compute_callback(started.execution_id, bad)
+    assert caught.value.field == "payload.resource_ids"
+    assert not (await shared_provider.get_execution_status(started.execution_id)).state.is_terminal
+    await shared_provider.post_compute_callback(started.execution_id, ComputeCallbackPayload(
+        execution_id="c", tenant_id="t", status="succeeded", resource_ids={"ids": [1, 2.5]}))
+    done = await wait_terminal(shared_provider, started.execution_id)
+    assert done.state is ExecutionState.SUCCEEDED
+    assert done.output["compute"]["resource_ids"] == {"ids": [1, 2.5]}
+
+
+@pytest.mark.xfail(
+    strict=True, raises=OverflowError,
+    reason="provider._check_wait_timeout lets through an int that overflows float()",
+)
+async def test_a_wait_timeout_beyond_float_is_refused() -> None:
+    """wait_execution(id, timeout=10**400): InvalidInputError naming timeout, before I/O."""
+    config = RestateConfig(endpoint="http://127.0.0.1:9", retry_window=timedelta(0))
+    async with RestateProvider(config) as offline:
+        with pytest.raises(InvalidInputError) as caught:
+            await offline.wait_execution(EXECUTION_ID, timeout=BEYOND_FLOAT64)
+    assert caught.value.field == "timeout"
