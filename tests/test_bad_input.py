@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import types
+from collections import ChainMap
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import pytest
 import yaml
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from landlord_restate import (
@@ -21,6 +24,7 @@ from landlord_restate import (
     ExecutionInput,
     InvalidInputError,
     InvalidSpecError,
+    ProvisionRequest,
     RestateConfig,
     RestateProvider,
     RestateServerError,
@@ -28,10 +32,12 @@ from landlord_restate import (
     RetryPolicy,
     WorkflowError,
     WorkflowSpec,
+    config_hash,
     from_json,
     load_config,
     to_json,
 )
+from landlord_restate.restate.limits import encode_json, json_problem
 from landlord_restate.restate.naming import EXECUTION_NAME, INVOCATION_ID
 from landlord_restate.restate.settings import KEYS, env_name
 from tests.conftest import dead_endpoint, spec_for, unique_id
@@ -415,3 +421,157 @@ def test_non_string_callback_fields(value: Any, field: str) -> None:
         "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW", payload))
     assert isinstance(raised, InvalidInputError), repr(raised)
     assert raised.field == f"payload.{field}"
+
+
+# -- shapes the second hostile review found (issue 19) --------------------------------------
+
+#: a lone UTF-16 surrogate somewhere in a string: no Unicode text, Go reads it as U+FFFD
+surrogate_text = st.tuples(
+    st.text(max_size=4), st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff"]),
+    st.text(max_size=4),
+).map("".join)
+#: ints around float64's edge (2**1024) and past what Python prints (4,300 digits);
+#: drawn as powers, since hypothesis cannot show a strategy holding a 5,000-digit int
+edge_ints = (
+    st.integers(min_value=2**1023, max_value=2**1025)
+    | st.sampled_from([308, 309, 400, 5000]).map(lambda digits: 10**digits)
+).flatmap(lambda n: st.sampled_from([n, -n]))
+hostile_keys = st.text(max_size=6) | surrogate_text
+hostile_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | edge_ints | st.floats() | st.text(max_size=8)
+    | surrogate_text,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.lists(inner, max_size=4).map(tuple)
+        | st.dictionaries(hostile_keys, inner, max_size=4)
+        | st.dictionaries(hostile_keys, inner, max_size=4).map(types.MappingProxyType)
+        | st.dictionaries(hostile_keys, inner, max_size=4).map(ChainMap)
+    ),
+    max_leaves=12,
+)
+hostile_objects = (
+    st.dictionaries(hostile_keys, hostile_json, max_size=4)
+    | st.dictionaries(hostile_keys, hostile_json, max_size=4).map(types.MappingProxyType)
+)
+
+
+def plain(value: Any) -> Any:
+    """`value` with every Mapping a dict and every tuple a list: what JSON reads back."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+@EXAMPLES
+@given(hostile_json)
+@example(10**5000)
+@example(types.MappingProxyType({"a": 1}))
+@example({"x": "\ud800"})
+def test_the_bounds_check_and_both_encoders_agree(value: Any) -> None:
+    """What json_problem accepts, encode_json encodes as the JSON it is and config_hash
+    hashes; what it refuses, both refuse as InvalidInputError (never ValueError,
+    TypeError or UnicodeEncodeError)."""
+    problem = json_problem(value)
+    if problem is None:
+        assert json.loads(encode_json(value, "input")) == plain(value)
+        config_hash({"v": value})
+        return
+    with pytest.raises(InvalidInputError) as caught:
+        encode_json(value, "input")
+    assert caught.value.field == "input"
+    with pytest.raises(InvalidInputError):
+        config_hash({"v": value})
+
+
+@EXAMPLES
+@given(hostile_json)
+def test_any_input_value(value: Any) -> None:
+    """start_execution with any of these: InvalidInputError naming input, or sent (here:
+    Restate is unreachable)."""
+    raised = offline(lambda p: p.start_execution("tenant-provisioning",
+                                                 ExecutionInput(input=value)))
+    if isinstance(raised, InvalidInputError):
+        assert raised.field == "input"
+        assert json_problem(value) is not None
+    else:
+        assert isinstance(raised, RestateUnavailableError), repr(raised)
+
+
+@EXAMPLES
+@given(hostile_objects)
+@example({"replicas": 10**5000})
+@example({"x": "\ud800"})
+def test_any_desired_config(desired: Any) -> None:
+    """invoke with any configuration: InvalidInputError naming request.desired_config,
+    or hashed and sent."""
+    raised = offline(lambda p: p.invoke(
+        "tenant-provisioning", ProvisionRequest(tenant_id="t", desired_config=desired)))
+    if isinstance(raised, InvalidInputError):
+        assert raised.field == "request.desired_config"
+    else:
+        assert isinstance(raised, RestateUnavailableError), repr(raised)
+
+
+@EXAMPLES
+@given(hostile_objects)
+@example({"ids": [10**5000]})
+def test_any_callback_resource_ids(resource_ids: Any) -> None:
+    """A compute callback's resource_ids: InvalidInputError naming them, or sent."""
+    payload = ComputeCallbackPayload(execution_id="c", tenant_id="t", status="succeeded",
+                                     resource_ids=resource_ids)
+    raised = offline(lambda p: p.post_compute_callback(
+        "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW", payload))
+    if isinstance(raised, InvalidInputError):
+        assert raised.field == "payload.resource_ids"
+    else:
+        assert isinstance(raised, RestateUnavailableError), repr(raised)
+
+
+@EXAMPLES
+@given(text=surrogate_text, field=st.sampled_from([
+    "trigger_source", "tags", "metadata", "request.tenant_id", "request.tenant_uuid",
+    "request.operation", "request.compute_provider", "payload.tenant_id",
+    "payload.error_message",
+]))
+def test_lone_surrogates_in_string_fields(text: str, field: str) -> None:
+    """A lone surrogate in any string field: InvalidInputError naming that field."""
+    owner, _, name = field.rpartition(".")
+    change: dict[str, Any] = {name: text}
+    if owner == "request":
+        request = attrs.evolve(ProvisionRequest(tenant_id="t"), **change)
+        raised = offline(lambda p: p.invoke("tenant-provisioning", request))
+    elif owner == "payload":
+        payload = attrs.evolve(ComputeCallbackPayload(
+            execution_id="c", tenant_id="t", status="failed"), **change)
+        raised = offline(lambda p: p.post_compute_callback(
+            "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW", payload))
+    else:
+        fields: dict[str, Any] = {field: text if field == "trigger_source" else {"k": text}}
+        raised = offline(lambda p: p.start_execution(
+            "tenant-provisioning", ExecutionInput(**fields)))
+    assert isinstance(raised, InvalidInputError), repr(raised)
+    assert raised.field == field
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="provider._check_wait_timeout lets through an int that overflows float()",
+)
+@EXAMPLES
+@given(st.integers() | edge_ints | st.floats() | st.none())
+@example(10**400)
+def test_any_wait_timeout(timeout: Any) -> None:
+    """wait_execution's timeout: a positive number float64 holds, else InvalidInputError
+    naming timeout before any I/O (10**400 was an OverflowError)."""
+    raised = offline(lambda p: p.wait_execution("inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW",
+                                                timeout=timeout))
+    try:
+        valid = timeout is None or 0 < float(timeout) < float("inf")
+    except OverflowError:
+        valid = False
+    if valid:
+        assert not isinstance(raised, InvalidInputError), repr(raised)
+    else:
+        assert isinstance(raised, InvalidInputError), repr(raised)
+        assert raised.field == "timeout"
