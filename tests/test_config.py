@@ -345,3 +345,58 @@ def test_retry_window_is_a_duration() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(env=LOCAL_ENV | {"WORKFLOW_RESTATE_RETRY_WINDOW": "-1s"})
     assert caught.value.key == "retry_window"
+
+
+# -- deployment headers and endpoint lists: refused early, named, secrets unshown ----------
+
+
+@pytest.mark.parametrize(
+    ("headers", "name", "words"),
+    [
+        ({"X-Token": "s3cret\r\nX-Evil: 1"}, "X-Token", "line break"),
+        ({"X-Token": "s3cret\n"}, "X-Token", "line break"),
+        ({"X-Token": "s3\x00cret"}, "X-Token", "control character"),
+        ({"X Token": "s3cret"}, "X Token", "not a valid HTTP header name"),
+        ({"X-Token:": "s3cret"}, "X-Token:", "not a valid HTTP header name"),
+        ({"X-Tök": "s3cret"}, "X-Tök", "not a valid HTTP header name"),
+        ({"": "s3cret"}, "", "not a valid HTTP header name"),
+    ],
+)
+def test_deployment_headers_that_http_cannot_carry_are_refused(
+    headers: dict[str, str], name: str, words: str
+) -> None:
+    """A header name that is not an RFC 7230 token, or a value with a line break or another
+    control character: ConfigError naming `deployment_headers.<name>` at check time (not
+    Restate's 422 at create_workflow), the value never shown."""
+    for source in ("python", "env"):
+        if source == "python":
+            config = RestateConfig(endpoint="http://127.0.0.1:8080", deployment_headers=headers)
+            with pytest.raises(ConfigError) as caught:
+                config.check()
+        else:
+            if "\n" in "".join(headers.values()) or not name.strip():
+                continue  # the Name=value form strips surrounding whitespace; empty is refused
+            env = LOCAL_ENV | {"WORKFLOW_RESTATE_DEPLOYMENT_HEADERS": ",".join(
+                f"{k}={v}" for k, v in headers.items())}
+            with pytest.raises(ConfigError) as caught:
+                load_config(env=env)
+        assert caught.value.key == f"deployment_headers.{name}", source
+        assert words in str(caught.value)
+        assert "s3" not in str(caught.value)
+        assert "cret" not in str(caught.value)
+    valid = RestateConfig(endpoint="http://127.0.0.1:8080",
+                          deployment_headers={"X-Route": "a b\tc", "x_ok!": "1"}).check()
+    assert "a b" not in repr(valid)  # values are not in reprs either: they may be secrets
+
+
+def test_an_endpoint_list_written_with_semicolons_says_so() -> None:
+    """`http://a:8080;http://b:8080` is named as a list separated the wrong way, not as a
+    strange port."""
+    for key in ("endpoint", "admin_endpoint"):
+        settings: dict[str, Any] = {"endpoint": "http://127.0.0.1:8080",
+                                    key: "http://a:8080;http://b:8080"}
+        with pytest.raises(ConfigError) as caught:
+            RestateConfig(**settings).check()
+        assert caught.value.key == key
+        assert "separated by commas, not semicolons" in str(caught.value)
+        assert "outside 1-65535" not in str(caught.value)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from attrs import Factory, field, frozen
 
 from landlord_restate.restate.transience import Backoff
+from landlord_restate.workflow.convert import format_go_duration
 from landlord_restate.workflow.errors import ConfigError
 
 E = TypeVar("E", bound=enum.Enum)
@@ -96,6 +97,12 @@ def _mask(value: str | None) -> str:
     return "None" if value is None else "'***'"
 
 
+def _mask_headers(value: Any) -> str:
+    if not isinstance(value, Mapping):
+        return repr(value)
+    return repr(dict.fromkeys(value, "***"))
+
+
 @frozen(kw_only=True)
 class RestateConfig:
     """Where Restate and the handler deployment are, how to reach and trust them."""
@@ -134,7 +141,8 @@ class RestateConfig:
     #: for deployments behind a load balancer that cannot speak HTTP/2
     use_http_11: bool = False
     #: headers restate-server adds to every request to the deployment (e.g. for an ALB)
-    deployment_headers: dict[str, str] = Factory(dict)
+    #: (values may be credentials: reprs show only the names)
+    deployment_headers: dict[str, str] = field(factory=dict, repr=_mask_headers)
     #: the longest one HTTP request to Restate may take
     request_timeout: timedelta = timedelta(seconds=30)
     #: how long start_execution may reuse a spec it read (zero: read it every time). Specs
@@ -237,6 +245,7 @@ class RestateConfig:
                 "newline from a secret file?); it is not shown",
                 key="api_key",
             )
+        _check_headers(self.deployment_headers)
         if auth is AuthType.IAM and mechanism is not ExecutionMechanism.LAMBDA:
             raise ConfigError(
                 f"auth_type iam is for execution_mechanism lambda, not {mechanism}",
@@ -244,7 +253,9 @@ class RestateConfig:
             )
         self._check_mechanism(mechanism)
         if not isinstance(self.timeout, timedelta) or self.timeout <= timedelta(0):
-            raise ConfigError(f"timeout must be positive, got {self.timeout}", key="timeout")
+            raise ConfigError(
+                f"timeout must be positive, got {_shown(self.timeout)}", key="timeout"
+            )
         if not isinstance(self.retry_attempts, int) or self.retry_attempts < 0:
             raise ConfigError(
                 f"retry_attempts must be zero or more, got {self.retry_attempts}",
@@ -252,21 +263,21 @@ class RestateConfig:
             )
         if not isinstance(self.retry_window, timedelta) or self.retry_window < timedelta(0):
             raise ConfigError(
-                f"retry_window must be zero or more, got {self.retry_window}",
+                f"retry_window must be zero or more, got {_shown(self.retry_window)}",
                 key="retry_window",
             )
         if not isinstance(self.spec_cache_ttl, timedelta) or self.spec_cache_ttl < timedelta(0):
             raise ConfigError(
-                f"spec_cache_ttl must be zero or more, got {self.spec_cache_ttl}",
+                f"spec_cache_ttl must be zero or more, got {_shown(self.spec_cache_ttl)}",
                 key="spec_cache_ttl",
             )
         if not isinstance(self.stop_grace, timedelta) or self.stop_grace < timedelta(0):
             raise ConfigError(
-                f"stop_grace must be zero or more, got {self.stop_grace}", key="stop_grace"
+                f"stop_grace must be zero or more, got {_shown(self.stop_grace)}", key="stop_grace"
             )
         if self.request_timeout <= timedelta(0):
             raise ConfigError(
-                f"request_timeout must be positive, got {self.request_timeout}",
+                f"request_timeout must be positive, got {_shown(self.request_timeout)}",
                 key="request_timeout",
             )
         return self
@@ -315,6 +326,44 @@ class RestateConfig:
             raise ConfigError(
                 f"assume_role_arn must be an ARN, got {self.assume_role_arn!r}",
                 key="assume_role_arn",
+            )
+
+
+def _shown(value: Any) -> str:
+    """A duration in a message as it is written in settings (`-1s`, not `-1 day, 23:59:59`)."""
+    return format_go_duration(value) if isinstance(value, timedelta) else repr(value)
+
+
+#: an HTTP header name: RFC 7230's token
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_headers(headers: Any) -> None:
+    """`deployment_headers`: names that are HTTP tokens, values without control characters
+    (a `\r\n` would split the header; restate-server answers 422 only when it is used).
+    Messages name the header, never its value: it may be a credential."""
+    if not isinstance(headers, Mapping):
+        raise ConfigError(
+            f"deployment_headers must map header names to values, got {type(headers).__name__}",
+            key="deployment_headers",
+        )
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            shown = repr(name)[:80]
+            raise ConfigError(
+                f"deployment_headers: header name {shown} is not a valid HTTP header name "
+                "(letters, digits and !#$%&'*+.^_`|~- only; no spaces or line breaks)",
+                key=f"deployment_headers.{str(name)[:80]}",
+            )
+        where = f"deployment_headers.{name}"
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {type(value).__name__}",
+                              key=where)
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+            raise ConfigError(
+                f"{where} holds a line break or another control character, which an HTTP "
+                "header cannot carry; its value is not shown",
+                key=where,
             )
 
 
@@ -370,14 +419,17 @@ def _check_url(key: str, value: Any, *, where: str | None = None) -> None:
     if not value:
         raise ConfigError(f"{where} is empty", key=key)
     shown = repr(_redacted(value))
-    why = _url_problem(value)
+    why = url_problem(value)
     if why is not None:
         raise ConfigError(f"{where} {shown} {why}", key=key)
 
 
-def _url_problem(value: str) -> str | None:
+def url_problem(value: str) -> str | None:
+    """Why `value` is not a usable http(s) base URL, or None when it is."""
     if any(c.isspace() for c in value) or not value.isprintable():
         return "contains whitespace or control characters"
+    if ";" in value:  # "http://a:8080;http://b:8080" would read as a port "8080;http:"
+        return "contains ';': the entries of a URL list are separated by commas, not semicolons"
     if "://" not in value:  # urlsplit would read "restate:8080" as scheme "restate"
         return "has no scheme (expected http:// or https://)"
     try:

@@ -36,8 +36,9 @@ CONFIG_ENV = "LANDLORD_CONFIG"
 DEFAULT_CONFIG_FILE = "config.yaml"
 ENV_PREFIX = "WORKFLOW_RESTATE_"
 FLAG_PREFIX = "--workflow.restate."
-#: keys holding secrets: their values never appear in a message
-SECRET_KEYS = frozenset({"api_key"})
+#: keys holding secrets: their values never appear in a message (header values may be
+#: credentials, e.g. a load balancer's shared secret)
+SECRET_KEYS = frozenset({"api_key", "deployment_headers"})
 #: Landlord's name for a key, and ours
 ALIASES = {"worker_advertised_url": "deployment_url"}
 #: Landlord's own worker settings: accepted in its config files, not used by this provider
