@@ -271,5 +271,105 @@ def test_the_deployment_refuses_an_export_protocol_it_cannot_speak() -> None:
 
     for protocol in ("http/json", "carrier-pigeon"):
         with pytest.raises(ConfigError) as caught:
-            tracing._exporter({"OTEL_EXPORTER_OTLP_PROTOCOL": protocol})
+            tracing.read_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+                                   "OTEL_EXPORTER_OTLP_PROTOCOL": protocol})
         assert caught.value.key == "OTEL_EXPORTER_OTLP_PROTOCOL"
+
+
+@pytest.mark.parametrize(
+    ("variables", "named", "words"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "garbage"}, "OTEL_EXPORTER_OTLP_ENDPOINT",
+         "no scheme"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://collector:4318"},
+         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "only http and https"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "   "}, "OTEL_EXPORTER_OTLP_ENDPOINT", "blank"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"},
+         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf or grpc"),
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "-5"}, "OTEL_BSP_MAX_QUEUE_SIZE", "positive integer"),
+        ({"OTEL_BSP_SCHEDULE_DELAY": "soon"}, "OTEL_BSP_SCHEDULE_DELAY", "positive integer"),
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "100"}, "OTEL_BSP_MAX_QUEUE_SIZE", "must not exceed"),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "-1"}, "OTEL_EXPORTER_OTLP_TIMEOUT",
+         "positive number"),
+        ({"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, "OTEL_EXPORTER_OTLP_COMPRESSION",
+         "none, gzip, deflate"),
+    ],
+)
+def test_the_deployment_refuses_tracing_settings_it_cannot_use(
+    variables: dict[str, str], named: str, words: str
+) -> None:
+    """A tracing variable that cannot work stops create_app with a ConfigError naming it,
+    before anything of OpenTelemetry is set up (empty counts as unset: tracing off)."""
+    from landlord_restate import ConfigError
+    from services import app, tracing
+
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"} | variables
+    with pytest.raises(ConfigError) as caught:
+        app.create_app(env)
+    assert caught.value.key == named
+    assert named in str(caught.value)
+    assert words in str(caught.value)
+    assert tracing._tracer is None  # nothing was set up
+    assert tracing.read_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}) is None
+
+
+class _MalformedPropagator:
+    """A propagator that writes a `traceparent` no receiver can read (as a broken or
+    hostile one might): a 55-character one with non-hex flags, or one with a line break."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def inject(self, carrier: Any, context: Any = None, setter: Any = None) -> None:
+        """Write the malformed header."""
+        carrier["traceparent"] = self.value
+
+    def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+        """Nothing to extract."""
+        from opentelemetry.context import get_current
+
+        return context or get_current()
+
+    @property
+    def fields(self) -> set[str]:
+        """The header it writes."""
+        return {"traceparent"}
+
+
+@pytest.mark.parametrize("value", [
+    "00-" + "a" * 32 + "-" + "b" * 16 + "-zz",  # 55 characters, flags not hex
+    "00-" + "a" * 32 + "-" + "b" * 16 + "-01\r\nx-injected: 1",
+])
+async def test_a_malformed_traceparent_leaves_requests_untraced_not_failing(
+    shared_provider: RestateProvider, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A propagator writing a malformed traceparent: every provider call still works
+    against the real server, without trace context, and the log warns once."""
+    import opentelemetry.trace  # noqa: F401  (the provider traces once the API is loaded)
+    from loguru import logger
+    from opentelemetry import propagate
+
+    from landlord_restate.restate import tracing
+
+    monkeypatch.setattr(tracing, "_warned", False)
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING",
+                      filter=lambda r: "trace context" in r["message"])
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(_MalformedPropagator(value))  # type: ignore[arg-type]
+    try:
+        headers: dict[str, str] = {}
+        tracing.inject(headers)
+        assert headers == {}
+        spec = spec_for("GoPair", unique_id("bad-parent"))
+        await shared_provider.create_workflow(spec)
+        started = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(
+            input={}))
+        status = await shared_provider.wait_execution(started.execution_id, timeout=30)
+        assert status.state is ExecutionState.SUCCEEDED
+        assert await shared_provider.list_executions(spec.workflow_id)
+    finally:
+        propagate.set_global_textmap(previous)
+        logger.remove(sink)
+    assert len(warnings) == 1, warnings
+    assert "malformed traceparent" in warnings[0]

@@ -16,9 +16,12 @@ import contextlib
 import functools
 import importlib
 import inspect
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, TypeVar
+
+from loguru import logger
 
 _TRACER_NAME = "landlord_restate"
 #: span attribute names, in OpenTelemetry's dotted style
@@ -102,17 +105,64 @@ def add_trace_ids(record: Any) -> None:
         record["extra"]["span_id"] = format(context.span_id, "016x")
 
 
+#: a W3C traceparent this provider passes on: version, trace id, parent id, flags
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_warned = False
+
+
 def inject(headers: MutableMapping[str, str]) -> None:
-    """Add the current span's W3C trace context (`traceparent`) to request headers."""
+    """Add the current span's W3C trace context (`traceparent`) to request headers.
+
+    What the application's propagator writes is checked first: a malformed `traceparent`
+    (or any header value an HTTP request cannot carry, or a propagator that raises) leaves
+    that request without trace context, with one warning per process, never an error."""
     if _api() is None:
         return
     # the API is loaded already, so this import only finds it
     propagate: Any = importlib.import_module("opentelemetry.propagate")
-    propagate.inject(headers)
-    parent = headers.get("traceparent")
-    if parent and len(parent) == 55:
+    carrier: dict[str, Any] = {}
+    try:
+        propagate.inject(carrier)
+    except Exception as exc:  # the application's propagator: any failure is its own
+        _untraced(f"its propagator raised {type(exc).__name__}")
+        return
+    bad = [str(name)[:40] for name, value in carrier.items() if not _carriable(name, value)]
+    parent = carrier.get("traceparent")
+    match = _TRACEPARENT.fullmatch(parent) if isinstance(parent, str) else None
+    if parent is not None and (match is None or not _valid_parent(*match.groups())):
+        bad.append("traceparent")
+    if bad:
+        _untraced(f"its propagator wrote a malformed {', '.join(sorted(set(bad)))}")
+        return
+    if match is not None:
+        version, trace_id, parent_id, flags = match.groups()
         # W3C level 2 adds a "random" flag (0x02) that the OpenTelemetry SDK sets and
         # restate-server 1.7.12 refuses (it then starts a trace of its own): keep only
         # the level 1 "sampled" bit, which is all a receiver acts on
-        flags = int(parent[53:], 16) & 0x01
-        headers["traceparent"] = f"{parent[:53]}{flags:02x}"
+        carrier["traceparent"] = f"{version}-{trace_id}-{parent_id}-{int(flags, 16) & 1:02x}"
+    headers.update(carrier)
+
+
+def _valid_parent(version: str, trace_id: str, parent_id: str, flags: str) -> bool:
+    """W3C's rules beyond the shape: version ff and all-zero ids are invalid."""
+    return version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16
+
+
+def _carriable(name: Any, value: Any) -> bool:
+    """A header an HTTP request can carry: string name and value, no control characters."""
+    return (isinstance(name, str) and isinstance(value, str) and name.isascii()
+            and name.isprintable() and " " not in name
+            and not any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value))
+
+
+def _untraced(why: str) -> None:
+    """Note that a request goes without trace context: a warning the first time, then
+    debug lines (a propagator that fails, fails on every request)."""
+    global _warned
+    log = logger.bind(component="tracing")
+    if _warned:
+        log.debug("request sent without trace context: {}", why)
+        return
+    _warned = True
+    log.warning("requests to Restate go without trace context while the application's "
+                "OpenTelemetry propagator fails: {} (warned once)", why)
