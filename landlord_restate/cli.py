@@ -1,31 +1,32 @@
 """`landlord-restate`: the operator CLI over the same configuration and provider as Landlord.
 
 Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error. Errors print one
-line on stderr, never a traceback. `--json` prints machine-readable output.
+line on stderr, never a traceback. `--json` (before or after the command) prints exactly
+one JSON document on stdout, errors included: `{"error", "message", "field"}`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import json
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import aiohttp
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from landlord_restate.doctor import run_checks, shown_settings
 from landlord_restate.rendering import status_view
-from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.config import RestateConfig
-from landlord_restate.restate.ingress import IngressClient
 from landlord_restate.restate.limits import MAX_REASON, check_text
 from landlord_restate.restate.naming import (
     check_execution_id,
@@ -34,8 +35,6 @@ from landlord_restate.restate.naming import (
 )
 from landlord_restate.restate.provider import RestateProvider
 from landlord_restate.restate.settings import FLAG_PREFIX, load_config, split_flags
-from landlord_restate.restate.validation import hosted_handlers
-from landlord_restate.restate.waiting import poll_until_terminal
 from landlord_restate.workflow.convert import format_rfc3339, from_json, to_json
 from landlord_restate.workflow.errors import (
     ConfigError,
@@ -44,6 +43,7 @@ from landlord_restate.workflow.errors import (
 )
 from landlord_restate.workflow.types import (
     ExecutionInput,
+    ExecutionResult,
     ExecutionState,
     ExecutionStatus,
     WorkflowSpec,
@@ -53,60 +53,122 @@ OK, FAILED, USAGE = 0, 1, 2
 
 
 class UsageError(Exception):
-    """Bad arguments or input files: exit 2."""
+    """Bad arguments or input files: exit 2. `field` names the argument when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+#: `--flag=value` in a message: the value is not shown
+_REDACT = re.compile(r"(--[\w.-]+)=\S+")
+#: argparse's "argument --limit: invalid int value" names the argument first
+_ARGUMENT = re.compile(r"argument ([\w./-]+)")
+_REQUIRED = re.compile(r"the following arguments are required: ([\w./-]+)")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that never echoes what it did not recognise: a misspelt settings flag
-    (`--workflow_restate.api_key=...`) may carry a secret."""
+    """argparse that never echoes what it did not recognise (a misspelt settings flag,
+    `--workflow_restate.api_key=...`, may carry a secret) and raises instead of exiting."""
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):
             count = len(message.split(":", 1)[1].split())
             message = (f"{count} unrecognized argument(s), not shown since they may hold "
                        f"secrets; settings are {FLAG_PREFIX}<key>=<value>")
-        raise UsageError(_REDACT.sub(r"\1=***", message))
+        named = _ARGUMENT.match(message) or _REQUIRED.match(message)
+        field = None
+        if named:
+            field = named.group(1).split("/")[0].lstrip("-").replace("-", "_").lower()
+        raise UsageError(_REDACT.sub(r"\1=***", message), field=field)
 
 
-#: `--flag=value` in a message: the value is not shown
-_REDACT = re.compile(r"(--[\w.-]+)=\S+")
+#: what each command runs: parsed arguments, configuration, output -> exit code
+Command = Callable[[argparse.Namespace, RestateConfig, "Output"], Coroutine[Any, Any, int]]
+#: a command that works through an open provider
+ProviderCommand = Callable[
+    [argparse.Namespace, RestateProvider, "Output"], Coroutine[Any, Any, int]
+]
+
+
+def _provided(command: ProviderCommand) -> Command:
+    """Run `command` with a provider opened from the configuration (closed after)."""
+
+    async def run(args: argparse.Namespace, config: RestateConfig, out: Output) -> int:
+        async with RestateProvider(config) as provider:
+            return await command(args, provider, out)
+
+    run.__doc__ = command.__doc__
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line, one subcommand per operation."""
+    """The command line, one subcommand per operation; each sets `func` to what it runs."""
+    # --config and --json are accepted before the command and after it; after it they
+    # default to SUPPRESS, so a subcommand does not reset what was given before it
     common = _Parser(add_help=False)
-    common.add_argument("--config", help="config file (YAML or TOML; default: Landlord's)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--config", default=argparse.SUPPRESS,
+                        help="config file (YAML or TOML; default: Landlord's)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output (one JSON document, errors included)")
     parser = _Parser(
         prog="landlord-restate",
         description="Operate Landlord workflows on Restate. Any setting can be given as "
         f"{FLAG_PREFIX}<key>=<value>, e.g. {FLAG_PREFIX}endpoint=http://127.0.0.1:8080.",
     )
+    parser.add_argument("--config", help="config file (YAML or TOML; default: Landlord's)")
+    parser.add_argument("--json", action="store_true",
+                        help="machine-readable output (one JSON document, errors included)")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    commands.add_parser("doctor", parents=[common], help="check config, server and deployment")
-    validate = commands.add_parser("validate", parents=[common], help="validate a spec")
-    validate.add_argument("spec", help="spec JSON file, or - for stdin")
-    create = commands.add_parser("create", parents=[common], help="create a workflow")
-    create.add_argument("spec", help="spec JSON file, or - for stdin")
-    delete = commands.add_parser("delete", parents=[common], help="delete a workflow")
-    delete.add_argument("workflow_id")
-    start = commands.add_parser("start", parents=[common], help="start an execution")
+
+    def command(name: str, func: Command, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=summary)
+        sub.set_defaults(func=func)
+        return sub
+
+    command("doctor", cmd_doctor, "check config, server and deployment")
+    command("validate", cmd_validate, "validate a spec").add_argument(
+        "spec", help="spec JSON file, or - for stdin")
+    command("create", cmd_create, "create a workflow").add_argument(
+        "spec", help="spec JSON file, or - for stdin")
+    command("delete", cmd_delete, "delete a workflow").add_argument("workflow_id")
+    start = command("start", cmd_start, "start an execution")
     start.add_argument("workflow_id")
     start.add_argument("--name", default="", help="execution name (idempotency key)")
     start.add_argument("--input", default="null", help="input JSON, or @file")
     start.add_argument("--wait", action="store_true", help="wait for a terminal state")
-    status = commands.add_parser("status", parents=[common], help="show an execution")
+    status = command("status", cmd_status, "show an execution")
     status.add_argument("execution_id")
     status.add_argument("--watch", action="store_true", help="redraw until it ends")
-    stop = commands.add_parser("stop", parents=[common], help="stop an execution")
+    stop = command("stop", cmd_stop, "stop an execution (it runs its cancellation)")
     stop.add_argument("execution_id")
     stop.add_argument("--reason", required=True)
-    listing = commands.add_parser("list", parents=[common], help="recent executions")
+    kill = command("kill", cmd_kill, "end an execution now, without its cancellation")
+    kill.add_argument("execution_id")
+    kill.add_argument("--reason", required=True)
+    command("pause", cmd_pause, "pause an execution").add_argument("execution_id")
+    command("resume", cmd_resume, "resume a paused execution").add_argument("execution_id")
+    command("purge", cmd_purge, "forget a finished execution").add_argument("execution_id")
+    redrive = command("redrive", cmd_redrive,
+                      "run a failed, stopped or timed-out execution again from where it failed")
+    redrive.add_argument("execution_id")
+    redrive.add_argument("--wait", action="store_true", help="wait for a terminal state")
+    listing = command("list", cmd_list, "recent executions")
     listing.add_argument("--workflow", dest="workflow_id")
     listing.add_argument("--state", choices=[s.value for s in ExecutionState])
+    listing.add_argument("--name-prefix", help="only executions whose name starts so")
     listing.add_argument("--limit", type=int, default=50)
+    deployments = command("deployments", cmd_deployments,
+                          "registered deployments; `deployments remove ID` removes one")
+    actions = deployments.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    remove = actions.add_parser("remove", parents=[common], help="remove a drained deployment")
+    remove.add_argument("deployment_id")
+    remove.add_argument("--force", action="store_true",
+                        help="remove it even while executions run on it (strands them)")
+    remove.set_defaults(func=cmd_remove_deployment)
     return parser
 
 
@@ -120,20 +182,16 @@ def _read_json(source: str, what: str) -> Any:
         else:
             text = source
     except OSError as exc:
-        raise UsageError(f"cannot read {what} {source!r}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {what} {source!r}: {exc.strerror}", field=what) from None
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} {source!r} is not UTF-8 text ({exc.reason})") from None
+        raise UsageError(f"{what} {source!r} is not UTF-8 text ({exc.reason})",
+                         field=what) from None
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise UsageError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
+        raise UsageError(f"{what} is not valid JSON: {str(exc)[:200]}", field=what) from None
     except RecursionError:
-        raise UsageError(f"{what} is nested too deeply to read") from None
-
-
-def _plain(value: Any) -> Any:
-    """Contract values as JSON-ready data."""
-    return to_json(value)
+        raise UsageError(f"{what} is nested too deeply to read", field=what) from None
 
 
 class Output:
@@ -152,6 +210,13 @@ class Output:
         if not self.as_json:
             self.console.print(text, markup=False)
 
+    def result(self, value: Any, text: str) -> None:
+        """`value` as JSON, or `text` as a line for people."""
+        if self.as_json:
+            self.data(value)
+        else:
+            self.line(text)
+
 
 def _progress(status: ExecutionStatus, began: float) -> str:
     steps = [e for e in status.history if e.type in ("step_started", "timer_started",
@@ -162,77 +227,17 @@ def _progress(status: ExecutionStatus, began: float) -> str:
             f"current step: {doing}")
 
 
-async def cmd_doctor(config: RestateConfig, out: Output) -> int:
+# -- commands ---------------------------------------------------------------------------
+
+
+async def cmd_doctor(args: argparse.Namespace, config: RestateConfig, out: Output) -> int:
     """Effective settings, then one line per check: ok, or what to do."""
-    settings = _plain_config(config)
-    checks: list[tuple[str, bool, str]] = []
-    async with RestateProvider(config) as provider:
-        admins, ingresses = provider.node_clients()
-        admin = provider.admin
-
-        async def check(name: str, probe: Callable[[], Awaitable[str]], fix: str) -> bool:
-            try:
-                checks.append((name, True, await probe()))
-            except (WorkflowError, aiohttp.ClientError, TimeoutError) as exc:
-                checks.append((name, False, f"{exc} -> {fix}"))
-                return False
-            return True
-
-        def admin_health(node: AdminClient) -> Callable[[], Awaitable[str]]:
-            async def probe() -> str:
-                await node.health()
-                return f"admin API answers at {node.endpoint}"
-            return probe
-
-        def version(node: AdminClient) -> Callable[[], Awaitable[str]]:
-            async def probe() -> str:
-                return f"restate-server {await node.version()} at {node.endpoint}"
-            return probe
-
-        def ingress_health(node: IngressClient) -> Callable[[], Awaitable[str]]:
-            async def probe() -> str:
-                await node.health()
-                return f"ingress answers at {node.endpoint}"
-            return probe
-
-        async def deployment() -> str:
-            address = config.deployment_address.rstrip("/")
-            for found in await admin.deployments():
-                target = str(found.get("uri") or found.get("arn") or "").rstrip("/")
-                if target == address:
-                    hosted: list[str] = []
-                    for service in found.get("services", []):
-                        described = await admin.get_service(str(service.get("name")))
-                        hosted += sorted(hosted_handlers(described or {}))
-                    return (f"{address} registered as {found.get('id')}, hosting "
-                            f"{', '.join(hosted) or 'no Landlord handlers'}")
-            # not registered yet is a healthy state: `create` registers it. Ask the
-            # deployment itself (a dry run registers nothing) whether it answers.
-            discovered = await admin.discover(config.registration())
-            hosted = sorted({h for s in discovered for h in hosted_handlers(s)})
-            if not hosted:
-                raise WorkflowError(f"{address} answers but hosts no Landlord handlers")
-            return (f"{address} answers, hosting {', '.join(hosted)}; not registered yet: "
-                    "`landlord-restate create SPEC.json` registers it")
-
-        # every node on its own, tried once: a cluster with a node down says which
-        answering = 0
-        for node in admins:
-            if await check("admin health", admin_health(node),
-                           "start restate-server or fix admin_endpoint"):
-                answering += 1
-                await check("server version", version(node), "check admin_endpoint")
-        for entry in ingresses:
-            await check("ingress", ingress_health(entry), "check endpoint")
-        if answering:
-            await check("deployment", deployment,
-                        "run `landlord-restate create SPEC.json` to register it")
-        else:
-            checks.append(("deployment", False, "not checked: no admin node answers"))
-    healthy = all(ok for _, ok, _ in checks)
+    settings = shown_settings(config)
+    checks = await run_checks(config)
+    healthy = all(c.ok for c in checks)
     if out.as_json:
         out.data({"settings": settings, "checks": [
-            {"check": n, "ok": ok, "detail": d} for n, ok, d in checks], "ok": healthy})
+            {"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks], "ok": healthy})
         return OK if healthy else FAILED
     table = Table(title="effective settings", title_justify="left")
     table.add_column("key")
@@ -240,27 +245,203 @@ async def cmd_doctor(config: RestateConfig, out: Output) -> int:
     for key, value in settings.items():
         table.add_row(key, str(value))
     out.console.print(table)
-    for name, ok, detail in checks:
-        out.console.print(Text.assemble(("ok   " if ok else "FAIL ", "green" if ok else "red"),
-                                        f"{name}: {detail}"))
+    for c in checks:
+        out.console.print(Text.assemble(("ok   " if c.ok else "FAIL ",
+                                         "green" if c.ok else "red"), f"{c.name}: {c.detail}"))
     return OK if healthy else FAILED
 
 
-def _plain_config(config: RestateConfig) -> dict[str, Any]:
-    """Settings for display: api_key masked, durations as Go strings."""
-    from landlord_restate.workflow.convert import format_go_duration
+@_provided
+async def cmd_validate(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Check a spec offline and against the deployment."""
+    spec = from_json(WorkflowSpec, _read_json(args.spec, "spec"))
+    await provider.validate(spec)
+    out.result({"valid": True}, f"{spec.workflow_id}: valid")
+    return OK
 
-    shown: dict[str, Any] = {}
-    for name in config.__attrs_attrs__:
-        value = getattr(config, name.name)
-        if name.name == "api_key":
-            value = "***" if value else None
-        elif hasattr(value, "total_seconds"):
-            value = format_go_duration(value)
-        elif hasattr(value, "value"):
-            value = value.value
-        shown[name.name] = value
-    return shown
+
+@_provided
+async def cmd_create(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Register the deployment and store the spec."""
+    spec = from_json(WorkflowSpec, _read_json(args.spec, "spec"))
+    result = await provider.create_workflow(spec)
+    out.result(to_json(result), f"{result.workflow_id}: {result.message} "
+                                f"(service {result.resource_ids['service_name']}, "
+                                f"deployment {result.resource_ids['deployment_id']})")
+    return OK
+
+
+@_provided
+async def cmd_delete(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """The workflow can no longer start."""
+    await provider.delete_workflow(args.workflow_id)
+    out.result({"deleted": args.workflow_id}, f"{args.workflow_id}: deleted")
+    return OK
+
+
+@_provided
+async def cmd_start(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Start an execution; with --wait, show its terminal status."""
+    execution = ExecutionInput(
+        execution_name=args.name, input=_read_json(args.input, "input"), trigger_source="cli",
+    )
+    started = await provider.start_execution(args.workflow_id, execution)
+    return await _started(provider, out, started, wait=args.wait)
+
+
+async def _started(
+    provider: RestateProvider, out: Output, started: ExecutionResult, *, wait: bool
+) -> int:
+    """Print a new execution; with `wait`, its terminal status (exit 1 unless it succeeded)."""
+    if not wait:
+        out.result(to_json(started), f"{started.execution_id}: {started.message}")
+        return OK
+    return _show(out, await provider.wait_execution(started.execution_id))
+
+
+@_provided
+async def cmd_status(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Show an execution; with --watch, until it ends."""
+    if args.watch:
+        return await _watch(provider, args.execution_id, out)
+    return _show(out, await provider.get_execution_status(args.execution_id), ok=True)
+
+
+async def _acted(provider: RestateProvider, out: Output, execution_id: str, done: str) -> int:
+    """After an action: the status as JSON, or `<id>: <done>, now <state>`."""
+    status = await provider.get_execution_status(execution_id)
+    out.result(to_json(status), f"{execution_id}: {done}, now {status.state.value}")
+    return OK
+
+
+@_provided
+async def cmd_stop(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Stop an execution: it runs its cancellation and ends stopped with the reason."""
+    await provider.stop_execution(args.execution_id, args.reason)
+    return await _acted(provider, out, args.execution_id, "stop requested")
+
+
+@_provided
+async def cmd_kill(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """End an execution now, stopped with the reason, without its cancellation."""
+    await provider.kill_execution(args.execution_id, args.reason)
+    return await _acted(provider, out, args.execution_id, "killed")
+
+
+@_provided
+async def cmd_pause(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Pause an execution: no step runs until it is resumed."""
+    await provider.pause_execution(args.execution_id)
+    return await _acted(provider, out, args.execution_id, "pause requested")
+
+
+@_provided
+async def cmd_resume(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Let a paused execution go on."""
+    await provider.resume_execution(args.execution_id)
+    return await _acted(provider, out, args.execution_id, "resume requested")
+
+
+@_provided
+async def cmd_purge(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Forget a finished execution: its status and history are gone after."""
+    await provider.purge_execution(args.execution_id)
+    out.result({"purged": args.execution_id}, f"{args.execution_id}: purged")
+    return OK
+
+
+@_provided
+async def cmd_redrive(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """A new execution of a failed, stopped or timed-out one, printed as `start` prints."""
+    started = await provider.redrive_execution(args.execution_id)
+    return await _started(provider, out, started, wait=args.wait)
+
+
+@_provided
+async def cmd_list(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """Recent executions, newest first."""
+    found = await provider.list_executions(
+        workflow_id=args.workflow_id, state=args.state, limit=args.limit,
+        name_prefix=args.name_prefix,
+    )
+    if out.as_json:
+        out.data([to_json(s) for s in found])
+        return OK
+    table = Table()
+    for column in ("execution", "workflow", "name", "state", "started", "stopped"):
+        table.add_column(column)
+    for s in found:
+        table.add_row(s.execution_id, s.workflow_id, s.execution_name,
+                      f"{s.state.value} ({s.sub_state})", format_rfc3339(s.start_time),
+                      format_rfc3339(s.stop_time) if s.stop_time else "-")
+    out.console.print(table)
+    return OK
+
+
+@_provided
+async def cmd_deployments(
+    args: argparse.Namespace, provider: RestateProvider, out: Output
+) -> int:
+    """Every registered deployment, with the executions still running on it."""
+    found = await provider.list_deployments()
+    if out.as_json:
+        out.data([{
+            "deployment_id": d.deployment_id, "address": d.address,
+            "created_at": format_rfc3339(d.created_at) if d.created_at else None,
+            "services": list(d.services), "in_flight": d.in_flight, "latest": d.latest,
+        } for d in found])
+        return OK
+    table = Table()
+    for column in ("id", "address", "services", "in flight", "latest"):
+        table.add_column(column)
+    for d in found:
+        table.add_row(d.deployment_id, d.address, ", ".join(d.services) or "-",
+                      str(d.in_flight), "yes" if d.latest else "no")
+    out.console.print(table)
+    return OK
+
+
+@_provided
+async def cmd_remove_deployment(
+    args: argparse.Namespace, provider: RestateProvider, out: Output
+) -> int:
+    """Remove a drained deployment (with --force, also one executions still run on)."""
+    await provider.remove_deployment(args.deployment_id, force=args.force)
+    out.result({"removed": args.deployment_id}, f"{args.deployment_id}: removed")
+    return OK
+
+
+def _show(out: Output, status: ExecutionStatus, *, ok: bool = False) -> int:
+    """Print a status; a failed wait exits 1 (plain `status` of a failure is still ok)."""
+    if out.as_json:
+        out.data(to_json(status))
+    else:
+        out.console.print(status_view(status))
+    succeeded = status.state is ExecutionState.SUCCEEDED
+    return OK if ok or succeeded else FAILED
+
+
+async def _watch(provider: RestateProvider, execution_id: str, out: Output) -> int:
+    """Redraw the status until it ends, with a live progress line."""
+    if out.as_json:  # one document: the terminal status
+        return _show(out, await provider.wait_execution(execution_id), ok=True)
+    began = time.monotonic()
+    status = await provider.get_execution_status(execution_id)
+    with Live(status_view(status, _progress(status, began)), console=out.console,
+              refresh_per_second=8) as live:
+        while not status.state.is_terminal:
+            await asyncio.sleep(0.2)
+            status = await provider.get_execution_status(execution_id)
+            live.update(status_view(status, _progress(status, began)))
+        live.update(status_view(status, f"{status.state.value} after "
+                                        f"{time.monotonic() - began:.1f}s"))
+    return OK
+
+
+# -- arguments, errors, entry point -------------------------------------------------------
+
+#: a Restate deployment id: `dp_` and base62 (checked before it enters a URL path)
+_DEPLOYMENT_ID = re.compile(r"dp_[0-9A-Za-z]{1,64}")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -274,147 +455,109 @@ def check_arguments(args: argparse.Namespace) -> None:
         if getattr(args, "name", ""):
             check_execution_name(args.name)
         if getattr(args, "reason", None) is not None:
-            check_text(args.reason, "--reason", MAX_REASON)
+            check_text(args.reason, "reason", MAX_REASON)
     except WorkflowError as exc:
-        raise UsageError(exc.message) from None
+        raise UsageError(exc.message, field=getattr(exc, "field", None)) from None
+    prefix = getattr(args, "name_prefix", None)
+    if prefix is not None:
+        try:
+            check_execution_name(prefix)
+        except WorkflowError:
+            raise UsageError(
+                f"--name-prefix {prefix!r} must be the start of an execution name: 1-128 "
+                "letters, digits, '_' or '-'", field="name_prefix",
+            ) from None
     limit = getattr(args, "limit", None)
     if limit is not None and not 0 < limit <= 10_000:
-        raise UsageError("--limit must be between 1 and 10000")
+        raise UsageError("--limit must be between 1 and 10000", field="limit")
+    deployment_id = getattr(args, "deployment_id", None)
+    if deployment_id is not None and not _DEPLOYMENT_ID.fullmatch(deployment_id):
+        raise UsageError(f"deployment id {deployment_id!r} is not a Restate deployment id "
+                         "(dp_...)", field="deployment_id")
 
 
-async def run(args: argparse.Namespace, config: RestateConfig, out: Output) -> int:
-    """Dispatch one command; answers its exit code."""
-    check_arguments(args)
-    if args.command == "doctor":
-        return await cmd_doctor(config, out)
-    async with RestateProvider(config) as provider:
-        if args.command in ("validate", "create"):
-            spec = from_json(WorkflowSpec, _read_json(args.spec, "spec"))
-            if args.command == "validate":
-                await provider.validate(spec)
-                out.data({"valid": True}) if out.as_json else out.line(
-                    f"{spec.workflow_id}: valid")
-                return OK
-            result = await provider.create_workflow(spec)
-            out.data(_plain(result)) if out.as_json else out.line(
-                f"{result.workflow_id}: {result.message} "
-                f"(service {result.resource_ids['service_name']}, "
-                f"deployment {result.resource_ids['deployment_id']})")
-            return OK
-        if args.command == "delete":
-            await provider.delete_workflow(args.workflow_id)
-            out.data({"deleted": args.workflow_id}) if out.as_json else out.line(
-                f"{args.workflow_id}: deleted")
-            return OK
-        if args.command == "start":
-            execution = ExecutionInput(
-                execution_name=args.name, input=_read_json(args.input, "input"),
-                trigger_source="cli",
-            )
-            started = await provider.start_execution(args.workflow_id, execution)
-            if not args.wait:
-                out.data(_plain(started)) if out.as_json else out.line(
-                    f"{started.execution_id}: {started.message}")
-                return OK
-            status = await provider.wait_execution(started.execution_id)
-            return _show(out, status)
-        if args.command == "status":
-            if args.watch:
-                return await _watch(provider, args.execution_id, out)
-            return _show(out, await provider.get_execution_status(args.execution_id), ok=True)
-        if args.command == "stop":
-            await provider.stop_execution(args.execution_id, args.reason)
-            status = await provider.get_execution_status(args.execution_id)
-            out.data(_plain(status)) if out.as_json else out.line(
-                f"{args.execution_id}: stop requested, now {status.state.value}")
-            return OK
-        if args.command == "list":
-            found = await provider.list_executions(args.workflow_id, args.state, args.limit)
-            if out.as_json:
-                out.data([_plain(s) for s in found])
-                return OK
-            table = Table()
-            for column in ("execution", "workflow", "name", "state", "started", "stopped"):
-                table.add_column(column)
-            for s in found:
-                table.add_row(s.execution_id, s.workflow_id, s.execution_name,
-                              f"{s.state.value} ({s.sub_state})", format_rfc3339(s.start_time),
-                              format_rfc3339(s.stop_time) if s.stop_time else "-")
-            out.console.print(table)
-            return OK
-    raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether `--json` was given (before a `--`), known before parsing can fail."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
-def _show(out: Output, status: ExecutionStatus, *, ok: bool = False) -> int:
-    """Print a status; a failed wait exits 1 (plain `status` of a failure is still ok)."""
-    if out.as_json:
-        out.data(_plain(status))
-    else:
-        out.console.print(status_view(status))
-    succeeded = status.state is ExecutionState.SUCCEEDED
-    return OK if ok or succeeded else FAILED
-
-
-async def _watch(provider: RestateProvider, execution_id: str, out: Output) -> int:
-    """Redraw the status until it ends, with a live progress line."""
-    began = time.monotonic()
-    status = await provider.get_execution_status(execution_id)
-    if out.as_json:
-        status = await poll_until_terminal(provider, execution_id, interval=0.2)
-        return _show(out, status, ok=True)
-    with Live(status_view(status, _progress(status, began)), console=out.console,
-              refresh_per_second=8) as live:
-        while not status.state.is_terminal:
-            await asyncio.sleep(0.2)
-            status = await provider.get_execution_status(execution_id)
-            live.update(status_view(status, _progress(status, began)))
-        live.update(status_view(status, f"{status.state.value} after "
-                                        f"{time.monotonic() - began:.1f}s"))
-    return OK
+def _parse(argv: list[str], out: Output) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit code of `--help` (as JSON in --json mode)."""
+    parser = build_parser()
+    if not out.as_json:
+        try:
+            return parser.parse_args(argv)
+        except SystemExit as exit_:  # --help
+            return USAGE if exit_.code else OK
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            return parser.parse_args(argv)
+    except SystemExit as exit_:
+        out.data({"help": printed.getvalue()})
+        return USAGE if exit_.code else OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `landlord-restate` console script."""
     raw = list(sys.argv[1:] if argv is None else argv)
+    out = Output(_wants_json(raw))
     try:
         flags, rest = split_flags(raw)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE
-    parser = build_parser()
-    try:
-        args = parser.parse_args(rest)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE
-    except SystemExit as exit_:  # --help
-        return USAGE if exit_.code else OK
-    out = Output(args.json)
-    flag_argv = [f"{FLAG_PREFIX}{k}={v}" for k, v in flags.items()]
-    try:
+        parsed = _parse(rest, out)
+        if isinstance(parsed, int):
+            return parsed
+        args = parsed
+        out.as_json = out.as_json or args.json  # an abbreviation (--js) argparse accepted
+        check_arguments(args)
+        flag_argv = [f"{FLAG_PREFIX}{k}={v}" for k, v in flags.items()]
         config = load_config(args.config, argv=flag_argv)
-        return asyncio.run(run(args, config, out))
+        func: Command = args.func
+        return asyncio.run(func(args, config, out))
     except (ConfigError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _fail(out, exc)
         return USAGE
     except WorkflowError as exc:
         _fail(out, exc)
         return FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _fail(out, None, "Interrupted", "interrupted")
         return FAILED
     except Exception as exc:
         shown = _REDACT.sub(r"\1=***", str(exc))[:300]
-        print(f"error: unexpected {type(exc).__name__}: {shown}", file=sys.stderr)
+        _fail(out, None, type(exc).__name__, f"unexpected {type(exc).__name__}: {shown}")
         return FAILED
 
 
-def _fail(out: Output, exc: WorkflowError) -> None:
-    """One clear line (JSON on stdout too when asked); each problem of a spec its own line."""
-    field = getattr(exc, "field", None)
+#: attributes of an error worth a program's attention, beside its message and field
+_ERROR_CONTEXT = ("workflow_id", "execution_id", "state", "deployment_id", "in_flight")
+
+
+def _fail(
+    out: Output,
+    exc: WorkflowError | UsageError | None,
+    kind: str = "",
+    message: str = "",
+) -> None:
+    """One clear line on stderr (each problem of a spec its own line), and in --json mode
+    one `{"error", "message", "field"}` object on stdout, plus the ids it is about."""
+    field: str | None = None
+    if exc is not None:
+        kind, message = type(exc).__name__, exc.message
+        field = exc.key if isinstance(exc, ConfigError) else getattr(exc, "field", None)
     if out.as_json:
-        out.data({"error": type(exc).__name__, "message": exc.message, "field": field})
-    problems = exc.message.split("; ") if isinstance(exc, InvalidSpecError) else [exc.message]
+        shown: dict[str, Any] = {"error": kind, "message": message, "field": field}
+        for name in _ERROR_CONTEXT:
+            value = getattr(exc, name, None)
+            if value is not None:
+                shown[name] = value
+        out.data(shown)
+    problems = message.split("; ") if isinstance(exc, InvalidSpecError) else [message]
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
 

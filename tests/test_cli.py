@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from landlord_restate.cli import main
 from tests.conftest import ROOT, SHARED_SERVICE, cli, dead_endpoint, unique_id
 
 pytestmark = pytest.mark.timeout(180)
@@ -200,3 +201,65 @@ def test_status_watch_in_a_terminal(cli_env: dict[str, str], tmp_path: Path) -> 
     assert "running for" in text
     assert "succeeded after" in text
     assert "\x1b[" in text  # drawn for a terminal, redrawn in place
+
+
+def _one_json_error(stdout: str) -> dict[str, Any]:
+    """stdout as exactly one JSON object with the error keys."""
+    shown = json.loads(stdout)
+    assert isinstance(shown, dict), stdout
+    assert {"error", "message", "field"} <= shown.keys(), shown
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error", "field"),
+    [
+        (("status", "not-an-id"), 2, "UsageError", "execution_id"),
+        (("list", "--limit", "0"), 2, "UsageError", "limit"),
+        (("list", "--limit", "many"), 2, "UsageError", "limit"),  # a bad flag value
+        (("list", "--state", "sleeping"), 2, "UsageError", "state"),
+        (("frobnicate",), 2, "UsageError", "command"),  # an unknown command
+        (("status",), 2, "UsageError", "execution_id"),  # a missing argument
+        (("start", "wf", "--input", "{not json"), 2, "UsageError", "input"),
+        (("stop", "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW"), 2, "UsageError", "reason"),
+        (("list", "--workflow.restate.timeout=-1s"), 2, "ConfigError", "timeout"),
+        (("list", "--workflow.restate.retry_attempts=many"), 2, "ConfigError",
+         "retry_attempts"),
+        (("list", "--workflow.restate.endpoint"), 2, "ConfigError", "endpoint"),
+        (("list", "--bogus-flag=rk_secret"), 2, "UsageError", None),
+    ],
+)
+@pytest.mark.parametrize("where", ["after", "before"])
+def test_json_errors_are_one_json_object(
+    args: tuple[str, ...], code: int, error: str, field: str | None, where: str,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With --json (after the command or before it), every usage or config error prints one
+    {"error", "message", "field"} object on stdout, with the usual exit code."""
+    monkeypatch.setenv("WORKFLOW_RESTATE_ENDPOINT", dead_endpoint())
+    monkeypatch.setenv("LANDLORD_CONFIG", "")
+    argv = [*args, "--json"] if where == "after" else ["--json", *args]
+    assert main(argv) == code
+    captured = capsys.readouterr()
+    shown = _one_json_error(captured.out)
+    assert (shown["error"], shown["field"]) == (error, field)
+    assert shown["message"]
+    assert "rk_secret" not in captured.out + captured.err
+    assert captured.err.startswith("error: ")  # people still get their line
+
+
+def test_json_before_the_command_and_operation_errors(cli_env: dict[str, str]) -> None:
+    """`landlord-restate --json stop ...` works; an operation that fails exits 1 with one
+    JSON error object naming the execution."""
+    missing = "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW"
+    done = cli(cli_env, "--json", "status", missing)
+    assert done.returncode == 1, done.stderr
+    shown = _one_json_error(done.stdout)
+    assert shown["error"] == "ExecutionNotFoundError"
+    assert shown["execution_id"] == missing
+    listed = cli(cli_env, "--json", "list", "--limit", "1")
+    assert listed.returncode == 0, listed.stderr
+    assert isinstance(json.loads(listed.stdout), list)
+    helped = cli(cli_env, "--json", "--help")
+    assert helped.returncode == 0
+    assert "usage: landlord-restate" in json.loads(helped.stdout)["help"]
