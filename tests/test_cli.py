@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from landlord_restate.cli import main
-from tests.conftest import ROOT, SHARED_SERVICE, cli, dead_endpoint, unique_id
+from landlord_restate.restate.local import DeploymentProcess
+from tests.conftest import ROOT, SHARED_SERVICE, cli, dead_endpoint, deployment_env, unique_id
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -263,3 +266,165 @@ def test_json_before_the_command_and_operation_errors(cli_env: dict[str, str]) -
     helped = cli(cli_env, "--json", "--help")
     assert helped.returncode == 0
     assert "usage: landlord-restate" in json.loads(helped.stdout)["help"]
+
+
+# -- operator verbs (issues 20 and 21) ----------------------------------------------------
+
+
+def run_json(env: dict[str, str], *args: str) -> tuple[int, Any]:
+    """Run `landlord-restate ARGS --json`; answer the exit code and the one JSON document."""
+    done = cli(env, *args, "--json")
+    try:
+        return done.returncode, json.loads(done.stdout)
+    except ValueError:
+        raise AssertionError(f"not one JSON document: {done.stdout!r} {done.stderr!r}") from None
+
+
+def wait_state(env: dict[str, str], execution_id: str, *states: str,
+               within: float = 30) -> dict[str, Any]:
+    """The execution's status (via the CLI) once its state is one of `states`."""
+    deadline = time.monotonic() + within
+    while True:
+        code, status = run_json(env, "status", execution_id)
+        assert code == 0, status
+        if status["state"] in states or time.monotonic() > deadline:
+            assert status["state"] in states, status
+            return dict(status)
+        time.sleep(0.2)
+
+
+def slow_execution(env: dict[str, str], tmp_path: Path, **request: Any) -> tuple[str, str]:
+    """A created SlowSteps workflow and a started execution of it: (workflow id, id)."""
+    workflow_id, path = spec_file(tmp_path, handler="SlowSteps")
+    assert cli(env, "create", str(path)).returncode == 0
+    code, started = run_json(env, "start", workflow_id, "--input",
+                             json.dumps({"step_seconds": 5} | request))
+    assert code == 0, started
+    return workflow_id, started["execution_id"]
+
+
+def test_kill_ends_an_execution_now(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """kill ID --reason: stopped at once with the reason; text and JSON, exit 0."""
+    _, execution_id = slow_execution(cli_env, tmp_path)
+    code, status = run_json(cli_env, "kill", execution_id, "--reason", "runaway tenant")
+    assert code == 0, status
+    status = wait_state(cli_env, execution_id, "stopped")
+    assert status["error"]["message"] == "runaway tenant"
+    again = cli(cli_env, "kill", execution_id, "--reason", "again")  # finished: unchanged
+    assert again.returncode == 0, again.stderr
+    assert f"{execution_id}: killed, now stopped" in again.stdout
+    code, refused = run_json(cli_env, "kill", execution_id)  # --reason is required
+    assert (code, refused["field"]) == (2, "reason")
+
+
+def test_pause_then_resume(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """pause ID: it runs no step; resume ID: it goes on and succeeds."""
+    _, execution_id = slow_execution(cli_env, tmp_path, step_seconds=0.5, steps=3)
+    paused = cli(cli_env, "pause", execution_id)
+    assert paused.returncode == 0, paused.stderr
+    assert execution_id in paused.stdout
+    code, status = run_json(cli_env, "status", execution_id)
+    assert code == 0
+    assert status["state"] == "running"
+    deadline = time.monotonic() + 30
+    while status["metadata"].get("restate_status") != "paused" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = run_json(cli_env, "status", execution_id)[1]
+    assert status["metadata"]["restate_status"] == "paused", status["metadata"]
+    code, resumed = run_json(cli_env, "resume", execution_id)
+    assert code == 0, resumed
+    assert wait_state(cli_env, execution_id, "succeeded")["output"] == {"steps": 3}
+
+
+def test_purge_forgets_a_finished_execution(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """purge ID: a finished execution is gone (status exits 1); a running one is refused
+    with exit 1 and its state, and keeps running."""
+    workflow_id, path = spec_file(tmp_path)
+    assert cli(cli_env, "create", str(path)).returncode == 0
+    started = run_json(cli_env, "start", workflow_id, "--input", "{}")[1]
+    wait_state(cli_env, started["execution_id"], "succeeded")
+    code, purged = run_json(cli_env, "purge", started["execution_id"])
+    assert (code, purged) == (0, {"purged": started["execution_id"]})
+    code, gone = run_json(cli_env, "status", started["execution_id"])
+    assert (code, gone["error"]) == (1, "ExecutionNotFoundError")
+    _, running = slow_execution(cli_env, tmp_path)
+    code, refused = run_json(cli_env, "purge", running)
+    assert code == 1, refused
+    assert refused["error"] == "ExecutionStateError"
+    assert refused["execution_id"] == running
+    assert refused["state"] in ("pending", "running")
+    assert cli(cli_env, "kill", running, "--reason", "cleanup").returncode == 0
+
+
+def test_redrive_goes_on_from_where_it_stopped(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """redrive ID: a new execution of a stopped one, printed as start prints it; --wait
+    shows its terminal status; a succeeded execution is refused with exit 1."""
+    _, execution_id = slow_execution(cli_env, tmp_path, step_seconds=1, steps=2)
+    assert cli(cli_env, "stop", execution_id, "--reason", "try again later").returncode == 0
+    wait_state(cli_env, execution_id, "stopped")
+    code, redriven = run_json(cli_env, "redrive", execution_id)
+    assert code == 0, redriven
+    assert redriven["execution_id"] != execution_id
+    assert redriven["state"] in ("pending", "running")
+    waited = cli(cli_env, "redrive", execution_id, "--wait")  # idempotent: the same one
+    assert waited.returncode == 0, waited.stderr
+    assert redriven["execution_id"] in waited.stdout
+    assert "succeeded" in waited.stdout
+    code, refused = run_json(cli_env, "redrive", redriven["execution_id"])
+    assert (code, refused["error"]) == (1, "InvalidInputError")
+
+
+def test_list_by_name_prefix(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """list --name-prefix: only executions whose name starts so (a tenant's), newest first."""
+    workflow_id, path = spec_file(tmp_path)
+    assert cli(cli_env, "create", str(path)).returncode == 0
+    for name in ("acme-1", "globex-1", "acme-2"):
+        assert cli(cli_env, "start", workflow_id, "--name", name).returncode == 0
+    code, found = run_json(cli_env, "list", "--workflow", workflow_id, "--name-prefix", "acme-")
+    assert code == 0, found
+    assert [s["execution_name"] for s in found] == ["acme-2", "acme-1"]
+    table = cli(cli_env, "list", "--workflow", workflow_id, "--name-prefix", "globex")
+    assert table.returncode == 0, table.stderr
+    assert "globex-1" in table.stdout
+    assert "acme-1" not in table.stdout
+    code, refused = run_json(cli_env, "list", "--name-prefix", "acme 1")
+    assert (code, refused["field"]) == (2, "name_prefix")
+
+
+async def test_deployments_and_removing_one(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """deployments: a table (id, address, services, in flight, latest) and JSON; deployments
+    remove ID refuses one that executions run on (exit 1, in flight), --force removes it."""
+    service = f"CliDrain{uuid.uuid4().hex[:8]}"
+    served = DeploymentProcess(tmp_path / "hypercorn.log",
+                               env=deployment_env(WORKFLOW_RESTATE_SERVICE_NAME=service))
+    async with served:
+        env = cli_env | {"WORKFLOW_RESTATE_DEPLOYMENT_URL": served.url,
+                         "WORKFLOW_RESTATE_SERVICE_NAME": service}
+        _, execution_id = await asyncio.to_thread(slow_execution, env, tmp_path,
+                                                  step_seconds=30)
+        code, listed = await asyncio.to_thread(run_json, env, "deployments")
+        assert code == 0, listed
+        ours = [d for d in listed if d["address"].rstrip("/") == served.url]
+        assert len(ours) == 1, listed
+        deployment_id = ours[0]["deployment_id"]
+        assert ours[0]["services"] == [service]
+        assert ours[0]["in_flight"] >= 1
+        assert ours[0]["latest"] is True
+        table = await asyncio.to_thread(cli, env, "deployments")
+        assert table.returncode == 0, table.stderr
+        assert deployment_id in table.stdout
+        assert "in flight" in table.stdout
+        code, refused = await asyncio.to_thread(run_json, env, "deployments", "remove",
+                                                deployment_id)
+        assert code == 1, refused
+        assert refused["error"] == "DeploymentInUseError"
+        assert refused["deployment_id"] == deployment_id
+        assert refused["in_flight"] >= 1
+        code, removed = await asyncio.to_thread(run_json, env, "deployments", "remove",
+                                                deployment_id, "--force")
+        assert (code, removed) == (0, {"removed": deployment_id})
+        listed = (await asyncio.to_thread(run_json, env, "deployments"))[1]
+        assert deployment_id not in [d["deployment_id"] for d in listed]
+        await asyncio.to_thread(cli, env, "kill", execution_id, "--reason", "cleanup")
+    code, refused = run_json(cli_env, "deployments", "remove", "not-a-deployment")
+    assert (code, refused["field"]) == (2, "deployment_id")
