@@ -469,9 +469,7 @@ def plain(value: Any) -> Any:
 @example(types.MappingProxyType({"a": 1}))
 @example({"x": "\ud800"})
 def test_the_bounds_check_and_both_encoders_agree(value: Any) -> None:
-    """What json_problem accepts, encode_json encodes as the JSON it is and config_hash
-    hashes; what it refuses, both refuse as InvalidInputError (never ValueError,
-    TypeError or UnicodeEncodeError)."""
+    """What json_problem accepts both encoders encode; what it refuses both refuse, typed."""
     problem = json_problem(value)
     if problem is None:
         assert json.loads(encode_json(value, "input")) == plain(value)
@@ -487,8 +485,7 @@ def test_the_bounds_check_and_both_encoders_agree(value: Any) -> None:
 @EXAMPLES
 @given(hostile_json)
 def test_any_input_value(value: Any) -> None:
-    """start_execution with any of these: InvalidInputError naming input, or sent (here:
-    Restate is unreachable)."""
+    """start_execution: InvalidInputError naming input, or sent (to an absent Restate)."""
     raised = offline(lambda p: p.start_execution("tenant-provisioning",
                                                  ExecutionInput(input=value)))
     if isinstance(raised, InvalidInputError):
@@ -503,8 +500,7 @@ def test_any_input_value(value: Any) -> None:
 @example({"replicas": 10**5000})
 @example({"x": "\ud800"})
 def test_any_desired_config(desired: Any) -> None:
-    """invoke with any configuration: InvalidInputError naming request.desired_config,
-    or hashed and sent."""
+    """invoke: InvalidInputError naming request.desired_config, or hashed and sent."""
     raised = offline(lambda p: p.invoke(
         "tenant-provisioning", ProvisionRequest(tenant_id="t", desired_config=desired)))
     if isinstance(raised, InvalidInputError):
@@ -562,8 +558,7 @@ def test_lone_surrogates_in_string_fields(text: str, field: str) -> None:
 @given(st.integers() | edge_ints | st.floats() | st.none())
 @example(10**400)
 def test_any_wait_timeout(timeout: Any) -> None:
-    """wait_execution's timeout: a positive number float64 holds, else InvalidInputError
-    naming timeout before any I/O (10**400 was an OverflowError)."""
+    """A timeout float64 cannot hold (10**400: OverflowError) is InvalidInputError, timeout."""
     raised = offline(lambda p: p.wait_execution("inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW",
                                                 timeout=timeout))
     try:

@@ -557,8 +557,7 @@ async def test_a_configuration_go_cannot_read_invokes_nothing(
 async def test_an_overlong_tenant_is_named_as_the_caller_passed_it(
     shared_provider: RestateProvider, name: str
 ) -> None:
-    """1,025 characters: `request.tenant_id` (was `tags`, a field invoke's caller never
-    passed); nothing started. 1,024 still invokes."""
+    """1,025 characters name request.<field> (was `tags`), start nothing; 1,024 invokes."""
     workflow_id = await created(shared_provider, "GoPair")
     base = ProvisionRequest(tenant_id=unique_id("tenant"))
     too_long: dict[str, Any] = {name: "x" * 1025}
@@ -575,8 +574,7 @@ async def test_an_overlong_tenant_is_named_as_the_caller_passed_it(
 
 
 async def test_any_mapping_is_the_json_object_it_holds(shared_provider: RestateProvider) -> None:
-    """A MappingProxyType passed the bounds check, then was a TypeError (input) or refused
-    (desired_config): now the run gets the object, and invoke hashes it as the dict."""
+    """MappingProxyType (was a TypeError) runs as its object; invoke hashes it as a dict."""
     echo = await created(shared_provider, "GoPair")
     started = await shared_provider.start_execution(echo, ExecutionInput(
         input=types.MappingProxyType({"value": types.MappingProxyType({"n": (1, 2)})})
@@ -602,8 +600,7 @@ async def test_any_mapping_is_the_json_object_it_holds(shared_provider: RestateP
 
 
 async def test_one_and_one_point_zero_answer_one_run(shared_provider: RestateProvider) -> None:
-    """{"replicas": 1} while {"replicas": 1.0} runs: the same execution (Go hashes one
-    float64); before, two identities and two runs."""
+    """{"replicas": 1} while {"replicas": 1.0} runs answers that run: one float64 in Go."""
     workflow_id = await created(shared_provider, "SleepThenCallback")
     tenant = unique_id("replicas")
     first = await shared_provider.invoke(
@@ -636,8 +633,7 @@ async def test_one_and_one_point_zero_answer_one_run(shared_provider: RestatePro
 async def test_a_callback_go_cannot_read_leaves_the_run_waiting(
     shared_provider: RestateProvider, resource_ids: dict[str, Any]
 ) -> None:
-    """resource_ids with a huge int (a ValueError before) or a lone surrogate: refused
-    naming payload.resource_ids; the run still waits, and a good callback completes it."""
+    """Huge ints or lone surrogates in resource_ids: refused by name; the run still waits."""
     workflow_id = await created(shared_provider, "SleepThenCallback")
     started = await shared_provider.start_execution(workflow_id, ExecutionInput(input={}))
     await wait_status(shared_provider, started.execution_id,
