@@ -10,19 +10,21 @@
 and `hypercorn services.app:app` hosting the handler modules you name, waits until both
 serve, and stops both on exit, also when start-up fails half way. The server binary is
 `$RESTATE_SERVER_BIN`, else `restate-server` on PATH, else the one a checkout of this
-project installs with `make setup` (`.restate/npm`). `kill_*` and `restart_*` crash and
-bring back either process, for durability tests; `LocalCluster` is a 3-node cluster.
+project installs with `make setup` (`.restate/npm`). `kill_*` and `restart_*` (all
+coroutines) crash and bring back either process, for durability tests; `LocalCluster` is a
+3-node cluster. A `LocalRestate` starts once: a second start while it runs is an error, and
+both processes end with the process that started them, however it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.local import (
@@ -89,10 +91,27 @@ class LocalRestate(StartStop):
         }
         return RestateConfig(**(settings | overrides)).check()  # type: ignore[arg-type]
 
+    async def __aenter__(self) -> Self:
+        self._refuse_second_start()  # before StartStop's clean-up, which would stop the first
+        return await super().__aenter__()
+
+    def _refuse_second_start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError(
+                "LocalRestate is already started (entered twice, or start() called again): "
+                "one LocalRestate runs one server and one deployment; use restart_server() "
+                "or restart_deployment() to bring back a killed process, or another "
+                "LocalRestate for a second stack"
+            )
+
     async def start(self) -> None:
-        """Start restate-server, then the deployment, and wait until both serve."""
+        """Start restate-server, then the deployment, and wait until both serve; a second
+        start while started raises RuntimeError and leaves the running stack as it is."""
+        self._refuse_second_start()
         if self._base_dir is None:
-            self._temporary = tempfile.TemporaryDirectory(prefix="landlord-restate-")
+            self._temporary = tempfile.TemporaryDirectory(
+                prefix="landlord-restate-", ignore_cleanup_errors=True
+            )
             base = Path(self._temporary.name)
         else:
             base = self._base_dir
@@ -126,19 +145,21 @@ class LocalRestate(StartStop):
             await server.aclose()
         temporary, self._temporary = self._temporary, None
         if temporary is not None:
-            await asyncio.to_thread(shutil.rmtree, temporary.name, True)
+            # cleanup(), not a bare rmtree: it also disarms the object's finalizer, which
+            # would fail on the removed dir when the object is collected
+            await asyncio.to_thread(temporary.cleanup)
 
-    def kill_server(self) -> None:
-        """SIGKILL restate-server, as a crash would."""
-        self.server.kill()
+    async def kill_server(self) -> None:
+        """SIGKILL restate-server, as a crash would (returns once it is gone)."""
+        await asyncio.to_thread(self.server.kill)
 
     async def restart_server(self, *, wait_for_partitions: bool = True) -> None:
         """Start restate-server again on the same data dir and ports."""
         await self.server.start(wait_for_partitions=wait_for_partitions)
 
-    def kill_deployment(self) -> None:
-        """SIGKILL the handler deployment (hypercorn and its worker)."""
-        self.deployment.kill()
+    async def kill_deployment(self) -> None:
+        """SIGKILL the handler deployment (returns once it is gone)."""
+        await asyncio.to_thread(self.deployment.kill)
 
     async def restart_deployment(self) -> None:
         """Start the deployment again on the same socket (the same URL)."""

@@ -6,6 +6,14 @@ Internal: the public harness is `landlord_restate.testing` (which builds on thes
 stopping waits in a thread, never blocking the event loop. `kill()` is a real SIGKILL,
 for durability tests; `start()` again restarts on the same data dir (server) or the same
 listening socket (deployment).
+
+Every process started here ends with its owner, however the owner ends (`kill -9`, a closed
+terminal): on Linux each child asks the kernel for SIGKILL when its parent dies
+(`PR_SET_PDEATHSIG`). The kernel sends it when the *thread* that forked the child ends, so
+children are forked from one thread that lives as long as the process, never from the
+caller's (possibly short-lived) thread. restate-server is started as the binary itself (not
+npm's node wrapper, whose child would outlive it) and hypercorn without worker processes,
+so the signal reaches every process that serves.
 """
 
 from __future__ import annotations
@@ -13,14 +21,18 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import ctypes
+import errno
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -43,6 +55,61 @@ def free_port() -> int:
         return port
 
 
+class PortInUseError(OSError):
+    """A fixed port another process already listens on; `pid` and `command` name that
+    process when /proc shows it."""
+
+    def __init__(self, port: int, what: str, holder: tuple[int, str] | None) -> None:
+        self.port = port
+        self.what = what
+        self.pid: int | None = holder[0] if holder else None
+        self.command: str | None = holder[1] if holder else None
+        by = (f" by pid {self.pid} ({self.command})" if holder
+              else " (by a process this user cannot see)")
+        super().__init__(errno.EADDRINUSE, f"port {port} ({what}) is already in use{by}")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def port_holder(port: int) -> tuple[int, str] | None:
+    """(pid, command line) of the process listening on TCP `port`, from /proc; None when no
+    listener is found or its process is not readable."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local address hex "IP:PORT", state 0A is LISTEN, field 9 the inode
+                if len(fields) > 9 and fields[3] == "0A" and \
+                        int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{pid}/fd")
+            if any(os.readlink(fds / fd) in inodes for fd in os.listdir(fds)):
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+                return int(pid), command[:200]
+    return None
+
+
+def check_ports_free(ports: Mapping[int, str]) -> None:
+    """Raise `PortInUseError` for the first of `ports` (port: what it is for) that another
+    process listens on."""
+    for port, what in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                raise PortInUseError(port, what, port_holder(port)) from None
+
+
 def project_root(start: Path | None = None) -> Path:
     """The nearest folder at or above `start` (default: cwd) holding restate.toml."""
     here = (start or Path.cwd()).resolve()
@@ -58,10 +125,10 @@ def find_server_binary(root: Path | None = None) -> Path:
     directory, or this package's own location)."""
     explicit = os.environ.get(SERVER_BINARY_ENV)
     if explicit:
-        return Path(explicit)
+        return _past_node_wrapper(Path(explicit))
     on_path = shutil.which("restate-server")
     if on_path:
-        return Path(on_path)
+        return _past_node_wrapper(Path(on_path))
     checkouts = {project_root(root), project_root(Path(__file__).parent)}
     for checkout in sorted(checkouts):
         found = sorted(checkout.glob(_NPM_GLOB))
@@ -73,6 +140,24 @@ def find_server_binary(root: Path | None = None) -> Path:
         f"`make setup` in a checkout of landlord-restate (looked in "
         f"{', '.join(str(c / '.restate/npm') for c in sorted(checkouts))})"
     )
+
+
+def _past_node_wrapper(binary: Path) -> Path:
+    """The real restate-server behind npm's node wrapper (`npm install -g` puts the wrapper
+    on PATH): killing the wrapper would leave its child serving. Anything else as it is."""
+    try:
+        with binary.open("rb") as head:
+            if head.read(2) != b"#!":
+                return binary
+    except OSError:
+        return binary
+    package = binary.resolve().parent.parent  # .../@restatedev/restate-server/lib/index.js
+    for pattern in ("node_modules/@restatedev/restate-server-*/bin/restate-server",
+                    "../restate-server-*/bin/restate-server"):
+        found = sorted(package.glob(pattern))
+        if found:
+            return found[0].resolve()
+    return binary
 
 
 #: a probe is (method, url, JSON body or None); ready when it answers 200
@@ -91,13 +176,17 @@ def describe_machine(root: Path | None = None) -> str:
 
 
 async def _wait_healthy(
-    probes: list[_Probe], process: subprocess.Popen[bytes], within: float, what: str, log: Path
+    probes: list[_Probe], process: subprocess.Popen[bytes], within: float, what: str, log: Path,
+    exited: Callable[[int], str] | None = None,
 ) -> None:
+    """Probe until each answers 200; `exited(returncode)` says why the process ended early."""
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
         pending = list(probes)
         while pending:
             if process.poll() is not None:
+                if exited is not None:
+                    raise RuntimeError(exited(process.returncode))
                 raise RuntimeError(f"{what} exited with {process.returncode}: {_tail(log)}")
             method, url, body = pending[0]
             try:
@@ -112,24 +201,92 @@ async def _wait_healthy(
             await asyncio.sleep(0.05)
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def _tail(path: Path, lines: int = 20, offset: int = 0) -> str:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
     except OSError:
         return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def import_failure(output: str, modules: Sequence[str]) -> tuple[str | None, str] | None:
+    """(the named module that failed, the exception line) from the last Python traceback in
+    `output`; the module is None when the traceback runs through none of `modules`."""
+    start = output.rfind("Traceback (most recent call last):")
+    if start < 0:
+        return None
+    lines = output[start:].splitlines()[1:]
+    exception = next((line for line in lines if line and not line[0].isspace()), None)
+    if exception is None:
+        return None
+    files = [match.group(1) for line in lines
+             if (match := re.match(r'\s+File "([^"]+)"', line))]
+    for file in files:  # outermost first: the module named, not one that it imports
+        for module in modules:
+            path = module.replace(".", "/")
+            if file.endswith((f"/{path}.py", f"/{path}/__init__.py")):
+                return module, exception
+    missing = re.search(r"No module named '([^']+)'", exception)
+    if missing:
+        for module in modules:
+            if module == missing.group(1) or module.startswith(f"{missing.group(1)}."):
+                return module, exception
+    return None, exception
+
+
+#: PR_SET_PDEATHSIG from <linux/prctl.h>
+_PR_SET_PDEATHSIG = 1
+#: the one thread every child is forked from: it lives as long as the process, so the
+#: parent-death signal fires when the process ends, not when a caller's thread does
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landlord-restate-spawner")
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` asking the kernel to SIGKILL the child when this process ends (Linux;
+    None elsewhere). Everything it calls is resolved before the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent, kill = os.getpid(), int(signal.SIGKILL)
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, kill)
+        if os.getppid() != parent:  # the owner died before the request took effect
+            os.kill(os.getpid(), kill)
+
+    return preexec
+
+
+def _popen(
+    argv: list[str], env: dict[str, str], log: IO[bytes], pass_fds: tuple[int, ...]
+) -> subprocess.Popen[bytes]:
+    """Start a child on the spawner thread, tied to this process's life; in a session of its
+    own, so kill() and stop() reach its whole process group."""
+    def fork() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, pass_fds=pass_fds, preexec_fn=_die_with_parent(),
+        )
+
+    return _SPAWNER.submit(fork).result()
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Signal the child and everything it started (hypercorn runs its worker as a child)."""
+    """Signal the child and everything it started (its process group)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
 
 
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+def _terminate(
+    process: subprocess.Popen[bytes] | None, signals: tuple[signal.Signals, ...]
+) -> None:
     if process is None:
         return
     if process.poll() is None:
-        _signal_group(process, signal.SIGTERM)
+        for sig in signals:
+            _signal_group(process, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(_STOP_GRACE)
     _signal_group(process, signal.SIGKILL)  # whatever of the group is left
@@ -170,6 +327,10 @@ class _Process(StartStop):
 
     _process: subprocess.Popen[bytes] | None = None
     _log_handle: IO[bytes] | None = None
+    #: where this run's output starts in the log (earlier runs append to the same file)
+    _log_offset: int = 0
+    #: what asks the process to shut down cleanly (SIGKILL follows after a grace period)
+    _stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM,)
 
     async def aclose(self) -> None:
         """`stop()` in a worker thread: the grace period never blocks the event loop."""
@@ -180,16 +341,15 @@ class _Process(StartStop):
         """The child's pid while it runs."""
         return self._process.pid if self._process and self._process.poll() is None else None
 
-    def _spawn(self, argv: list[str], env: Mapping[str, str], log: Path, **kw: object) -> None:
+    def _spawn(
+        self, argv: list[str], env: Mapping[str, str], log: Path, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         if self._log_handle is not None:  # a restart after kill()
             self._log_handle.close()
         self._log_handle = log.open("ab")
-        # a session of its own: kill() and stop() reach the whole process group
-        self._process = subprocess.Popen(
-            argv, env=dict(env), stdout=self._log_handle, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, **kw,  # type: ignore[call-overload]
-        )
+        self._log_offset = self._log_handle.tell()
+        self._process = _popen(argv, dict(env), self._log_handle, pass_fds)
 
     def kill(self) -> None:
         """SIGKILL to the whole process group, as a crash would: no shutdown, nothing flushed."""
@@ -199,7 +359,7 @@ class _Process(StartStop):
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period; safe to call twice."""
-        _terminate(self._process)
+        _terminate(self._process, self._stop_signals)
         self._process = None
         if self._log_handle is not None:
             self._log_handle.close()
@@ -304,6 +464,10 @@ class DeploymentProcess(_Process):
     free port, and a restart after `kill()` serves the very same address.
     """
 
+    #: SIGTERM lets the Restate SDK tell in-flight invocations to wrap up; SIGINT stops
+    #: hypercorn, since the SDK takes SIGTERM over from it at the app's first request
+    _stop_signals = (signal.SIGTERM, signal.SIGINT)
+
     def __init__(
         self,
         log_file: Path,
@@ -334,14 +498,35 @@ class DeploymentProcess(_Process):
         if self.pid is not None:
             return
         fd = self._socket.fileno()
-        argv = [sys.executable, "-m", "hypercorn", self.app, "--bind", f"fd://{fd}"]
+        # --workers 0: serve in hypercorn's own process; a worker process would outlive a
+        # hypercorn killed by its parent's death (and hide an import error behind exit 0)
+        argv = [sys.executable, "-m", "hypercorn", self.app, "--bind", f"fd://{fd}",
+                "--workers", "0"]
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._spawn(argv, env, self.log_file, pass_fds=(fd,))
         assert self._process is not None
         await _wait_healthy(
             [("GET", f"{self.url}/health", None)], self._process, self.startup_timeout,
-            "hypercorn", self.log_file,
+            "hypercorn", self.log_file, exited=self._exited,
         )
+
+    def _exited(self, returncode: int) -> str:
+        """Why hypercorn ended before serving: the handler module that did not import and
+        its exception, read from the traceback in its output; then the output's tail."""
+        output = _tail(self.log_file, lines=400, offset=self._log_offset)
+        tail = "\n".join(output.splitlines()[-20:])
+        modules = [m.strip() for m in {**os.environ, **self.env}.get(
+            "LANDLORD_RESTATE_HANDLERS", "").split(",") if m.strip()]
+        found = import_failure(output, modules)
+        if found is None:
+            why = ""
+        elif found[0] is None:
+            why = f" {self.app} failed to load: {found[1]};"
+        else:
+            why = (f" handler module {found[0]!r} (LANDLORD_RESTATE_HANDLERS) failed to "
+                   f"import: {found[1]};")
+        return (f"hypercorn exited with {returncode} before serving:{why} "
+                f"output ({self.log_file}):\n{tail}")
 
     def close(self) -> None:
         """Stop hypercorn and release the socket."""
