@@ -1,14 +1,19 @@
 """`make run`: a local Restate stack, one TenantProvisioning execution, then serve until Ctrl-C.
 
 This is an application entry point, so unlike the library it configures loguru's sink.
+Ctrl-C, SIGTERM and SIGHUP (a closed terminal) stop it the same way: the server and the
+deployment are stopped cleanly. When it dies without a chance to (`kill -9`), they end with
+it anyway (see `landlord_restate.restate.local`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from loguru import logger
@@ -19,7 +24,9 @@ from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.local import (
     DeploymentProcess,
     LocalCluster,
+    PortInUseError,
     ServerProcess,
+    check_ports_free,
     project_root,
 )
 from landlord_restate.restate.provider import RestateProvider
@@ -31,7 +38,10 @@ from landlord_restate.workflow.types import (
     WorkflowSpec,
 )
 
-INGRESS_PORT, ADMIN_PORT, DEPLOYMENT_PORT = 8080, 9070, 9080
+INGRESS_PORT, ADMIN_PORT, DEPLOYMENT_PORT, NODE_PORT = 8080, 9070, 9080, 5122
+#: `LANDLORD_RESTATE_DEMO_PORTS=ingress,admin,deployment,node-to-node` moves `make run` off
+#: its default ports (when another process holds them)
+PORTS_ENV = "LANDLORD_RESTATE_DEMO_PORTS"
 #: `make cluster`: node i listens on these plus i (ingress, admin, node-to-node)
 CLUSTER_PORTS = (28080, 29070, 25122)
 DEMO_SPEC = WorkflowSpec(
@@ -54,12 +64,48 @@ def _log_format(record: Any) -> str:
     return "<green>{time:HH:mm:ss}</green> {level:<7} {message} <dim>" + fields + "</dim>\n"
 
 
-async def _until_interrupted() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+class _Interrupts:
+    """SIGINT, SIGTERM and SIGHUP: while starting, cancel the start (what started is stopped
+    on the way out); while serving, end the serving, which stops the stack."""
+
+    def __init__(self) -> None:
+        self._task = asyncio.current_task()
+        self._serving = False
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, self._received)
+
+    def _received(self) -> None:
+        if self._serving:
+            self._stop.set()
+        elif self._task is not None:
+            self._task.cancel()
+
+    async def serve(self) -> None:
+        """Wait for a signal."""
+        self._serving = True
+        await self._stop.wait()
+
+
+def demo_ports(env: Mapping[str, str] | None = None) -> tuple[int, int, int, int]:
+    """(ingress, admin, deployment, node-to-node): the defaults, or $LANDLORD_RESTATE_DEMO_PORTS."""
+    raw = (os.environ if env is None else env).get(PORTS_ENV, "").strip()
+    if not raw:
+        return INGRESS_PORT, ADMIN_PORT, DEPLOYMENT_PORT, NODE_PORT
+    parts = [part.strip() for part in raw.split(",")]
+    if len(parts) != 4 or not all(p.isdigit() and 0 < int(p) < 65536 for p in parts):
+        raise SystemExit(f"{PORTS_ENV}={raw!r}: want four ports, ingress,admin,deployment,node "
+                         f"(e.g. 18080,19070,19080,15122)")
+    ingress, admin, deployment, node = (int(p) for p in parts)
+    return ingress, admin, deployment, node
+
+
+def _ports_taken(error: PortInUseError, other_ports: str | None) -> str:
+    """What to print when a port is taken: which, by whom, and how to get past it."""
+    stop = f"stop it (kill {error.pid})" if error.pid else "stop what holds it"
+    instead = f", or run on other ports: {PORTS_ENV}={other_ports} make run" if other_ports else ""
+    return f"cannot start: {error}\n{stop}{instead}"
 
 
 def _configure_logging() -> None:
@@ -143,8 +189,27 @@ async def _run_execution(config: RestateConfig, started: float) -> ExecutionStat
 
 
 async def main() -> int:
-    """Run the demo on one server; the exit status is 0 when the execution succeeded."""
+    """Run the demo on one server; the exit status is 0 when the execution succeeded, 1 when
+    it did not or the stack could not start, 130 when a signal ended the start-up."""
     _configure_logging()
+    interrupts = _Interrupts()
+    ingress, admin, deployment_port, node = demo_ports()
+    try:
+        check_ports_free({ingress: "restate-server ingress", admin: "restate-server admin",
+                          node: "restate-server node-to-node",
+                          deployment_port: "the handler deployment"})
+    except PortInUseError as error:
+        print(_ports_taken(error, "18080,19070,19080,15122"), file=sys.stderr)
+        return 1
+    try:
+        return await _main(interrupts, ingress, admin, deployment_port, node)
+    except asyncio.CancelledError:
+        print("interrupted while starting; stopped", file=sys.stderr)
+        return 130
+
+
+async def _main(interrupts: _Interrupts, ingress: int, admin: int, deployment_port: int,
+                node: int) -> int:
     root = project_root()
     data = root / ".restate"
     collector = TraceCollector()
@@ -153,32 +218,34 @@ async def main() -> int:
         # the demo execution's trace
         server = ServerProcess(
             data / "data",
-            ingress_port=INGRESS_PORT,
-            admin_port=ADMIN_PORT,
-            node_port=5122,
+            ingress_port=ingress,
+            admin_port=admin,
+            node_port=node,
             config_file=root / "restate.toml",
             env={"RESTATE_TRACING_ENDPOINT": collector.url.replace("http://", "otlp+http://"),
                  "OTEL_BSP_SCHEDULE_DELAY": "200"},
         )
-        deployment = DeploymentProcess(data / "hypercorn.log", port=DEPLOYMENT_PORT, env={
+        deployment = DeploymentProcess(data / "hypercorn.log", port=deployment_port, env={
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces",
             "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "landlord-deployment",
         })
-        return await _serve_demo(server, deployment, collector)
+        return await _serve_demo(server, deployment, collector, interrupts)
 
 
 async def _serve_demo(
-    server: ServerProcess, deployment: DeploymentProcess, collector: TraceCollector
+    server: ServerProcess, deployment: DeploymentProcess, collector: TraceCollector,
+    interrupts: _Interrupts,
 ) -> int:
     started = time.monotonic()
     async with server, deployment:
         print(f"restate-server  ingress {server.ingress_url}  admin {server.admin_url}")
         print(f"Restate UI      {server.admin_url}/ui/")
         print(f"deployment      {deployment.url}  (hypercorn services.app:app)")
-        config = RestateConfig(endpoint=server.ingress_url, deployment_url=deployment.url)
+        config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
+                               deployment_url=deployment.url)
         status = await run_demo(config, started, collector)
-        print("serving; press Ctrl-C to stop restate-server and the deployment")
-        await _until_interrupted()
+        print("serving; press Ctrl-C to stop restate-server and the deployment", flush=True)
+        await interrupts.serve()
     print("stopped")
     return 0 if status.state is ExecutionState.SUCCEEDED else 1
 
@@ -186,6 +253,22 @@ async def _serve_demo(
 async def main_cluster() -> int:
     """`make cluster`: the demo on three restate-server nodes, through all three."""
     _configure_logging()
+    interrupts = _Interrupts()
+    ports = {port + i: f"node n{i + 1} {what}" for i in range(3) for port, what in
+             zip(CLUSTER_PORTS, ("ingress", "admin", "node-to-node"), strict=True)}
+    try:
+        check_ports_free({**ports, DEPLOYMENT_PORT: "the handler deployment"})
+    except PortInUseError as error:
+        print(_ports_taken(error, None), file=sys.stderr)
+        return 1
+    try:
+        return await _main_cluster(interrupts)
+    except asyncio.CancelledError:
+        print("interrupted while starting; stopped", file=sys.stderr)
+        return 130
+
+
+async def _main_cluster(interrupts: _Interrupts) -> int:
     data = project_root() / ".restate"
     cluster = LocalCluster(data / "cluster", first_ports=CLUSTER_PORTS)
     deployment = DeploymentProcess(data / "hypercorn-cluster.log", port=DEPLOYMENT_PORT)
@@ -203,8 +286,8 @@ async def main_cluster() -> int:
         )
         print(f"provider        endpoint={config.endpoint}")
         status = await run_demo(config, started)
-        print("serving; press Ctrl-C to stop the cluster and the deployment")
-        await _until_interrupted()
+        print("serving; press Ctrl-C to stop the cluster and the deployment", flush=True)
+        await interrupts.serve()
     print("stopped")
     return 0 if status.state is ExecutionState.SUCCEEDED else 1
 
