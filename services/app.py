@@ -26,6 +26,7 @@ from landlord_restate.workflow.convert import parse_go_duration
 from landlord_restate.workflow.errors import ConfigError, WorkflowError
 from services import tracing
 from services.catalog import catalog
+from services.control import control
 from services.registry import HandlerFn, registered_handlers
 from services.shim import build_workflow
 
@@ -54,8 +55,8 @@ def build_services(
     service_name: str | None,
     retention: timedelta = DEFAULT_RETENTION,
 ) -> list[restate.Workflow | restate.VirtualObject]:
-    """The catalog plus the workflow services that host `handlers`."""
-    workflows: list[restate.Workflow | restate.VirtualObject] = [catalog]
+    """The catalog and the control object, plus the workflow services that host `handlers`."""
+    workflows: list[restate.Workflow | restate.VirtualObject] = [catalog, control]
     if service_name:
         workflows.append(
             build_workflow(check_service_name(service_name), handlers, retention=retention)

@@ -1,7 +1,9 @@
 """Workflow specs stored in Restate: a Virtual Object keyed by workflow id.
 
-Exclusive handlers serialize writes per workflow id, so two concurrent creates of one id
-store one spec; `get` is shared and never waits behind them.
+The exclusive `put` serializes writes per workflow id, so two concurrent creates of one id
+store one spec; `get` is shared and never waits behind them: every run calls it before its
+first step. The provider reads and deletes records with the admin API and SQL alone, so
+neither needs this deployment.
 
 Internal: not API (the public names are in the package's `__all__`).
 """
@@ -14,13 +16,11 @@ from typing import Any
 import restate
 
 from landlord_restate.restate.wire import (
-    CATALOG_DELETE,
     CATALOG_GET,
     CATALOG_PUT,
+    CATALOG_RECORD,
     CATALOG_SERVICE,
 )
-
-RECORD_STATE = "record"
 
 catalog = restate.VirtualObject(
     CATALOG_SERVICE,
@@ -34,21 +34,15 @@ catalog = restate.VirtualObject(
 @catalog.handler(name=CATALOG_PUT)
 async def put(ctx: restate.ObjectContext, record: dict[str, Any]) -> dict[str, Any]:
     """Store `record` unless one is stored; answer what is stored (first write wins)."""
-    existing: dict[str, Any] | None = await ctx.get(RECORD_STATE)
+    existing: dict[str, Any] | None = await ctx.get(CATALOG_RECORD)
     if existing is not None:
         return existing
-    ctx.set(RECORD_STATE, record)
+    ctx.set(CATALOG_RECORD, record)
     return record
 
 
 @catalog.handler(name=CATALOG_GET, kind="shared")
 async def get(ctx: restate.ObjectSharedContext) -> dict[str, Any] | None:
     """The stored record, or null."""
-    record: dict[str, Any] | None = await ctx.get(RECORD_STATE)
+    record: dict[str, Any] | None = await ctx.get(CATALOG_RECORD)
     return record
-
-
-@catalog.handler(name=CATALOG_DELETE)
-async def delete(ctx: restate.ObjectContext) -> None:
-    """Forget the record; deleting twice is harmless."""
-    ctx.clear(RECORD_STATE)

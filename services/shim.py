@@ -1,9 +1,11 @@
 """Adapts Go-style handlers to a Restate Workflow.
 
-`run` executes one Landlord execution: it records the envelope, arms the timeout, runs the
-handler with the durable-step API and records the outcome. Shared handlers beside it let the
-provider stop it with a reason and deliver the compute callback; a delayed call to `expire`
-enforces the timeout inside Restate, so it survives restarts.
+`run` executes one Landlord execution: it reads its workflow's catalog record (a run of a
+workflow deleted meanwhile ends at once as `workflow_not_found`, before any handler step),
+arms the timeout, runs the handler with the durable-step API and records the outcome. A
+shared handler beside it takes the compute callback; a delayed call to `expire` enforces
+the timeout inside Restate, so it survives restarts. Stop reasons are kept by the provider
+(`LandlordControl`), so a stop never waits for this deployment.
 
 Internal: not API (the public names are in the package's `__all__`).
 """
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import restate
 from loguru import logger
 from restate.exceptions import SdkInternalBaseException
@@ -28,13 +31,14 @@ from landlord_restate.restate.wire import (
     HANDLERS_METADATA,
     OUTCOME_STATE,
     RUN_HANDLER,
-    STOP_HANDLER,
-    STOP_PROMISE,
+    CatalogRecord,
     ExecutionEnvelope,
     Outcome,
     OutcomeError,
 )
+from landlord_restate.workflow.convert import to_json
 from services import tracing
+from services.catalog import get as catalog_get
 from services.context import (
     HandlerContext,
     handler_error_from,
@@ -144,6 +148,7 @@ def build_workflow(
             execution_id=ctx.request().id,
             handler=envelope.handler,
         )
+        envelope = await _checked_against_catalog(ctx, service_name, envelope)
         fn = hosted.get(envelope.handler)
         if fn is None:
             error = HandlerError(
@@ -183,12 +188,6 @@ def build_workflow(
         hctx.logger.info("execution succeeded", state="succeeded")
         return output
 
-    @workflow.handler(name=STOP_HANDLER)
-    async def stop(ctx: restate.WorkflowSharedContext, reason: str) -> None:
-        """Record why the provider is about to cancel `run` (first reason wins)."""
-        if await ctx.promise(STOP_PROMISE, type_hint=str).peek() is None:
-            await ctx.promise(STOP_PROMISE, type_hint=str).resolve(reason)
-
     @workflow.handler(name=EXPIRE_HANDLER)
     async def expire(ctx: restate.WorkflowSharedContext, invocation_id: str) -> None:
         """The timeout fired: mark it, then cancel `run`."""
@@ -198,10 +197,50 @@ def build_workflow(
 
     @workflow.handler(name=COMPUTE_CALLBACK_HANDLER)
     async def compute_callback(ctx: restate.WorkflowSharedContext, payload: dict[str, Any]) -> None:
-        """Deliver Landlord's compute callback; a second delivery answers 409."""
-        await ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict).resolve(payload)
+        """Deliver Landlord's compute callback; a second delivery changes nothing."""
+        promise = ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict)
+        if await promise.peek() is None:
+            await promise.resolve(payload)
 
     return workflow
+
+
+async def _checked_against_catalog(
+    ctx: restate.WorkflowContext, service_name: str, envelope: ExecutionEnvelope
+) -> ExecutionEnvelope:
+    """The envelope as the workflow's catalog record says to run it now; the run fails as
+    `workflow_not_found` when the workflow was deleted or now lives on another service.
+
+    Read through the catalog, in the journal, before any handler step: a start that got
+    past the provider's and the ingress's checks (another node's stale view, a raw ingress
+    call, a service shared with workflows that still exist) never runs a step of a deleted
+    workflow.
+    """
+    answer = await ctx.object_call(catalog_get, key=envelope.workflow_id, arg=None)
+    record = None
+    if answer is not None:
+        try:
+            record = CatalogRecord.from_json(answer)
+            spec = record.workflow_spec()
+        except Exception as exc:
+            raise _fail(ctx, HandlerError(
+                "invalid_catalog_record",
+                f"the catalog record of workflow {envelope.workflow_id!r} cannot be read: "
+                f"{readable(exc) or type(exc).__name__}",
+            )) from exc
+    if record is None or (record.service and record.service != service_name):
+        raise _fail(ctx, HandlerError(
+            "workflow_not_found",
+            f"workflow {envelope.workflow_id!r} "
+            + ("does not exist (deleted?)" if record is None
+               else f"now runs on service {record.service}, not {service_name}"),
+        ))
+    return attrs.evolve(
+        envelope,
+        handler=record.handler or envelope.handler,
+        timeout=to_json(spec.timeout) if spec.timeout else envelope.timeout,
+        retry_policy=spec.retry_policy,
+    )
 
 
 def _fail(ctx: restate.WorkflowContext, error: HandlerError) -> restate.TerminalError:
@@ -221,9 +260,10 @@ async def _disarm(timer: restate.SendHandle | None) -> None:
 
 
 async def _record_cancellation(ctx: restate.WorkflowContext, log: Any) -> bool:
-    """`run` was cancelled: by the timeout, by `stop`, or from outside (UI, CLI).
+    """`run` was cancelled: by the timeout, by the provider's stop, or from outside.
 
-    Answers whether it was the timeout (whose call then has already run).
+    Answers whether it was the timeout (whose call then has already run). A stop's reason
+    is the provider's record (status reads it there), not this deployment's.
     """
     timed_out = bool(await ctx.promise(EXPIRED_PROMISE, type_hint=bool).peek())
     if timed_out:
@@ -232,9 +272,9 @@ async def _record_cancellation(ctx: restate.WorkflowContext, log: Any) -> bool:
             error=OutcomeError(code="timeout", message="execution exceeded its timeout"),
         )
     else:
-        reason = await ctx.promise(STOP_PROMISE, type_hint=str).peek() or "cancelled"
         outcome = Outcome(
-            state="stopped", reason=reason, error=OutcomeError(code="stopped", message=reason)
+            state="stopped", reason="cancelled",
+            error=OutcomeError(code="stopped", message="cancelled"),
         )
     ctx.set(OUTCOME_STATE, outcome.to_json())
     log.info("execution {}", outcome.state, state=outcome.state)

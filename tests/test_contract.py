@@ -7,6 +7,7 @@ default one-service-per-handler mode has its own tests.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from landlord_restate import (
     ComputeCallbackPayload,
+    DeploymentError,
     ExecutionInput,
     ExecutionNotFoundError,
     ExecutionState,
@@ -76,20 +78,29 @@ async def test_create_returns_ids_and_second_create_changes_nothing(
 async def test_create_failure_from_restate_carries_status_and_body(
     shared_config: RestateConfig,
 ) -> None:
-    """A deployment Restate cannot reach: RestateServerError with the server's answer."""
+    """A deployment Restate cannot reach: DeploymentError naming it, with Restate's answer
+    (status, restate_code, body) unchanged, raised at once."""
+    address = dead_endpoint()
     dead = RestateConfig(
         endpoint=shared_config.endpoint,
         admin_endpoint=shared_config.admin_endpoint,
-        deployment_url=dead_endpoint(),
+        deployment_url=address,
         service_name="LandlordTests",
     )
     async with RestateProvider(dead) as provider:
-        with pytest.raises(RestateServerError) as caught:
+        began = time.monotonic()
+        with pytest.raises(DeploymentError) as caught:
             await provider.create_workflow(spec_for("FiveSteps", unique_id("dead")))
-    assert caught.value.status >= 400
-    assert dead_endpoint().removeprefix("http://") in caught.value.body
-    assert caught.value.method == "POST"
-    assert caught.value.url.endswith("/deployments")
+        assert time.monotonic() - began < dead.retry_window.total_seconds()
+    assert caught.value.deployment == address
+    assert address in str(caught.value)
+    assert caught.value.status == 500
+    assert caught.value.restate_code == "META0003"
+    assert address.removeprefix("http://") in caught.value.body
+    cause = caught.value.__cause__
+    assert isinstance(cause, RestateServerError)
+    assert cause.method == "POST"
+    assert cause.url.endswith("/deployments")
 
 
 async def test_create_refuses_a_handler_the_deployment_does_not_host(

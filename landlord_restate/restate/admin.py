@@ -1,12 +1,17 @@
-"""Restate's admin API: deployments, services, SQL introspection, cancellation.
+"""Restate's admin API: deployments, services, state, SQL introspection, and the
+invocation actions (cancel, kill, pause, resume, purge).
 
 Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
+
+import aiohttp
 
 from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.http import RestateHttp
@@ -64,11 +69,20 @@ class AdminClient:
         )
         return _object(answer, "POST /deployments")
 
-    async def discover(self, registration: dict[str, Any]) -> list[dict[str, Any]]:
-        """The services the deployment serves now; registers nothing (dry run)."""
+    async def discover(
+        self, registration: dict[str, Any], *, window: timedelta = timedelta(seconds=30)
+    ) -> list[dict[str, Any]]:
+        """The services the deployment serves now; registers nothing (dry run).
+
+        Restate's discovery of a deployment that accepts and never answers did not end in
+        200 s (1.7.12), so one attempt lasts at most `window`, and a timeout is not retried.
+        """
+        seconds = window.total_seconds() or None
         _, answer = await self._http.request(
             "POST", "/deployments", body={**registration, "force": True, "dry_run": True},
-            ok=(200, 201), idempotent=True,
+            ok=(200, 201), idempotent=True,  # a dry run changes nothing
+            backoff=Backoff(window=seconds or 0, min_retries=0, max_delay=2.0),
+            client_timeout=aiohttp.ClientTimeout(total=seconds),
         )
         services = _object(answer, "POST /deployments").get("services")
         return [s for s in services if isinstance(s, dict)] if isinstance(services, list) else []
@@ -97,6 +111,48 @@ class AdminClient:
                 got=str(answer),
             )
         return rows
+
+    async def set_state(self, service: str, key: str, state: dict[str, Any]) -> None:
+        """Replace the whole state of `service`/`key` with `state` (name -> JSON value).
+
+        Restate applies it without invoking the deployment (202, visible in SQL at once).
+        """
+        new_state = {
+            name: list(json.dumps(value, separators=(",", ":")).encode())
+            for name, value in state.items()
+        }
+        await self._http.request(
+            "POST", f"/services/{quote(service, safe='')}/state",
+            body={"object_key": key, "new_state": new_state}, ok=(200, 202),
+            idempotent=True,  # writing the same whole state twice is writing it once
+        )
+
+    async def set_public(self, service: str, public: bool) -> None:
+        """Open (`public`) or close a service to ingress calls; calls from other services
+        and delayed calls still reach a private one."""
+        await self._http.request(
+            "PATCH", f"/services/{quote(service, safe='')}", body={"public": public},
+            idempotent=True,  # setting a flag twice
+        )
+
+    async def delete_deployment(self, deployment_id: str, *, force: bool) -> bool:
+        """Remove a deployment; False when Restate does not know it (404)."""
+        status, _ = await self._http.request(
+            "DELETE", f"/deployments/{quote(deployment_id, safe='')}?force={str(force).lower()}",
+            ok=(200, 202, 204, 404), idempotent=True,  # a second delete answers 404
+        )
+        return status != 404
+
+    async def invocation_action(self, invocation_id: str, action: str) -> int:
+        """`PATCH /invocations/{id}/{action}` (kill, pause, resume, purge); answers the
+        status: 200/202 done, 409 not in a state for it (finished, not paused, running),
+        404 unknown."""
+        status, _ = await self._http.request(
+            "PATCH", f"/invocations/{quote(invocation_id, safe='')}/{action}",
+            ok=(200, 202, 404, 409), execution_id=invocation_id,
+            idempotent=True,  # each action repeated changes nothing more (409 or 404)
+        )
+        return status
 
     async def cancel_invocation(self, invocation_id: str) -> bool:
         """Ask Restate to cancel; False when the invocation had already finished (409)."""

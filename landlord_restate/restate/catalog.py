@@ -1,40 +1,46 @@
-"""The spec catalog as the provider sees it: put, get and delete through Restate's ingress.
+"""The spec catalog as the provider sees it: written through the deployment once, read and
+deleted with restate-server alone.
 
-Specs live in the deployment's `LandlordCatalog` Virtual Object, keyed by workflow id; the
-first write wins. An optional cache (`spec_cache_ttl`) keeps specs it read, since a spec
-never changes once created: only a delete made through another provider instance can go
-unseen, for at most the TTL.
+Specs live in the deployment's `LandlordCatalog` Virtual Object, keyed by workflow id.
+`put` goes through its exclusive handler (first write wins), which `create_workflow` may
+do since it needs the deployment anyway. Reads are SQL over Restate's `state` table and a
+delete is the admin API's state write, so starts, stops and deletes never wait for the
+deployment.
+
+Where a workflow's runs go (its service) is remembered per workflow once read: a spec
+never changes once created, and what must not run after a delete is kept from running by
+Restate itself (the service made private) and by the run, which reads the record again
+before its first step. A start refused at Restate's door forgets the route and reads again.
 
 Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from attrs import frozen
 
+from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.ingress import IngressClient
+from landlord_restate.restate.introspection import Introspection
 from landlord_restate.restate.validation import ResolvedSpec
 from landlord_restate.restate.wire import (
-    CATALOG_DELETE,
-    CATALOG_GET,
     CATALOG_PUT,
     CATALOG_SERVICE,
+    CatalogRecord,
 )
-from landlord_restate.workflow.convert import format_rfc3339, from_json, parse_rfc3339, to_json
-from landlord_restate.workflow.errors import WorkflowError
+from landlord_restate.workflow.convert import format_rfc3339, parse_rfc3339, to_json
+from landlord_restate.workflow.errors import WorkflowError, WorkflowNotFoundError
 from landlord_restate.workflow.types import WorkflowSpec
 
-#: how many specs the cache keeps at most
-_CACHE_LIMIT = 4096
+#: how many workflows' routes are remembered at most
+_ROUTES_LIMIT = 4096
 
 
 @frozen
@@ -47,114 +53,103 @@ class StoredSpec:
 
 
 class CatalogClient:
-    """Put, get and delete specs; resolve each with the provider's own rules."""
+    """Put, read and delete specs; remember where each workflow's runs go."""
 
     def __init__(
         self,
         ingress: IngressClient,
+        admin: AdminClient,
+        sql: Introspection,
         resolve: Callable[[WorkflowSpec], ResolvedSpec],
-        *,
-        cache_ttl: timedelta = timedelta(0),
     ) -> None:
         self._ingress = ingress
+        self._admin = admin
+        self._sql = sql
         self._resolve = resolve
-        self._ttl = cache_ttl.total_seconds()
-        #: workflow id -> (when read, stored spec), only with a TTL
-        self._cache: OrderedDict[str, tuple[float, StoredSpec]] = OrderedDict()
-        #: workflow id -> the answer of the read not yet issued, shared by its waiters
-        self._next_read: dict[str, asyncio.Future[StoredSpec | None]] = {}
-        #: workflow ids with a read in flight
-        self._reading: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: workflow id -> its stored spec, as last read (newest last)
+        self._routes: OrderedDict[str, StoredSpec] = OrderedDict()
 
-    async def put(self, spec: WorkflowSpec) -> tuple[StoredSpec, bool]:
+    async def put(self, spec: WorkflowSpec, resolved: ResolvedSpec) -> tuple[StoredSpec, bool]:
         """Store `spec` unless one is stored; answer what is stored and whether it is ours."""
         workflow_id = spec.workflow_id
-        record = {"spec": to_json(spec), "created_at": format_rfc3339(datetime.now(UTC))}
+        record = CatalogRecord(
+            spec=to_json(spec), created_at=format_rfc3339(datetime.now(UTC)),
+            service=resolved.service, handler=resolved.handler,
+        )
         _, answer = await self._ingress.call(
-            CATALOG_SERVICE, workflow_id, CATALOG_PUT, record, workflow_id=workflow_id,
+            CATALOG_SERVICE, workflow_id, CATALOG_PUT, record.to_json(), workflow_id=workflow_id,
             idempotent=True,  # first write wins: a repeat answers the stored record
         )
         stored = self._read(answer, workflow_id)
-        return stored, answer.get("created_at") == record["created_at"]
+        self._remember(workflow_id, stored)
+        return stored, stored.created_at == parse_rfc3339(record.created_at)
 
-    async def get(self, workflow_id: str) -> StoredSpec | None:
-        """The stored spec, or None when the workflow does not exist (or was deleted).
+    async def read(self, workflow_id: str) -> StoredSpec | None:
+        """The stored spec, or None when the workflow does not exist (or was deleted)."""
+        rows = await self._sql.catalog_records(workflow_id)
+        stored = next(
+            (self._read_row(row) for row in rows if row.get("service_key") == workflow_id), None
+        )
+        if stored is None:
+            self._routes.pop(workflow_id, None)
+        else:
+            self._remember(workflow_id, stored)
+        return stored
 
-        Strict: the answer comes from a catalog read issued after this call began, so a
-        delete that finished before it, through any provider, is always seen. Concurrent
-        calls for one workflow share such a read: a call that arrives while a read is in
-        flight waits for the next one, which then serves every call that arrived meanwhile.
-        Under load one read serves a whole batch of starts.
-        """
-        cached = self._cache.get(workflow_id)
-        if cached is not None and time.monotonic() - cached[0] < self._ttl:
-            return cached[1]
-        batch = self._next_read.get(workflow_id)
-        if batch is None:
-            batch = self._next_read[workflow_id] = asyncio.get_running_loop().create_future()
-            # if every waiter was cancelled, nobody reads a failure: mark it seen
-            batch.add_done_callback(lambda done: done.cancelled() or done.exception())
-            if workflow_id not in self._reading:
-                self._issue(workflow_id)
-        return await asyncio.shield(batch)
+    async def read_all(self) -> list[StoredSpec]:
+        """Every stored spec."""
+        return [self._read_row(row) for row in await self._sql.catalog_records(None)]
 
-    def _issue(self, workflow_id: str) -> None:
-        """Send the read every call waiting for `workflow_id` shares."""
-        batch = self._next_read.pop(workflow_id)
-        self._reading.add(workflow_id)
-        task = asyncio.get_running_loop().create_task(self._serve(workflow_id, batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def route(self, workflow_id: str) -> StoredSpec:
+        """Where `workflow_id`'s runs go: remembered, else read; WorkflowNotFoundError."""
+        stored = self._routes.get(workflow_id)
+        if stored is None:
+            stored = await self.read(workflow_id)
+        if stored is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return stored
 
-    async def _serve(self, workflow_id: str, batch: asyncio.Future[StoredSpec | None]) -> None:
+    def forget(self, workflow_id: str) -> None:
+        """Drop what is remembered of `workflow_id` (Restate refused a start of it)."""
+        self._routes.pop(workflow_id, None)
+
+    async def delete(self, workflow_id: str) -> StoredSpec | None:
+        """Forget the spec; answer what was stored. Deleting an unknown workflow succeeds."""
+        stored = await self.read(workflow_id)
+        self._routes.pop(workflow_id, None)
+        await self._admin.set_state(CATALOG_SERVICE, workflow_id, {})
+        return stored
+
+    def _remember(self, workflow_id: str, stored: StoredSpec) -> None:
+        self._routes.pop(workflow_id, None)
+        self._routes[workflow_id] = stored
+        if len(self._routes) > _ROUTES_LIMIT:
+            self._routes.popitem(last=False)
+
+    def _read_row(self, row: dict[str, Any]) -> StoredSpec:
+        workflow_id = str(row.get("service_key", ""))
         try:
-            batch.set_result(await self._fetch(workflow_id))
-        except BaseException as exc:  # every waiter gets the read's own failure
-            batch.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._reading.discard(workflow_id)
-            if workflow_id in self._next_read:  # calls that arrived during this read
-                self._issue(workflow_id)
-
-    async def _fetch(self, workflow_id: str) -> StoredSpec | None:
-        _, answer = await self._ingress.call(
-            CATALOG_SERVICE, workflow_id, CATALOG_GET, workflow_id=workflow_id,
-            idempotent=True,  # a read
-        )
-        if answer is None:
-            self._cache.pop(workflow_id, None)
-            return None
+            answer = json.loads(str(row.get("value_utf8")))
+        except ValueError as exc:
+            raise self._malformed(row.get("value_utf8"), workflow_id) from exc
         return self._read(answer, workflow_id)
-
-    async def delete(self, workflow_id: str) -> None:
-        """Forget the spec; deleting an unknown workflow succeeds."""
-        self._cache.pop(workflow_id, None)
-        await self._ingress.call(
-            CATALOG_SERVICE, workflow_id, CATALOG_DELETE, workflow_id=workflow_id,
-            idempotent=True,  # deleting twice is deleting once
-        )
 
     def _read(self, answer: Any, workflow_id: str) -> StoredSpec:
         """A catalog record as the catalog writes it, resolved; else RestateProtocolError."""
         try:
-            stored = self._parse(answer)
+            record = CatalogRecord.from_json(answer)
+            spec = record.workflow_spec()
+            resolved = (
+                ResolvedSpec(workflow_id, record.service, record.handler)
+                if record.service and record.handler else self._resolve(spec)
+            )
+            return StoredSpec(spec, resolved, parse_rfc3339(record.created_at))
         except (TypeError, ValueError, KeyError, WorkflowError) as exc:
-            raise RestateProtocolError(
-                method="POST", url=f"{self._ingress.endpoint}/{CATALOG_SERVICE}/{workflow_id}",
-                expected="a catalog record {spec, created_at}",
-                got=json.dumps(answer, default=str), workflow_id=workflow_id,
-            ) from exc
-        if self._ttl > 0:
-            self._cache.pop(workflow_id, None)
-            self._cache[workflow_id] = (time.monotonic(), stored)
-            if len(self._cache) > _CACHE_LIMIT:
-                self._cache.popitem(last=False)
-        return stored
+            raise self._malformed(answer, workflow_id) from exc
 
-    def _parse(self, answer: Any) -> StoredSpec:
-        created_at = parse_rfc3339(answer["created_at"])
-        spec = from_json(WorkflowSpec, answer["spec"])
-        return StoredSpec(spec, self._resolve(spec), created_at)
+    def _malformed(self, answer: Any, workflow_id: str) -> RestateProtocolError:
+        return RestateProtocolError(
+            method="POST", url=f"{self._admin.endpoint}/query",
+            expected=f"a catalog record {{spec, created_at, service, handler}} of {workflow_id}",
+            got=json.dumps(answer, default=str), workflow_id=workflow_id,
+        )

@@ -5,6 +5,9 @@ wrong shape. Re-exported from `landlord_restate`; the contract's errors stay in
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from landlord_restate.workflow.errors import WorkflowError
 
 
@@ -84,6 +87,28 @@ class RestateServerError(WorkflowError):
         self.status = status
         self.body = body
 
+    @property
+    def restate_code(self) -> str | None:
+        """Restate's error code (`META0003`, `RT0007`, ...) when its answer gives one."""
+        code = _answer_field(self.body, "restate_code")
+        return code if isinstance(code, str) else None
+
+    @property
+    def source(self) -> str | None:
+        """Who the ingress says failed: `ingress` (Restate refused the call) or
+        `invocation` (the handler's own failure, in its own words)."""
+        source = _answer_field(self.body, "source")
+        return source if isinstance(source, str) else None
+
+
+def _answer_field(body: str, name: str) -> Any:
+    """A field of Restate's JSON error answer, or None."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return None
+    return decoded.get(name) if isinstance(decoded, dict) else None
+
 
 class RestateProtocolError(RestateServerError):
     """Restate answered, successfully, with something of the wrong shape.
@@ -144,3 +169,8 @@ class DeploymentInUseError(WorkflowError):
         super().__init__(message)
         self.deployment_id = deployment_id
         self.in_flight = in_flight
+
+
+class InvokeContentionError(WorkflowError):
+    """`invoke` found every run it tried already ended (invokes racing runs that end at
+    once); a logic condition of the provider, not an answer of Restate's."""

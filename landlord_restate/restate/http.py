@@ -122,6 +122,7 @@ class RestateHttp:
         backoff: Backoff | None = None,
         settled: bool = False,
         client_timeout: aiohttp.ClientTimeout | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """Send JSON `body`; answer (status, decoded JSON or None) for a status in `ok`.
 
@@ -136,7 +137,8 @@ class RestateHttp:
             node = self.base_url
             try:
                 answer = await self._once(
-                    node, method, path, body, ok, workflow_id, execution_id, client_timeout
+                    node, method, path, body, ok, workflow_id, execution_id, client_timeout,
+                    headers,
                 )
             except _Transient as transient:
                 if self._session.closed:  # aclose() while this call was in flight
@@ -193,13 +195,14 @@ class RestateHttp:
         workflow_id: str | None,
         execution_id: str | None,
         client_timeout: aiohttp.ClientTimeout | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         url = node + path
         if body is None or isinstance(body, bytes):  # bytes: already encoded by the caller
             data: bytes | str | None = body
         else:
             data = json.dumps(body, separators=(",", ":"))
-        headers = {"accept": "application/json"}
+        headers = {"accept": "application/json", **(extra_headers or {})}
         if data is not None:
             headers["content-type"] = "application/json"
         inject(headers)  # the caller's trace continues in restate-server (when tracing)

@@ -1,4 +1,4 @@
-"""Restate's ingress: start workflows, call their shared handlers, call the catalog.
+"""Restate's ingress: start workflows, send to keyed handlers, attach, call the catalog.
 
 Internal: not API (the public names are in the package's `__all__`).
 """
@@ -18,11 +18,24 @@ from landlord_restate.restate.transience import Backoff
 _OUTPUT_ANSWERS = frozenset(range(200, 500)) - {429}
 
 
-class IngressClient:
-    """The calls the provider makes to `{endpoint}`."""
+def door_closed(error: RestateServerError) -> bool:
+    """Whether Restate's ingress refused a call because the service is not there to call:
+    unknown (404) or made private (400 "not public"), as the ingress itself says."""
+    if error.source != "ingress":
+        return False
+    return error.status == 404 or (error.status == 400 and "not public" in error.body)
 
-    def __init__(self, http: RestateHttp) -> None:
+
+class IngressClient:
+    """The calls the provider makes to `{endpoint}`.
+
+    `waits` carries the long waits (attach) on a connection pool of their own, so any
+    number of them never takes a connection a start, stop or callback needs.
+    """
+
+    def __init__(self, http: RestateHttp, waits: RestateHttp | None = None) -> None:
         self._http = http
+        self._waits = waits or http
 
     def troubled(self, within: float) -> bool:
         """Whether a node of this API answered "not ready" in the last `within` seconds."""
@@ -56,6 +69,30 @@ class IngressClient:
                 got=str(answer), workflow_id=workflow_id,
             )
         return answer["invocationId"], answer.get("status") != "PreviouslyAccepted"
+
+    async def send(
+        self,
+        service: str,
+        key: str,
+        handler: str,
+        body: Any,
+        *,
+        idempotency_key: str,
+        execution_id: str | None = None,
+        backoff: Backoff | None = None,
+    ) -> bool:
+        """One-way call of a keyed handler: Restate keeps it durably and invokes the handler
+        when it can (also while the deployment is down). Answers whether it is new (False:
+        the same idempotency key was sent before, `PreviouslyAccepted`)."""
+        path = (f"/{quote(service, safe='')}/{quote(key, safe='')}/"
+                f"{quote(handler, safe='')}/send")
+        _, answer = await self._http.request(
+            "POST", path, body=body, ok=(200, 202), execution_id=execution_id,
+            headers={"idempotency-key": idempotency_key},
+            idempotent=True,  # the idempotency key: a resend answers PreviouslyAccepted
+            backoff=backoff,
+        )
+        return not (isinstance(answer, dict) and answer.get("status") == "PreviouslyAccepted")
 
     async def call(
         self,
@@ -95,7 +132,7 @@ class IngressClient:
             )
         except RestateServerError as exc:
             # a failed invocation answers its own failure, marked as coming from it
-            if '"source":"invocation"' in exc.body.replace(" ", ""):
+            if exc.source == "invocation":
                 return True
             raise
         return status != 404
@@ -105,13 +142,13 @@ class IngressClient:
         its failure then). A restart or failover while waiting attaches again (idempotent)."""
         path = f"/restate/invocation/{quote(invocation_id, safe='')}/attach"
         try:
-            await self._http.request(
+            await self._waits.request(
                 "GET", path, ok=_OUTPUT_ANSWERS, execution_id=invocation_id,
                 idempotent=True,  # attaching changes nothing
                 client_timeout=_NO_READ_TIMEOUT,
             )
         except RestateServerError as exc:
-            if '"source":"invocation"' not in exc.body.replace(" ", ""):
+            if exc.source != "invocation":
                 raise  # the invocation's own failure is an ending like any other
 
 

@@ -32,9 +32,15 @@ from landlord_restate.restate.naming import (
     WORKFLOW_ID,
     WORKFLOW_KEY,
 )
-from landlord_restate.restate.status import state_from_journal
+from landlord_restate.restate.status import state_from_journal, state_from_rows
 from landlord_restate.restate.transience import Backoff
-from landlord_restate.restate.wire import OUTCOME_STATE, RUN_HANDLER
+from landlord_restate.restate.wire import (
+    CATALOG_RECORD,
+    CATALOG_SERVICE,
+    CONTROL_SERVICE,
+    OUTCOME_STATE,
+    RUN_HANDLER,
+)
 from landlord_restate.workflow.errors import ExecutionNotFoundError
 from landlord_restate.workflow.types import ExecutionState
 
@@ -143,17 +149,27 @@ class Introspection:
         )
 
     async def recent_runs(
-        self, workflow_id: str | None, state: ExecutionState | None, limit: int
+        self,
+        workflow_id: str | None,
+        state: ExecutionState | None,
+        limit: int,
+        name_prefix: str | None = None,
     ) -> tuple[list[Row], dict[str, Any]]:
-        """Newest-first `run` rows (of one workflow, in one state) and the recorded outcome
-        of each failed one, by id. Failures are told apart (failed, stopped, timeout) only
-        by those outcomes, so more rows are read when one of those states is asked for."""
+        """Newest-first `run` rows (of one workflow, in one state, whose execution name
+        starts with `name_prefix`) and the recorded outcome of each failed one, by id.
+        Failures are told apart (failed, stopped, timeout) only by those outcomes, so more
+        rows are read when one of those states is asked for. `_` in a prefix is a LIKE
+        wildcard, which only widens the match: callers compare names exactly."""
         where = [f"target_handler_name = '{RUN_HANDLER}'"]
         if workflow_id is not None:
-            where.append(f"target_service_key LIKE {_prefix(workflow_id + KEY_SEPARATOR)}")
+            key_prefix = workflow_id + KEY_SEPARATOR + (name_prefix or "")
+            where.append(f"target_service_key LIKE {_prefix(key_prefix)}")
+        elif name_prefix is not None:
+            literal = sql_literal(name_prefix, EXECUTION_NAME)
+            where.append(f"target_service_key LIKE '%{KEY_SEPARATOR}{literal[1:-1]}%'")
         if state is not None:
             where.append(_STATE_FILTERS[state])
-        fetch = limit * 4 if state in _OUTCOME_DECIDED else limit
+        fetch = limit * 4 if state in _OUTCOME_DECIDED or name_prefix else limit
         rows = await self._admin.query(
             f"SELECT {_SUMMARY_COLUMNS} FROM sys_invocation WHERE {' AND '.join(where)} "  # noqa: S608
             f"ORDER BY created_at DESC LIMIT {int(fetch)}"
@@ -168,6 +184,25 @@ class Introspection:
             f"{_prefix(prefix)}"
         )
         return {str(row.get("target_service_key", "")): row.get("status") for row in rows}
+
+    async def catalog_records(self, workflow_id: str | None) -> list[Row]:
+        """The catalog's records (`service_key` is the workflow id, `value_utf8` the record):
+        of one workflow, or all of them."""
+        where = (f"service_name = '{CATALOG_SERVICE}' AND key = '{CATALOG_RECORD}'")
+        if workflow_id is not None:
+            where += f" AND service_key = {sql_literal(workflow_id, WORKFLOW_ID)}"
+        return await self._admin.query(
+            f"SELECT service_key, value_utf8 FROM state WHERE {where}"  # noqa: S608
+        )
+
+    async def control_state(self, execution_id: str) -> dict[str, Any]:
+        """What the provider recorded of an execution (stop reason, redrive), by key."""
+        rows = await self._admin.query(
+            "SELECT key, value_utf8 FROM state WHERE "  # noqa: S608
+            f"service_name = '{CONTROL_SERVICE}' AND "
+            f"service_key = {sql_literal(execution_id, INVOCATION_ID)}"
+        )
+        return state_from_rows(rows)
 
     def _troubled(self) -> bool:
         return self._admin.troubled(_TROUBLE_SECONDS) or self._ingress.troubled(_TROUBLE_SECONDS)

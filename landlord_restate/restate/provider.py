@@ -9,8 +9,10 @@ ExecutionStatus) and `wire` (what the handler deployment expects).
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -23,9 +25,14 @@ from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.catalog import CatalogClient, StoredSpec
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.deployments import DeploymentInfo
-from landlord_restate.restate.errors import RestateServerError
+from landlord_restate.restate.errors import (
+    DeploymentError,
+    InvokeContentionError,
+    RestateConnectionError,
+    RestateServerError,
+)
 from landlord_restate.restate.http import RestateHttp
-from landlord_restate.restate.ingress import IngressClient
+from landlord_restate.restate.ingress import IngressClient, door_closed
 from landlord_restate.restate.inputs import (
     callback_backoff,
     callback_body,
@@ -42,6 +49,7 @@ from landlord_restate.restate.limits import (
     encode_json,
 )
 from landlord_restate.restate.naming import (
+    EXECUTION_NAME,
     check_execution_id,
     check_execution_name,
     check_workflow_id,
@@ -51,6 +59,7 @@ from landlord_restate.restate.naming import (
 from landlord_restate.restate.status import (
     build_status,
     build_summary,
+    live_state,
     needs_state_rows,
     state_from_journal,
     state_from_rows,
@@ -59,13 +68,16 @@ from landlord_restate.restate.tracing import add_trace_ids, annotate, traced
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
 from landlord_restate.restate.wire import (
-    COMPUTE_CALLBACK_HANDLER,
+    CONTROL_SERVICE,
+    DELIVER_CALLBACK_HANDLER,
     PROVIDER_TYPE,
-    STOP_HANDLER,
+    STOP_STATE,
     ExecutionEnvelope,
 )
 from landlord_restate.workflow.convert import format_rfc3339, to_json
 from landlord_restate.workflow.errors import (
+    ExecutionNotFoundError,
+    ExecutionStateError,
     InvalidInputError,
     InvalidSpecError,
     ProviderStateError,
@@ -104,6 +116,10 @@ class RestateProvider(Provider):
     def __init__(self, config: RestateConfig) -> None:
         self._config = config.check()
         self._session: aiohttp.ClientSession | None = None
+        #: long waits (attach) on a pool of their own: they never starve starts and stops
+        self._wait_session: aiohttp.ClientSession | None = None
+        #: stopped executions to kill once stop_grace has passed, by execution id
+        self._pending_kills: dict[str, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: nested `async with` blocks: the session closes when the outermost one ends
         self._entered = 0
@@ -153,18 +169,29 @@ class RestateProvider(Provider):
             return
         config = self._config
         self._loop = asyncio.get_running_loop()
+        timeout = aiohttp.ClientTimeout(total=config.request_timeout.total_seconds())
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=config.request_timeout.total_seconds()),
-            connector=aiohttp.TCPConnector(limit=256),
+            timeout=timeout, connector=aiohttp.TCPConnector(limit=256),
+            headers=config.auth_headers(),
+        )
+        self._wait_session = aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
             headers=config.auth_headers(),
         )
         try:
             backoff = config.backoff()
             admin = AdminClient(RestateHttp(self._session, config.admin_endpoints, backoff=backoff))
-            ingress = IngressClient(RestateHttp(self._session, config.endpoints, backoff=backoff))
+            ingress = IngressClient(
+                RestateHttp(self._session, config.endpoints, backoff=backoff),
+                waits=RestateHttp(self._wait_session, config.endpoints, backoff=backoff),
+            )
             self._admin, self._ingress = admin, ingress
-            self._catalog = CatalogClient(ingress, self.resolve, cache_ttl=config.spec_cache_ttl)
             self._introspection = Introspection(admin, ingress, backoff)
+            self._catalog = CatalogClient(ingress, admin, self._introspection, self.resolve)
+            if config.spec_cache_ttl:
+                self._log.warning(
+                    "spec_cache_ttl is no longer used: starts read no spec (see README)"
+                )
             await self._first_health_check(admin)
         except BaseException:
             await self.aclose()
@@ -182,13 +209,25 @@ class RestateProvider(Provider):
             self._log.debug("Restate admin API healthy")
 
     async def aclose(self) -> None:
-        """Close the session; safe to call twice."""
-        session, self._session = self._session, None
+        """Close the sessions; safe to call twice.
+
+        Kills still waiting for their stop_grace are dropped (logged): those executions
+        end `stopped` when their cancellation reaches the deployment.
+        """
+        pending, self._pending_kills = self._pending_kills, {}
+        for execution_id, task in pending.items():
+            if task.cancel():
+                self._log.bind(execution_id=execution_id).warning(
+                    "provider closed before stop_grace passed: {} is not killed", execution_id
+                )
+        sessions = (self._session, self._wait_session)
+        self._session = self._wait_session = None
         self._admin = self._ingress = None
         self._catalog = self._introspection = None
         self._loop = None
-        if session is not None:
-            await session.close()
+        for session in sessions:
+            if session is not None:
+                await session.close()
 
     def _check_loop(self) -> None:
         """ProviderStateError unless called from the event loop that opened the provider
@@ -244,30 +283,41 @@ class RestateProvider(Provider):
 
     @traced("validate")
     async def validate(self, spec: WorkflowSpec) -> None:
-        """Offline checks; then, if Restate and the deployment answer, that it hosts the handler.
+        """Offline checks; then, if Restate answers, that the deployment hosts the handler.
 
         The deployment is asked by a dry-run discovery, which registers nothing, so this
-        works before `create_workflow` and never changes the server.
+        works before `create_workflow` and never changes the server. Only Restate being
+        unreachable leaves the offline checks as the answer; a deployment Restate cannot
+        use is an InvalidSpecError with Restate's answer.
         """
         resolved = self.resolve(spec)
         try:
             described = await self._discovered(resolved)
-        except WorkflowError as exc:
+        except RestateConnectionError as exc:
             self._log.bind(workflow_id=resolved.workflow_id, service=resolved.service,
                            deployment=self._config.deployment_address).info(
-                "validate: deployment not checked ({})", exc
+                "validate: Restate unreachable, offline checks only ({})", exc
             )
             return
+        except DeploymentError as exc:
+            raise InvalidSpecError(
+                f"definition: {exc.message}", field="definition",
+                workflow_id=resolved.workflow_id,
+            ) from exc
         self._require_hosted(resolved, described)
 
     @traced("create_workflow")
     async def create_workflow(self, spec: WorkflowSpec) -> CreateWorkflowResult:
-        """Register the deployment, check it hosts the handler, store the spec (first wins)."""
+        """Register the deployment, check it hosts the handler, store the spec (first wins),
+        and open the service to starts (a delete may have closed it)."""
         resolved = self.resolve(spec)
         log = self._log.bind(workflow_id=resolved.workflow_id, service=resolved.service,
                              handler=resolved.handler)
-        deployment_id = await self._register(resolved, log)
-        stored, first = await self._specs.put(spec)
+        deployment_id, public = await self._register(resolved, log)
+        stored, first = await self._specs.put(spec, resolved)
+        if not public:
+            await self.admin.set_public(stored.resolved.service, True)
+            log.info("service opened to starts again")
         log.info("workflow {}", "created" if first else "already exists")
         return CreateWorkflowResult(
             workflow_id=resolved.workflow_id,
@@ -282,33 +332,68 @@ class RestateProvider(Provider):
             message="workflow created" if first else "workflow already exists",
         )
 
-    async def _register(self, resolved: ResolvedSpec, log: Any) -> str:
-        """Register the deployment and make sure it hosts the handler; answer its id."""
+    async def _register(self, resolved: ResolvedSpec, log: Any) -> tuple[str, bool]:
+        """Register the deployment and make sure it hosts the handler; answer its id and
+        whether the service is open to ingress calls."""
         url = self._config.deployment_address
         registration = self._config.registration()
         # a dry run first: a spec naming a handler the deployment does not host is refused
         # before anything on the server changes (no registration, no new revision)
         self._require_hosted(resolved, await self._discovered(resolved))
-        deployment = await self.admin.register_deployment(registration)
+        deployment = await self._deployment_call(
+            self.admin.register_deployment(registration), resolved
+        )
+        service = await self.admin.get_service(resolved.service)
         try:
-            await self._check_hosted(resolved)
+            self._require_hosted(resolved, service)
         except InvalidSpecError:
             # Restate answers a known URI with what it discovered then; the process there
             # has changed since (the dry run above saw the handler). Register it again.
             log.bind(deployment=url).info("handler not in registration; refreshing it")
-            deployment = await self.admin.register_deployment(registration, refresh=True)
-            await self._check_hosted(resolved)
+            deployment = await self._deployment_call(
+                self.admin.register_deployment(registration, refresh=True), resolved
+            )
+            service = await self.admin.get_service(resolved.service)
+            self._require_hosted(resolved, service)
         deployment_id = str(deployment.get("id", ""))
         log.bind(deployment_id=deployment_id, deployment=url).info("deployment registered")
-        return deployment_id
+        return deployment_id, bool(service and service.get("public", True))
 
     async def _discovered(self, resolved: ResolvedSpec) -> dict[str, Any] | None:
         """The service as the deployment describes it now, by a dry run (registers nothing)."""
-        services = await self.admin.discover(self._config.registration())
+        services = await self._deployment_call(
+            self.admin.discover(self._config.registration(), window=self._config.retry_window),
+            resolved,
+        )
         return next((s for s in services if s.get("name") == resolved.service), None)
 
-    async def _check_hosted(self, resolved: ResolvedSpec) -> None:
-        self._require_hosted(resolved, await self.admin.get_service(resolved.service))
+    async def _deployment_call(self, call: Awaitable[T], resolved: ResolvedSpec) -> T:
+        """`call` (a discovery or registration), with a failure of the deployment raised as
+        DeploymentError naming it and carrying Restate's answer, told apart from Restate
+        itself by what Restate returns: a `restate_code` (META0003 unreachable, META0014
+        not a Restate deployment, ...), or no answer while Restate's own health answers."""
+        address = self._config.deployment_address
+        try:
+            return await call
+        except RestateServerError as exc:
+            if exc.restate_code is None:
+                raise
+            raise DeploymentError(
+                f"Restate cannot use the deployment at {address}: {exc.body}",
+                deployment=address, status=exc.status, restate_code=exc.restate_code,
+                body=exc.body, workflow_id=resolved.workflow_id,
+            ) from exc
+        except RestateConnectionError as exc:
+            try:
+                await self.admin.health(backoff=Backoff(window=0, min_retries=0))
+            except WorkflowError:
+                raise exc from None  # Restate itself does not answer
+            window = self._config.retry_window.total_seconds()
+            raise DeploymentError(
+                f"the deployment at {address} did not answer Restate's discovery within "
+                f"{window:g}s (retry_window); Restate itself answers",
+                deployment=address, workflow_id=resolved.workflow_id,
+            ) from exc
 
     def _require_hosted(self, resolved: ResolvedSpec, described: dict[str, Any] | None) -> None:
         """InvalidSpecError unless the service, as Restate describes it, hosts the handler."""
@@ -325,10 +410,23 @@ class RestateProvider(Provider):
 
     @traced("delete_workflow")
     async def delete_workflow(self, workflow_id: str) -> None:
-        """Forget the stored spec: no new executions; running ones go on."""
+        """Forget the stored spec and close Restate's door: its service refuses ingress
+        starts once no other workflow uses it. Running executions go on (they still time
+        out, take their callback and can be stopped). restate-server alone answers."""
         check_workflow_id(workflow_id)
-        await self._specs.delete(workflow_id)
-        self._log.bind(workflow_id=workflow_id).info("workflow deleted")
+        log = self._log.bind(workflow_id=workflow_id)
+        stored = await self._specs.delete(workflow_id)
+        if stored is not None:
+            service = stored.resolved.service
+            others = [s for s in await self._specs.read_all() if s.resolved.service == service]
+            if others:
+                log.bind(service=service).info(
+                    "service stays open: {} other workflows use it", len(others)
+                )
+            else:
+                await self.admin.set_public(service, False)
+                log.bind(service=service).info("service closed to ingress starts")
+        log.info("workflow deleted")
 
     # -- executions -----------------------------------------------------------------------
 
@@ -343,24 +441,26 @@ class RestateProvider(Provider):
     async def _start(
         self, workflow_id: str, execution: ExecutionInput
     ) -> tuple[ExecutionResult, bool]:
-        """Start (or find) the run named by `execution`; also answer whether it is new."""
+        """Start (or find) the run named by `execution`; also answer whether it is new.
+
+        One send through the ingress, which Restate accepts durably whether or not the
+        deployment is up. The run itself reads its workflow's record before its first step.
+        """
         name, input_json = _checked_execution(workflow_id, execution)
-        stored = await self._stored(workflow_id)
-        envelope = ExecutionEnvelope(
-            workflow_id=workflow_id,
-            handler=stored.resolved.handler,
-            execution_name=name,
-            tags=execution.tags,
-            metadata=execution.metadata,
-            trigger_source=execution.trigger_source,
-            timeout=to_json(stored.spec.timeout or self._config.timeout),
-            retry_policy=stored.spec.retry_policy,
-        )
         key = workflow_key(workflow_id, name)
-        invocation_id, accepted = await self.ingress.send_workflow(
-            stored.resolved.service, key, envelope.start_body(input_json),
-            workflow_id=workflow_id,
-        )
+        stored = await self._specs.route(workflow_id)
+        try:
+            invocation_id, accepted = await self._send_start(stored, execution, name, input_json)
+        except RestateServerError as exc:
+            if not door_closed(exc):
+                raise
+            # deleted (here or through another provider), maybe created again elsewhere
+            self._specs.forget(workflow_id)
+            fresh = await self._specs.route(workflow_id)
+            if fresh.resolved.service == stored.resolved.service:
+                raise WorkflowNotFoundError(workflow_id) from exc
+            stored = fresh
+            invocation_id, accepted = await self._send_start(stored, execution, name, input_json)
         self._log.bind(
             workflow_id=workflow_id, execution_id=invocation_id,
             service=stored.resolved.service, key=key,
@@ -375,11 +475,24 @@ class RestateProvider(Provider):
             message="execution started" if accepted else "execution already started",
         ), accepted
 
-    async def _stored(self, workflow_id: str) -> StoredSpec:
-        stored = await self._specs.get(workflow_id)
-        if stored is None:
-            raise WorkflowNotFoundError(workflow_id)
-        return stored
+    async def _send_start(
+        self, stored: StoredSpec, execution: ExecutionInput, name: str, input_json: str
+    ) -> tuple[str, bool]:
+        workflow_id = stored.spec.workflow_id
+        envelope = ExecutionEnvelope(
+            workflow_id=workflow_id,
+            handler=stored.resolved.handler,
+            execution_name=name,
+            tags=execution.tags,
+            metadata=execution.metadata,
+            trigger_source=execution.trigger_source,
+            timeout=to_json(stored.spec.timeout or self._config.timeout),
+            retry_policy=stored.spec.retry_policy,
+        )
+        return await self.ingress.send_workflow(
+            stored.resolved.service, workflow_key(workflow_id, name),
+            envelope.start_body(input_json), workflow_id=workflow_id,
+        )
 
     @traced("invoke")
     async def invoke(
@@ -421,9 +534,9 @@ class RestateProvider(Provider):
                 )
                 return result
             run += 1  # that run ended: the next invoke is the next run
-        raise RestateServerError(
-            method="POST", url=f"{self.ingress.endpoint}/{workflow_id}", status=200,
-            body=f"invoke: {_INVOKE_ROUNDS} consecutive runs of {base} had already ended",
+        raise InvokeContentionError(
+            f"invoke: {_INVOKE_ROUNDS} runs of {base} in a row had already ended when this "
+            "invoke reached them; invokes are racing runs that end at once",
             workflow_id=workflow_id,
         )
 
@@ -452,6 +565,9 @@ class RestateProvider(Provider):
                                               str(invocation.get("target_service_key", "")))
             recorded = state_from_rows(rows) | recorded
         status = build_status(execution_id, invocation, journal, recorded)
+        if status.state is ExecutionState.STOPPED:
+            control = await self._sql.control_state(execution_id)
+            status = build_status(execution_id, invocation, journal, recorded, control)
         self._observe(status)
         return status
 
@@ -485,24 +601,61 @@ class RestateProvider(Provider):
 
     @traced("stop_execution")
     async def stop_execution(self, execution_id: str, reason: str) -> None:
-        """Record `reason` with the execution, then cancel it; a finished one stays as it is."""
+        """Record `reason`, then cancel: the handler's cancellation runs when it can. An
+        execution not ended `stop_grace` later is killed. Either way it ends `stopped` with
+        the reason; a finished one stays as it is. restate-server alone answers, at once."""
         check_execution_id(execution_id)
         check_text(reason, "reason", MAX_REASON, execution_id=execution_id)
+        log, finished = await self._record_stop(execution_id, reason, "stop")
+        if finished:
+            log.info("stop: execution already finished, nothing to do")
+            return
+        cancelled = await self.admin.cancel_invocation(execution_id)
+        grace = self._config.stop_grace.total_seconds()
+        if cancelled and execution_id not in self._pending_kills:
+            task = asyncio.get_running_loop().create_task(
+                self._kill_after_grace(execution_id, grace)
+            )
+            self._pending_kills[execution_id] = task
+            task.add_done_callback(lambda _: self._pending_kills.pop(execution_id, None))
+        log.bind(reason=reason, stop_grace=grace).info(
+            "stop: {}", "cancellation requested" if cancelled else "execution already finished"
+        )
+
+    async def _kill_after_grace(self, execution_id: str, grace: float) -> None:
+        """Kill the execution if its cancellation has not ended it within `grace` seconds
+        (the deployment is down, or the handler's cancellation does not finish)."""
+        try:
+            async with asyncio.timeout(grace):
+                await self.ingress.attach(execution_id)
+        except TimeoutError:
+            pass
+        except WorkflowError as exc:
+            self._log.bind(execution_id=execution_id).info(
+                "stop: waiting for the cancellation failed ({}); killing", exc
+            )
+        else:
+            return  # it ended within the grace
+        if await self.admin.invocation_action(execution_id, "kill") in (200, 202):
+            self._log.bind(execution_id=execution_id, stop_grace=grace).warning(
+                "stop: not ended within stop_grace; killed"
+            )
+
+    async def _record_stop(self, execution_id: str, reason: str, how: str) -> tuple[Any, bool]:
+        """Keep why the execution is stopped where status reads it (first reason wins);
+        answer a bound logger and whether the execution had already finished."""
         target = await self._sql.target(execution_id)
         service, key = str(target["target_service_name"]), str(target["target_service_key"])
         log = self._log.bind(execution_id=execution_id, service=service,
                              workflow_id=split_workflow_key(key)[0])
         if target.get("status") == "completed":
-            log.info("stop: execution already finished, nothing to do")
-            return
-        await self.ingress.call(
-            service, key, STOP_HANDLER, reason or "stopped", execution_id=execution_id,
-            idempotent=True,  # the first reason wins
-        )
-        cancelled = await self.admin.cancel_invocation(execution_id)
-        log.bind(reason=reason).info(
-            "stop: {}", "cancellation requested" if cancelled else "execution already finished"
-        )
+            return log, True
+        recorded = await self._sql.control_state(execution_id)
+        if STOP_STATE not in recorded:
+            stop = {"reason": reason or "stopped", "how": how,
+                    "requested_at": format_rfc3339(_now())}
+            await self.admin.set_state(CONTROL_SERVICE, execution_id, recorded | {STOP_STATE: stop})
+        return log, False
 
     @traced("post_compute_callback")
     async def post_compute_callback(
@@ -511,7 +664,8 @@ class RestateProvider(Provider):
         payload: ComputeCallbackPayload,
         options: CallbackOptions | None = None,
     ) -> None:
-        """Resolve the execution's compute-callback promise; a repeat (409) changes nothing.
+        """Deliver the compute callback: Restate keeps it durably (also while the
+        deployment is down) and resolves the run's promise once; a repeat changes nothing.
 
         `options` (Landlord's CallbackOptions) say how often and how fast delivery is
         retried while Restate is unreachable or not ready; without them the configured
@@ -526,16 +680,79 @@ class RestateProvider(Provider):
         backoff = callback_backoff(options, execution_id)
         body = callback_body(payload, execution_id)
         target = await self._sql.target(execution_id, backoff=backoff)
-        status, _ = await self.ingress.call(
-            str(target["target_service_name"]), str(target["target_service_key"]),
-            COMPUTE_CALLBACK_HANDLER, body, ok=(200, 409), execution_id=execution_id,
-            idempotent=True,  # a repeat answers 409 and changes nothing
-            backoff=backoff,
+        delivery = {
+            "service": str(target["target_service_name"]),
+            "key": str(target["target_service_key"]),
+            "payload": json.loads(body) if isinstance(body, bytes | str) else body,
+        }
+        new = await self.ingress.send(
+            CONTROL_SERVICE, execution_id, DELIVER_CALLBACK_HANDLER, delivery,
+            idempotency_key="compute-callback", execution_id=execution_id, backoff=backoff,
         )
         self._log.bind(
             execution_id=execution_id, compute_execution_id=payload.execution_id,
             status=payload.status,
-        ).info("compute callback {}", "delivered" if status == 200 else "was already delivered")
+        ).info("compute callback {}", "accepted" if new else "was already delivered")
+
+    # -- operator actions -----------------------------------------------------------------
+
+    @traced("kill_execution")
+    async def kill_execution(self, execution_id: str, reason: str) -> None:
+        """End the execution now as `stopped` with `reason`, without running the handler's
+        cancellation; a finished execution stays as it is. Answered by restate-server alone."""
+        check_execution_id(execution_id)
+        check_text(reason, "reason", MAX_REASON, execution_id=execution_id)
+        log, finished = await self._record_stop(execution_id, reason, "kill")
+        if finished:
+            log.info("kill: execution already finished, nothing to do")
+            return
+        answer = await self.admin.invocation_action(execution_id, "kill")
+        log.bind(reason=reason).info(
+            "kill: {}", "killed" if answer in (200, 202) else "execution already finished"
+        )
+
+    @traced("pause_execution")
+    async def pause_execution(self, execution_id: str) -> None:
+        """Pause a pending or running execution: it runs no step until resumed. Pausing a
+        paused or finished execution changes nothing."""
+        await self._invocation_action(execution_id, "pause")
+
+    @traced("resume_execution")
+    async def resume_execution(self, execution_id: str) -> None:
+        """Let a paused execution go on; a backing-off one retries now. Resuming a running
+        or finished execution changes nothing."""
+        await self._invocation_action(execution_id, "resume")
+
+    async def _invocation_action(self, execution_id: str, action: str) -> None:
+        check_execution_id(execution_id)
+        target = await self._sql.target(execution_id)
+        log = self._log.bind(execution_id=execution_id, action=action,
+                             restate_status=target.get("status"))
+        if target.get("status") == "completed":
+            log.info("{}: execution already finished, nothing to do", action)
+            return
+        answer = await self.admin.invocation_action(execution_id, action)
+        log.info("{}: {}", action, "done" if answer in (200, 202) else "nothing to do")
+
+    @traced("purge_execution")
+    async def purge_execution(self, execution_id: str) -> None:
+        """Forget a finished execution (status, history, journal). ExecutionStateError for
+        a pending or running one; an unknown id succeeds."""
+        check_execution_id(execution_id)
+        try:
+            target = await self._sql.target(execution_id)
+        except ExecutionNotFoundError:
+            return
+        if target.get("status") != "completed":
+            state = _live_state(str(target.get("status")))
+            raise ExecutionStateError(
+                f"execution {execution_id!r} is {state}: only a finished execution can be "
+                "purged (stop or kill it first)",
+                execution_id=execution_id, state=state,
+            )
+        await self.admin.invocation_action(execution_id, "purge")
+        await self.admin.set_state(CONTROL_SERVICE, execution_id, {})
+        self._log.bind(execution_id=execution_id).info("purged")
 
     @traced("list_executions")
     async def list_executions(
@@ -545,43 +762,29 @@ class RestateProvider(Provider):
         limit: int = 50,
         name_prefix: str | None = None,
     ) -> list[ExecutionSummary]:
-        """Recent executions, newest first, from Restate's introspection."""
+        """Recent executions, newest first, from Restate's introspection: of one workflow,
+        in one state, whose execution name starts with `name_prefix` (one tenant's runs:
+        `acme-`)."""
         if workflow_id is not None:
             check_workflow_id(workflow_id)
+        if name_prefix is not None:
+            try:
+                check_execution_name(name_prefix)
+            except InvalidInputError:
+                raise InvalidInputError(
+                    f"name_prefix {name_prefix!r} must be the start of an execution name "
+                    f"({EXECUTION_NAME.pattern})", field="name_prefix",
+                ) from None
         wanted = _wanted_state(state)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10_000:
             raise InvalidInputError("limit must be between 1 and 10000", field="limit")
-        rows, outcomes = await self._sql.recent_runs(workflow_id, wanted, limit)
+        rows, outcomes = await self._sql.recent_runs(workflow_id, wanted, limit, name_prefix)
         summaries = [build_summary(row, outcomes.get(row["id"])) for row in rows]
         if wanted is not None:
             summaries = [s for s in summaries if s.state is wanted]
+        if name_prefix is not None:
+            summaries = [s for s in summaries if s.execution_name.startswith(name_prefix)]
         return summaries[:limit]
-
-    # -- operator actions -----------------------------------------------------------------
-
-    @traced("kill_execution")
-    async def kill_execution(self, execution_id: str, reason: str) -> None:
-        """End the execution now as `stopped` with `reason`, without running the handler's
-        cancellation; a finished execution stays as it is. Answered by restate-server alone."""
-        raise NotImplementedError
-
-    @traced("pause_execution")
-    async def pause_execution(self, execution_id: str) -> None:
-        """Pause a pending or running execution: it runs no step until resumed. Pausing a
-        paused or finished execution changes nothing."""
-        raise NotImplementedError
-
-    @traced("resume_execution")
-    async def resume_execution(self, execution_id: str) -> None:
-        """Let a paused execution go on; a backing-off one retries now. Resuming a running
-        or finished execution changes nothing."""
-        raise NotImplementedError
-
-    @traced("purge_execution")
-    async def purge_execution(self, execution_id: str) -> None:
-        """Forget a finished execution (status, history, journal). ExecutionStateError for
-        a pending or running one; an unknown id succeeds."""
-        raise NotImplementedError
 
     @traced("redrive_execution")
     async def redrive_execution(self, execution_id: str) -> ExecutionResult:
@@ -643,14 +846,25 @@ def _check_wait_timeout(timeout: Any, execution_id: str) -> float | None:
     """None (wait as long as it takes) or a positive, finite number of seconds."""
     if timeout is None:
         return None
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not (
-        0 < timeout < float("inf")
-    ):
+    seconds = None
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        try:
+            seconds = float(timeout)
+        except OverflowError:  # an int beyond float's range
+            seconds = None
+    if seconds is None or not 0 < seconds < float("inf"):
+        shown = (f"an integer of {timeout.bit_length()} bits"
+                 if isinstance(timeout, int) and timeout.bit_length() > 64 else repr(timeout))
         raise InvalidInputError(
-            f"timeout must be a positive number of seconds or None, got {timeout!r}",
+            f"timeout must be a positive number of seconds or None, got {shown}",
             field="timeout", execution_id=execution_id,
         )
-    return float(timeout)
+    return seconds
+
+
+def _live_state(restate_status: str) -> str:
+    """The contract's word for a not-completed Restate status (pending or running)."""
+    return live_state(restate_status)[0].value
 
 
 def _wanted_state(state: ExecutionState | str | None) -> ExecutionState | None:

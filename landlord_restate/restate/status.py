@@ -17,7 +17,14 @@ from typing import Any
 
 from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.naming import split_workflow_key
-from landlord_restate.restate.wire import ENVELOPE_STATE, OUTCOME_STATE, PROVIDER_TYPE, Outcome
+from landlord_restate.restate.wire import (
+    ENVELOPE_STATE,
+    OUTCOME_STATE,
+    PROVIDER_TYPE,
+    STOP_STATE,
+    Outcome,
+    OutcomeError,
+)
 from landlord_restate.workflow.convert import parse_rfc3339
 from landlord_restate.workflow.types import (
     ExecutionError,
@@ -72,6 +79,14 @@ def read_outcome(value: Any) -> Outcome | None:
             method="POST", url="/query (journal)", expected="an Outcome record",
             got=json.dumps(value, default=str),
         ) from exc
+
+
+def live_state(status: str) -> tuple[ExecutionState, str]:
+    """(state, sub-state) of a Restate status other than `completed`."""
+    live = _LIVE_STATES.get(status)
+    if live is None:
+        raise _unexpected(f"unknown invocation status {status!r}", {"status": status})
+    return live
 
 
 def map_state(
@@ -353,10 +368,14 @@ def build_status(
     invocation: Mapping[str, Any],
     journal: Sequence[Mapping[str, Any]],
     recorded: Mapping[str, Any] | None = None,
+    control: Mapping[str, Any] | None = None,
 ) -> ExecutionStatus:
     """Assemble the ExecutionStatus of one invocation from its introspection rows.
 
     `recorded` is what the shim wrote to workflow state; read from `journal` when not given.
+    `control` is what the provider recorded of the execution (`LandlordControl`): a stopped
+    execution's reason is the provider's, whether the run recorded its cancellation or was
+    killed before it could.
     """
     values = state_from_journal(journal) if recorded is None else recorded
     envelope: dict[str, Any] = values.get(ENVELOPE_STATE) or {}
@@ -364,6 +383,11 @@ def build_status(
         envelope = {}
     outcome = read_outcome(values.get(OUTCOME_STATE))
     state, sub_state = map_state(invocation, outcome)
+    stop = (control or {}).get(STOP_STATE)
+    if state is ExecutionState.STOPPED and isinstance(stop, dict) and stop.get("reason"):
+        reason = str(stop["reason"])
+        outcome = Outcome(state="stopped", reason=reason,
+                          error=OutcomeError(code="stopped", message=reason))
     start_time = _time(invocation.get("running_at")) or _time(invocation.get("created_at"))
     if start_time is None:
         raise _unexpected("invocation without created_at", invocation)
@@ -387,6 +411,10 @@ def build_status(
         "service_name": str(invocation.get("target_service_name", "")),
         "workflow_key": key,
     }
+    if isinstance(stop, dict) and state is ExecutionState.STOPPED:
+        # how it was stopped: "killed" (at once, or after stop_grace) or "cancelled"
+        failure = str(invocation.get("completion_failure", ""))
+        metadata["stopped_by"] = "killed" if "killed" in failure else "cancelled"
     if invocation.get("trace_id"):  # recorded when restate-server exports traces
         metadata["trace_id"] = str(invocation["trace_id"])
     if invocation.get("last_failure"):

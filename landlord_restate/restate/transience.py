@@ -82,7 +82,16 @@ NO_RETRY = Backoff(window=0.0, min_retries=0, max_retries=0)
 
 
 def transient_reason(status: int, body: str) -> str | None:
-    """Restate's reason when an answer means "not ready, try again"; None otherwise."""
+    """Restate's reason when an answer means "not ready, try again"; None otherwise.
+
+    Told by what Restate returns, never by text a user wrote: an answer the ingress marks
+    `"source": "invocation"` is a handler's own failure (its message is the handler's),
+    and one with a `restate_code` is an error Restate classified (a deployment it could not
+    discover or reach: `META0003`, `META0014`, ...); neither is Restate being not ready.
+    """
+    answer = _decoded(body)
+    if answer.get("source") == "invocation" or isinstance(answer.get("restate_code"), str):
+        return None
     message = _message(body)
     if status in _TRANSIENT_STATUSES:
         return f"{status}: {message}"
@@ -94,6 +103,14 @@ def transient_reason(status: int, body: str) -> str | None:
         if "external error" in lowered and any(w in lowered for w in _PEER_UNREACHABLE):
             return message
     return None
+
+
+def _decoded(body: str) -> dict[str, object]:
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def _message(body: str) -> str:

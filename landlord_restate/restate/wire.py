@@ -15,21 +15,31 @@ from typing import Any
 
 from attrs import field, frozen
 
-from landlord_restate.workflow.convert import converter
-from landlord_restate.workflow.types import JSONValue, RetryPolicy
+from landlord_restate.workflow.convert import converter, from_json
+from landlord_restate.workflow.types import JSONValue, RetryPolicy, WorkflowSpec
 
 #: the provider's name, and `provider_type` of every spec and result
 PROVIDER_TYPE = "restate"
 
-#: the Virtual Object storing specs, keyed by workflow id, and its handlers
+#: the Virtual Object storing specs, keyed by workflow id, its handlers and state key. The
+#: provider writes through `put` (first write wins) and reads and deletes with the admin API
+#: and SQL alone; a run reads its workflow's record through `get` before its first step.
 CATALOG_SERVICE = "LandlordCatalog"
-CATALOG_PUT, CATALOG_GET, CATALOG_DELETE = "put", "get", "delete"
+CATALOG_PUT, CATALOG_GET = "put", "get"
+CATALOG_RECORD = "record"
+#: the Virtual Object keyed by execution (invocation) id where the provider keeps what it
+#: must say of an execution without the deployment: why it was stopped, what redrove it.
+#: Written with the admin state API; its `deliver_callback` relays a compute callback to
+#: the run (a private service still takes calls from other services).
+CONTROL_SERVICE = "LandlordControl"
+DELIVER_CALLBACK_HANDLER = "deliver_callback"
+STOP_STATE = "stop"
+REDRIVE_STATE = "redrive"
 #: service metadata key listing the Go handler names a service hosts (comma-separated)
 HANDLERS_METADATA = "landlord.handlers"
 
-#: a shim's handlers: the execution, and the shared handlers the provider calls
+#: a shim's handlers: the execution, and the shared handlers beside it
 RUN_HANDLER = "run"
-STOP_HANDLER = "stop"
 EXPIRE_HANDLER = "expire"
 COMPUTE_CALLBACK_HANDLER = "compute_callback"
 
@@ -37,7 +47,6 @@ COMPUTE_CALLBACK_HANDLER = "compute_callback"
 ENVELOPE_STATE = "envelope"
 OUTCOME_STATE = "outcome"
 #: durable promises of the control paths
-STOP_PROMISE = "stop_reason"
 EXPIRED_PROMISE = "expired"
 COMPUTE_CALLBACK_PROMISE = "compute_callback"
 
@@ -106,3 +115,31 @@ class Outcome:
     def from_json(cls, data: Any) -> Outcome:
         """Read a recorded outcome; raises on anything the shim would not have written."""
         return converter.structure(data, cls)
+
+
+@frozen(kw_only=True)
+class CatalogRecord:
+    """A created workflow as the catalog holds it: the spec, and where its runs go.
+
+    `service` and `handler` are the spec resolved by the provider that created it, so a run
+    can check it belongs to its service and dispatch without the provider's config.
+    """
+
+    spec: dict[str, Any]
+    created_at: str
+    service: str = ""
+    handler: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON data for the catalog's state."""
+        data: dict[str, Any] = converter.unstructure(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> CatalogRecord:
+        """Read a record back; raises on anything the provider would not have written."""
+        return converter.structure(data, cls)
+
+    def workflow_spec(self) -> WorkflowSpec:
+        """The stored spec; raises on a spec the provider would not have stored."""
+        return from_json(WorkflowSpec, self.spec)
