@@ -31,6 +31,7 @@ from landlord_restate import (
     config_hash,
     extract_workflow_details,
 )
+from landlord_restate.restate.wire import DELIVER_CALLBACK_HANDLER
 from landlord_restate.workflow import map_execution_state_to_sub_state
 from tests.conftest import ROOT, dead_endpoint, spec_for, unique_id
 from tests.fakes import serve
@@ -258,13 +259,14 @@ class RefusingIngress:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        if request.path.endswith("/compute_callback"):
+        if request.path.endswith(f"/{DELIVER_CALLBACK_HANDLER}/send"):
             self.deliveries += 1
             if self.deliveries <= self.refusals:
                 return web.Response(status=503, text="restarting")
         async with aiohttp.ClientSession() as session, session.request(
             request.method, self.upstream + request.path_qs, data=body,
-            headers={k: v for k, v in request.headers.items() if k.lower() == "content-type"},
+            headers={k: v for k, v in request.headers.items()
+                     if k.lower() in ("content-type", "idempotency-key")},
             skip_auto_headers=("Content-Type",),
         ) as upstream:
             return web.Response(status=upstream.status, body=await upstream.read(),
