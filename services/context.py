@@ -18,7 +18,12 @@ from restate.server_context import restate_context_is_replaying
 
 from landlord_restate.restate.limits import json_problem
 from landlord_restate.restate.tracing import add_trace_ids
-from landlord_restate.restate.wire import COMPUTE_CALLBACK_PROMISE, ExecutionEnvelope
+from landlord_restate.restate.wire import (
+    COMPUTE_CALLBACK_PROMISE,
+    REDRIVEN_CALLBACK_STEP,
+    ExecutionEnvelope,
+    Reuse,
+)
 from services import tracing
 from services.errors import HandlerError, checked, readable
 
@@ -170,6 +175,22 @@ class HandlerContext:
             logger.bind(workflow_id=self.workflow_id, execution_id=self.execution_id)
             .patch(add_trace_ids)
         )
+        #: a redrive's plan: what the original completed, consumed in order while the
+        #: handler's steps match it (the plan is in the run's input, so replay agrees)
+        self._reuse = list(envelope.redrive)
+
+    def _reused(self, kind: str, name: str) -> Reuse | None:
+        """The plan's next entry if it is this `kind` and `name`; at the first mismatch
+        the plan is dropped and everything from there runs for real."""
+        if not self._reuse:
+            return None
+        head = self._reuse[0]
+        if head.kind == kind and head.name == name:
+            return self._reuse.pop(0)
+        self.logger.info("redrive: reuse ends at {} {!r} (the original had {} {!r})",
+                         kind, name, head.kind, head.name)
+        self._reuse.clear()
+        return None
 
     @property
     def restate(self) -> restate.WorkflowContext:
@@ -180,8 +201,14 @@ class HandlerContext:
         """Run `fn(*args)` once, journal its result under `name`; a replay returns it.
 
         `fn` may be sync (run in a thread) or async. It is retried by the spec's
-        RetryPolicy; raising HandlerError fails the execution at once.
+        RetryPolicy; raising HandlerError fails the execution at once. In a redrive, a
+        step the original completed answers its result without running.
         """
+        reused = self._reused("step", name)
+        if reused is not None:
+            value = reused.value
+            with tracing.span(f"step {name} (reused)", step=name, **self._ids):
+                return await self._ctx.run_typed(name, lambda: value, self._run_options)
         if inspect.iscoroutinefunction(fn):
 
             async def action_async() -> Any:
@@ -213,12 +240,20 @@ class HandlerContext:
             raise handler_error_from(exc, "step_failed") from exc
 
     async def sleep(self, duration: timedelta, name: str | None = None) -> None:
-        """A durable timer: survives restarts of the server and of this deployment."""
+        """A durable timer: survives restarts of the server and of this deployment. In a
+        redrive, a sleep the original completed is not slept again."""
+        if self._reused("sleep", name or "") is not None:
+            return
         with tracing.span(f"sleep {name or ''}".rstrip(), **self._ids):
             await self._ctx.sleep(duration, name=name)
 
     async def compute_callback(self) -> dict[str, Any]:
-        """Wait for Landlord's compute callback (`post_compute_callback`); returns its payload."""
+        """Wait for Landlord's compute callback (`post_compute_callback`); returns its payload.
+        In a redrive, the callback the original received is answered again, not awaited."""
+        reused = self._reused("callback", "")
+        if reused is not None:
+            received = reused.value if isinstance(reused.value, dict) else {}
+            return await self._ctx.run_typed(REDRIVEN_CALLBACK_STEP, lambda: received)
         promise = self._ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict)
         with tracing.span("compute callback wait", **self._ids):
             payload: dict[str, Any] = await promise.value()

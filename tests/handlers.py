@@ -199,3 +199,25 @@ async def misbehaves(ctx: HandlerContext, request: dict[str, Any]) -> Any:
 
         return await ctx.step("unprintable", unprintable)
     return {"ok": True}
+
+
+@handler("Fixable")
+async def fixable(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Steps one to four, each marking when it really runs; step three fails terminally
+    while the file request['broken'] exists (an operator "fixes" it by deleting the file).
+    With request['sleep_ms'], a durable sleep between steps two and three."""
+    marks, broken = request["marks"], request.get("broken", "")
+
+    def work(name: str) -> str:
+        _mark(marks, name)
+        if name == "three" and broken and Path(broken).exists():
+            raise HandlerError("dependency_down", "step three's dependency is down")
+        return f"{name}-done"
+
+    done = [await ctx.step("one", work, "one"), await ctx.step("two", work, "two")]
+    if request.get("sleep_ms"):
+        await ctx.sleep(timedelta(milliseconds=int(request["sleep_ms"])), name="settle")
+    if request.get("callback"):
+        done.append(str((await ctx.compute_callback()).get("status")))
+    done += [await ctx.step("three", work, "three"), await ctx.step("four", work, "four")]
+    return {"done": done}

@@ -394,11 +394,8 @@ async def test_extract_workflow_details_on_each_real_state(
     )
     assert extract_workflow_details(later)[2] != ""  # the newest failure's message
 
-    # paused by an operator (Restate's admin API): Landlord reads "error" with the reason
-    async with aiohttp.ClientSession() as session, session.patch(
-        f"{shared_config.admin_endpoint}/invocations/{flaky.execution_id}/pause"
-    ) as answer:
-        assert answer.status in (200, 202), await answer.text()
+    # paused by an operator: Landlord reads "error" with the reason
+    await provider.pause_execution(flaky.execution_id)
     status, _sub, _, message = await details_when(flaky.execution_id, WorkflowSubState.ERROR)
     assert status.metadata["restate_status"] == "paused"
     assert message is not None

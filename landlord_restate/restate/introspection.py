@@ -185,6 +185,15 @@ class Introspection:
         )
         return {str(row.get("target_service_key", "")): row.get("status") for row in rows}
 
+    async def full_journal(self, execution_id: str) -> list[Row]:
+        """Every journal entry of the invocation in full (`entry`), in order: what a
+        redrive reads to know what completed, with which results."""
+        literal = sql_literal(execution_id, INVOCATION_ID)
+        return await self._admin.query(
+            "SELECT index, entry_type, name, entry_json AS entry FROM sys_journal "  # noqa: S608
+            f"WHERE id = {literal} ORDER BY index"
+        )
+
     async def catalog_records(self, workflow_id: str | None) -> list[Row]:
         """The catalog's records (`service_key` is the workflow id, `value_utf8` the record):
         of one workflow, or all of them."""

@@ -12,7 +12,7 @@ import asyncio
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -29,6 +29,7 @@ from landlord_restate.restate.errors import (
     DeploymentError,
     InvokeContentionError,
     RestateConnectionError,
+    RestateProtocolError,
     RestateServerError,
 )
 from landlord_restate.restate.http import RestateHttp
@@ -56,6 +57,7 @@ from landlord_restate.restate.naming import (
     split_workflow_key,
     workflow_key,
 )
+from landlord_restate.restate.redrive import redrive_name, reusable
 from landlord_restate.restate.status import (
     build_status,
     build_summary,
@@ -70,9 +72,11 @@ from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted
 from landlord_restate.restate.wire import (
     CONTROL_SERVICE,
     DELIVER_CALLBACK_HANDLER,
+    ENVELOPE_STATE,
     PROVIDER_TYPE,
     STOP_STATE,
     ExecutionEnvelope,
+    Reuse,
 )
 from landlord_restate.workflow.convert import format_rfc3339, to_json
 from landlord_restate.workflow.errors import (
@@ -107,6 +111,10 @@ _RUN_SEPARATOR = "-r"
 #: how many ended runs in a row invoke steps over before it gives up (a race of invokes
 #: with runs that end in between; each round is one start and one lookup)
 _INVOKE_ROUNDS = 8
+#: the states a redrive starts from
+_REDRIVABLE = frozenset({ExecutionState.FAILED, ExecutionState.STOPPED, ExecutionState.TIMEOUT})
+#: the status metadata key naming the execution a redrive started from
+REDRIVEN_FROM = "redriven_from"
 _NOT_OPEN = "RestateProvider is not open: use `async with RestateProvider(...)`"
 
 
@@ -439,7 +447,7 @@ class RestateProvider(Provider):
         return result
 
     async def _start(
-        self, workflow_id: str, execution: ExecutionInput
+        self, workflow_id: str, execution: ExecutionInput, *, redrive: Sequence[Reuse] = ()
     ) -> tuple[ExecutionResult, bool]:
         """Start (or find) the run named by `execution`; also answer whether it is new.
 
@@ -450,7 +458,9 @@ class RestateProvider(Provider):
         key = workflow_key(workflow_id, name)
         stored = await self._specs.route(workflow_id)
         try:
-            invocation_id, accepted = await self._send_start(stored, execution, name, input_json)
+            invocation_id, accepted = await self._send_start(
+                stored, execution, name, input_json, redrive
+            )
         except RestateServerError as exc:
             if not door_closed(exc):
                 raise
@@ -460,7 +470,9 @@ class RestateProvider(Provider):
             if fresh.resolved.service == stored.resolved.service:
                 raise WorkflowNotFoundError(workflow_id) from exc
             stored = fresh
-            invocation_id, accepted = await self._send_start(stored, execution, name, input_json)
+            invocation_id, accepted = await self._send_start(
+                stored, execution, name, input_json, redrive
+            )
         self._log.bind(
             workflow_id=workflow_id, execution_id=invocation_id,
             service=stored.resolved.service, key=key,
@@ -476,7 +488,12 @@ class RestateProvider(Provider):
         ), accepted
 
     async def _send_start(
-        self, stored: StoredSpec, execution: ExecutionInput, name: str, input_json: str
+        self,
+        stored: StoredSpec,
+        execution: ExecutionInput,
+        name: str,
+        input_json: str,
+        redrive: Sequence[Reuse],
     ) -> tuple[str, bool]:
         workflow_id = stored.spec.workflow_id
         envelope = ExecutionEnvelope(
@@ -488,6 +505,7 @@ class RestateProvider(Provider):
             trigger_source=execution.trigger_source,
             timeout=to_json(stored.spec.timeout or self._config.timeout),
             retry_policy=stored.spec.retry_policy,
+            redrive=list(redrive),
         )
         return await self.ingress.send_workflow(
             stored.resolved.service, workflow_key(workflow_id, name),
@@ -788,10 +806,45 @@ class RestateProvider(Provider):
 
     @traced("redrive_execution")
     async def redrive_execution(self, execution_id: str) -> ExecutionResult:
-        """A new execution of a failed, stopped or timed-out one, reusing what completed in
-        it (steps, sleeps, the compute callback) and going on from the first step that did
-        not; idempotent. InvalidInputError for a succeeded, pending or running execution."""
-        raise NotImplementedError
+        """A new execution of a failed, stopped or timed-out one: the same workflow and
+        input, with what the original completed not done again (each completed step
+        answers its journaled result, completed sleeps are not slept, a callback received
+        is not waited for), going on from the first step that did not complete with the
+        handler code deployed now. Its execution name says whose redrive it is and
+        `metadata["redriven_from"]` names the original; redriving again answers the same
+        execution. InvalidInputError for a succeeded, pending or running execution."""
+        check_execution_id(execution_id)
+        status = await self.get_execution_status(execution_id)
+        if status.state not in _REDRIVABLE:
+            raise InvalidInputError(
+                f"execution {execution_id!r} is {status.state.value}: only a failed, stopped "
+                "or timed-out execution can be redriven",
+                field="execution_id", execution_id=execution_id,
+            )
+        journal = await self._sql.full_journal(execution_id)
+        recorded = state_from_journal(journal).get(ENVELOPE_STATE)
+        try:
+            original = ExecutionEnvelope.from_json(recorded)
+        except Exception as exc:
+            raise RestateProtocolError(
+                method="POST", url=f"{self.admin.endpoint}/query",
+                expected=f"the execution envelope in the journal of {execution_id}",
+                got=json.dumps(recorded, default=str), execution_id=execution_id,
+            ) from exc
+        plan = reusable(journal)
+        execution = ExecutionInput(
+            execution_name=redrive_name(original.execution_name),
+            input=original.input,
+            tags=original.tags,
+            metadata=original.metadata | {REDRIVEN_FROM: execution_id},
+            trigger_source=original.trigger_source,
+        )
+        result, accepted = await self._start(original.workflow_id, execution, redrive=plan)
+        self._log.bind(
+            workflow_id=original.workflow_id, execution_id=result.execution_id,
+            redriven_from=execution_id, reused=len(plan),
+        ).info("redrive: {}", "started" if accepted else "already started")
+        return result
 
     # -- deployments ------------------------------------------------------------------------
 

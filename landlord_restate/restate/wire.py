@@ -51,6 +51,21 @@ EXPIRED_PROMISE = "expired"
 COMPUTE_CALLBACK_PROMISE = "compute_callback"
 
 
+#: the step a redriven run journals for a compute callback its original received, so a
+#: redrive of the redrive reuses it as a callback again
+REDRIVEN_CALLBACK_STEP = "landlord.compute_callback"
+
+
+@frozen(kw_only=True)
+class Reuse:
+    """One thing an original execution completed, which its redrive does not do again."""
+
+    #: "step" (its journaled result), "sleep" (not slept again), "callback" (its payload)
+    kind: str
+    name: str = ""
+    value: JSONValue = None
+
+
 @frozen(kw_only=True)
 class ExecutionEnvelope:
     """The body of `POST /{Service}/{key}/run/send`, recorded by the shim in workflow state."""
@@ -66,6 +81,8 @@ class ExecutionEnvelope:
     #: nanoseconds; zero: no timeout
     timeout: int = 0
     retry_policy: RetryPolicy | None = None
+    #: a redrive's plan: what the original completed, in order
+    redrive: list[Reuse] = field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Go-shaped JSON data (durations in nanoseconds)."""
@@ -82,6 +99,8 @@ class ExecutionEnvelope:
         (checked and encoded once, by the caller) spliced in rather than encoded again."""
         head = self.to_json()
         del head["input"]
+        if not head["redrive"]:
+            del head["redrive"]  # the common case stays as small as it was
         encoded = json.dumps(head, separators=(",", ":"))
         return f'{encoded[:-1]},"input":{input_json}}}'.encode()
 
