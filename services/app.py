@@ -8,6 +8,7 @@ LANDLORD_RESTATE_IDENTITY_KEYS set, only requests signed by those Restate server
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import re
@@ -27,6 +28,7 @@ from landlord_restate.workflow.errors import ConfigError, WorkflowError
 from services import tracing
 from services.catalog import catalog
 from services.control import control
+from services.registration import SelfRegistration, register_when_serving
 from services.registry import HandlerFn, registered_handlers
 from services.shim import build_workflow
 
@@ -102,6 +104,8 @@ class DeploymentSettings:
     service_name: str | None = None
     identity_keys: tuple[str, ...] = ()
     retention: timedelta = DEFAULT_RETENTION
+    #: Landlord's worker keys: register this deployment with Restate once serving
+    self_registration: SelfRegistration | None = None
 
     @classmethod
     def load(cls, env: Mapping[str, str] = os.environ) -> DeploymentSettings:
@@ -118,7 +122,8 @@ class DeploymentSettings:
                     f"{RETENTION_ENV} must be positive, got {env[RETENTION_ENV]!r}",
                     key=RETENTION_ENV,
                 )
-        service_name = load_settings(env=env).get("service_name")
+        settings = load_settings(env=env)
+        service_name = settings.get("service_name")
         if service_name is not None:
             try:
                 check_service_name(service_name)
@@ -127,6 +132,7 @@ class DeploymentSettings:
         return cls(
             handler_modules=modules, service_name=service_name,
             identity_keys=tuple(identity_keys_from(env)), retention=retention,
+            self_registration=SelfRegistration.load(env, settings),
         )
 
 
@@ -139,25 +145,34 @@ def create_app(env: Mapping[str, str] = os.environ) -> Any:
     served = restate.app(services=services, identity_keys=list(settings.identity_keys) or None)
     if is_running_on_lambda():
         return served  # the SDK's Lambda handler, not an ASGI app
-    return answer_lifespan(served)
+    return answer_lifespan(served, settings.self_registration)
 
 
-def answer_lifespan(inner: Any) -> Any:
+def answer_lifespan(inner: Any, registration: SelfRegistration | None = None) -> Any:
     """The ASGI app, answering the lifespan protocol itself.
 
     hypercorn asks every app about lifespan at start; the SDK refuses, and hypercorn logs
-    a warning each time. There is nothing to start or stop, so say so.
+    a warning each time. With `registration`, startup begins registering this deployment
+    (in the background: Restate's discovery calls back into this very server, which only
+    serves once startup is complete); shutdown stops that if it is still trying.
     """
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
             await inner(scope, receive, send)
             return
+        task: asyncio.Task[str | None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if registration is not None:
+                    task = asyncio.get_running_loop().create_task(
+                        register_when_serving(registration)
+                    )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if task is not None:
+                    task.cancel()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

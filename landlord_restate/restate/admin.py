@@ -53,6 +53,14 @@ class AdminClient:
         found = _object(answer, "GET /deployments").get("deployments")
         return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
 
+    async def deployment(self, deployment_id: str) -> dict[str, Any] | None:
+        """One deployment with its services in full (handlers, metadata); None if unknown."""
+        status, answer = await self._http.request(
+            "GET", f"/deployments/{quote(deployment_id, safe='')}", ok=(200, 400, 404),
+            idempotent=True,  # a read; 400 is Restate's answer to an id it cannot decode
+        )
+        return _object(answer, "GET /deployments/{id}") if status == 200 else None
+
     async def register_deployment(
         self, registration: dict[str, Any], *, refresh: bool = False
     ) -> dict[str, Any]:

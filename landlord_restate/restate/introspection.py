@@ -57,7 +57,7 @@ _INVOCATION_COLUMNS = (
     "id, target_service_name, target_service_key, target_handler_name, status, created_at, "
     "running_at, completed_at, completion_result, completion_failure, retry_count, journal_size, "
     "last_failure, last_failure_related_command_name, last_failure_error_code, modified_at, "
-    "trace_id"
+    "trace_id, pinned_deployment_id"
 )
 _TARGET_COLUMNS = "target_service_name, target_service_key, target_handler_name, status"
 _SUMMARY_COLUMNS = (
@@ -193,6 +193,22 @@ class Introspection:
             "SELECT index, entry_type, name, entry_json AS entry FROM sys_journal "  # noqa: S608
             f"WHERE id = {literal} ORDER BY index"
         )
+
+    async def in_flight_by_deployment(self) -> dict[str, int]:
+        """How many executions not completed run on each deployment (by the deployment
+        Restate pinned them to at their first attempt)."""
+        rows = await self._admin.query(
+            "SELECT pinned_deployment_id AS deployment, count(*) AS n FROM sys_invocation "  # noqa: S608
+            f"WHERE target_handler_name = '{RUN_HANDLER}' AND status != 'completed' "
+            "AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id"
+        )
+        return {str(row["deployment"]): int(row["n"]) for row in rows if row.get("deployment")}
+
+    async def latest_deployments(self) -> dict[str, str]:
+        """Each service's newest revision's deployment, by service name."""
+        rows = await self._admin.query("SELECT name, deployment_id FROM sys_service")
+        return {str(row["name"]): str(row["deployment_id"]) for row in rows
+                if row.get("deployment_id")}
 
     async def catalog_records(self, workflow_id: str | None) -> list[Row]:
         """The catalog's records (`service_key` is the workflow id, `value_utf8` the record):

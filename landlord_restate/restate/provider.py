@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
@@ -27,6 +28,7 @@ from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.deployments import DeploymentInfo
 from landlord_restate.restate.errors import (
     DeploymentError,
+    DeploymentInUseError,
     InvokeContentionError,
     RestateConnectionError,
     RestateProtocolError,
@@ -78,7 +80,7 @@ from landlord_restate.restate.wire import (
     ExecutionEnvelope,
     Reuse,
 )
-from landlord_restate.workflow.convert import format_rfc3339, to_json
+from landlord_restate.workflow.convert import format_rfc3339, parse_rfc3339, to_json
 from landlord_restate.workflow.errors import (
     ExecutionNotFoundError,
     ExecutionStateError,
@@ -111,6 +113,8 @@ _RUN_SEPARATOR = "-r"
 #: how many ended runs in a row invoke steps over before it gives up (a race of invokes
 #: with runs that end in between; each round is one start and one lookup)
 _INVOKE_ROUNDS = 8
+#: a Restate deployment id
+_DEPLOYMENT_ID = re.compile(r"^dp_[0-9A-Za-z]{10,64}$")
 #: the states a redrive starts from
 _REDRIVABLE = frozenset({ExecutionState.FAILED, ExecutionState.STOPPED, ExecutionState.TIMEOUT})
 #: the status metadata key naming the execution a redrive started from
@@ -344,36 +348,69 @@ class RestateProvider(Provider):
         """Register the deployment and make sure it hosts the handler; answer its id and
         whether the service is open to ingress calls."""
         url = self._config.deployment_address
-        registration = self._config.registration()
         # a dry run first: a spec naming a handler the deployment does not host is refused
         # before anything on the server changes (no registration, no new revision)
-        self._require_hosted(resolved, await self._discovered(resolved))
-        deployment = await self._deployment_call(
-            self.admin.register_deployment(registration), resolved
-        )
+        described = await self._deployment_call(self._discover(), resolved)
+        self._require_hosted(resolved, _named(described, resolved.service))
+        deployment = await self._deployment_call(self._register_deployment(described), resolved)
         service = await self.admin.get_service(resolved.service)
-        try:
-            self._require_hosted(resolved, service)
-        except InvalidSpecError:
-            # Restate answers a known URI with what it discovered then; the process there
-            # has changed since (the dry run above saw the handler). Register it again.
-            log.bind(deployment=url).info("handler not in registration; refreshing it")
-            deployment = await self._deployment_call(
-                self.admin.register_deployment(registration, refresh=True), resolved
-            )
-            service = await self.admin.get_service(resolved.service)
-            self._require_hosted(resolved, service)
+        self._require_hosted(resolved, service)
         deployment_id = str(deployment.get("id", ""))
         log.bind(deployment_id=deployment_id, deployment=url).info("deployment registered")
         return deployment_id, bool(service and service.get("public", True))
 
     async def _discovered(self, resolved: ResolvedSpec) -> dict[str, Any] | None:
         """The service as the deployment describes it now, by a dry run (registers nothing)."""
-        services = await self._deployment_call(
-            self.admin.discover(self._config.registration(), window=self._config.retry_window),
-            resolved,
+        return _named(await self._deployment_call(self._discover(), resolved), resolved.service)
+
+    async def _discover(self) -> list[dict[str, Any]]:
+        return await self.admin.discover(
+            self._config.registration(), window=self._config.retry_window
         )
-        return next((s for s in services if s.get("name") == resolved.service), None)
+
+    async def register_deployment(self) -> str:
+        """Register the configured deployment (what `create_workflow` does first); answer
+        its id. A new address becomes the newest revision of its services (new executions
+        run there, executions in flight finish where they started). At an address already
+        registered whose process now serves other handlers, it is registered again only
+        while no execution runs on it; else DeploymentInUseError says how many do."""
+        address = self._config.deployment_address
+        resolved = ResolvedSpec("", "", "")
+        described = await self._deployment_call(self._discover(), resolved)
+        deployment = await self._deployment_call(self._register_deployment(described), resolved)
+        deployment_id = str(deployment.get("id", ""))
+        self._log.bind(deployment_id=deployment_id, deployment=address).info(
+            "deployment registered"
+        )
+        return deployment_id
+
+    async def _register_deployment(self, described: list[dict[str, Any]]) -> dict[str, Any]:
+        """Register what discovery `described`, never moving in-flight executions onto
+        other code: see `register_deployment`."""
+        registration = self._config.registration()
+        address = self._config.deployment_address
+        existing = next((d for d in await self.admin.deployments()
+                         if _same_address(_address_of(d), address)), None)
+        if existing is None:
+            return await self.admin.register_deployment(registration)
+        registered = await self.admin.deployment(str(existing.get("id"))) or existing
+        if _handler_sets(registered.get("services")) == _handler_sets(described):
+            return await self.admin.register_deployment(registration)
+        deployment_id = str(existing.get("id"))
+        in_flight = (await self._sql.in_flight_by_deployment()).get(deployment_id, 0)
+        if in_flight:
+            raise DeploymentInUseError(
+                f"the process at {address} now serves other handlers than deployment "
+                f"{deployment_id} registered there, and {in_flight} executions still run on "
+                "it: re-registering would move them onto other code. Deploy the new code at "
+                "a new address (a versioned service or port, a Lambda version ARN) and "
+                "register that; remove this deployment once it shows 0 in flight.",
+                deployment_id=deployment_id, in_flight=in_flight,
+            )
+        self._log.bind(deployment_id=deployment_id, deployment=address).info(
+            "handlers changed at a drained deployment; registering it again"
+        )
+        return await self.admin.register_deployment(registration, refresh=True)
 
     async def _deployment_call(self, call: Awaitable[T], resolved: ResolvedSpec) -> T:
         """`call` (a discovery or registration), with a failure of the deployment raised as
@@ -850,15 +887,70 @@ class RestateProvider(Provider):
 
     @traced("list_deployments")
     async def list_deployments(self) -> list[DeploymentInfo]:
-        """Every registered deployment, with the executions still running on it."""
-        raise NotImplementedError
+        """Every registered deployment: its address, services, how many executions still
+        run on it, and whether it serves the newest revision of one of its services."""
+        deployments, in_flight, latest = await asyncio.gather(
+            self.admin.deployments(), self._sql.in_flight_by_deployment(),
+            self._sql.latest_deployments(),
+        )
+        newest = set(latest.values())
+        infos = []
+        for deployment in deployments:
+            deployment_id = str(deployment.get("id", ""))
+            services = deployment.get("services")
+            names = tuple(sorted(
+                str(s.get("name")) for s in services if isinstance(s, dict)
+            )) if isinstance(services, list) else ()
+            created = deployment.get("created_at")
+            infos.append(DeploymentInfo(
+                deployment_id=deployment_id,
+                address=_address_of(deployment),
+                created_at=parse_rfc3339(created) if isinstance(created, str) else None,
+                services=names,
+                in_flight=in_flight.get(deployment_id, 0),
+                latest=deployment_id in newest,
+            ))
+        infos.sort(key=lambda info: info.created_at or datetime.min.replace(tzinfo=UTC),
+                   reverse=True)
+        return infos
 
     @traced("remove_deployment")
     async def remove_deployment(self, deployment_id: str, *, force: bool = False) -> None:
         """Remove a drained deployment. DeploymentInUseError while executions run on it or
         while it is the only deployment of a service a workflow uses; `force` overrides
-        both and strands those executions. An unknown id succeeds."""
-        raise NotImplementedError
+        both and strands those executions (they fail for want of their code). An unknown
+        id succeeds."""
+        if not isinstance(deployment_id, str) or not _DEPLOYMENT_ID.fullmatch(deployment_id):
+            raise InvalidInputError(
+                f"deployment_id {deployment_id!r} must look like dp_... (see list_deployments)",
+                field="deployment_id",
+            )
+        log = self._log.bind(deployment_id=deployment_id, force=force)
+        deployments = await self.list_deployments()
+        target = next((d for d in deployments if d.deployment_id == deployment_id), None)
+        if target is None:
+            log.info("remove: no such deployment, nothing to do")
+            return
+        if not force:
+            if target.in_flight:
+                raise DeploymentInUseError(
+                    f"deployment {deployment_id} still runs {target.in_flight} executions; "
+                    "wait until list_deployments shows 0 in flight (or force=True, which "
+                    "strands them)", deployment_id=deployment_id, in_flight=target.in_flight,
+                )
+            others = {s for d in deployments if d is not target for s in d.services}
+            used = {stored.resolved.service for stored in await self._specs.read_all()}
+            orphaned = sorted((set(target.services) - others) & used)
+            if orphaned:
+                raise DeploymentInUseError(
+                    f"deployment {deployment_id} is the only one serving {', '.join(orphaned)}"
+                    ", which existing workflows use; register their new code first (or "
+                    "force=True)", deployment_id=deployment_id, in_flight=0,
+                )
+        removed = await self.admin.delete_deployment(deployment_id, force=True)
+        log.bind(address=target.address).info(
+            "remove: {}", "removed" if removed else "already gone"
+        )
 
     def _observe(self, status: ExecutionStatus) -> None:
         """Log each state change this provider sees, once (bounded memory)."""
@@ -913,6 +1005,33 @@ def _check_wait_timeout(timeout: Any, execution_id: str) -> float | None:
             field="timeout", execution_id=execution_id,
         )
     return seconds
+
+
+def _named(services: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((s for s in services if s.get("name") == name), None)
+
+
+def _address_of(deployment: dict[str, Any]) -> str:
+    """A deployment's URI or Lambda ARN, as Restate reports it."""
+    return str(deployment.get("uri") or deployment.get("arn") or "")
+
+
+def _same_address(registered: str, configured: str) -> bool:
+    """Restate keeps a URI with a trailing slash; a configured one may have none."""
+    return registered.rstrip("/") == configured.rstrip("/")
+
+
+def _handler_sets(services: Any) -> dict[str, tuple[frozenset[str], str]]:
+    """What each service serves: Restate's handler names and the Go handlers it hosts."""
+    sets = {}
+    for service in services if isinstance(services, list) else ():
+        if not isinstance(service, dict):
+            continue
+        handlers = service.get("handlers")
+        names = frozenset(str(h.get("name")) for h in handlers if isinstance(h, dict)) if (
+            isinstance(handlers, list)) else frozenset()
+        sets[str(service.get("name"))] = (names, ",".join(sorted(hosted_handlers(service))))
+    return sets
 
 
 def _live_state(restate_status: str) -> str:

@@ -415,6 +415,8 @@ def build_status(
         # how it was stopped: "killed" (at once, or after stop_grace) or "cancelled"
         failure = str(invocation.get("completion_failure", ""))
         metadata["stopped_by"] = "killed" if "killed" in failure else "cancelled"
+    if invocation.get("pinned_deployment_id"):  # once Restate has chosen the code it runs
+        metadata["deployment_id"] = str(invocation["pinned_deployment_id"])
     if invocation.get("trace_id"):  # recorded when restate-server exports traces
         metadata["trace_id"] = str(invocation["trace_id"])
     if invocation.get("last_failure"):
