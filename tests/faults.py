@@ -11,19 +11,23 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from landlord_restate import (
     ComputeCallbackPayload,
+    DeploymentInUseError,
     ExecutionInput,
     ExecutionState,
+    ExecutionStatus,
     RestateProvider,
 )
+from landlord_restate.restate.local import DeploymentProcess
 from landlord_restate.restate.naming import split_workflow_key
 from landlord_restate.restate.status import build_history
-from tests.conftest import spec_for, unique_id
+from landlord_restate.testing import LocalRestate
+from tests.conftest import deployment_env, spec_for, unique_id
 
 #: every report of this test session, printed by conftest at the end
 REPORTS: list[FaultReport] = []
@@ -45,6 +49,8 @@ class FaultReport:
     seconds: float = 0.0
     note: str = ""
     probe_errors: list[BaseException] = attrs.Factory(list)
+    #: what was wrong besides the counted columns (a wrong final state, a step after a stop)
+    problems: list[str] = attrs.Factory(list)
 
 
 class CallProbe:
@@ -113,14 +119,7 @@ async def start_mix(
     """
     spec = spec_for("SoakMix", unique_id("soak"))
     await provider.create_workflow(spec)
-    inputs = {}
-    for i in range(n):
-        request: dict[str, Any] = {"marks": str(marks), "step_seconds": step_seconds}
-        if i % 3 == 0:
-            request["sleep_ms"] = 1500
-        elif i % 3 == 1:
-            request["callback"] = True
-        inputs[f"x{i:04d}"] = request
+    inputs = {f"x{i:04d}": mix_request(i, marks, step_seconds) for i in range(n)}
     results = await asyncio.gather(*(
         provider.start_execution(spec.workflow_id, ExecutionInput(execution_name=name, input=req))
         for name, req in inputs.items()
@@ -128,6 +127,16 @@ async def start_mix(
     ids = {name: r.execution_id for name, r in zip(inputs, results, strict=True)}
     waiting = [name for name, req in inputs.items() if req.get("callback")]
     return spec.workflow_id, ids, waiting
+
+
+def mix_request(i: int, marks: Path, step_seconds: float = 0.5) -> dict[str, Any]:
+    """The SoakMix input of the i-th execution of a mix: a timer, a callback, or neither."""
+    request: dict[str, Any] = {"marks": str(marks), "step_seconds": step_seconds}
+    if i % 3 == 0:
+        request["sleep_ms"] = 1500
+    elif i % 3 == 1:
+        request["callback"] = True
+    return request
 
 
 async def journaled_steps(provider: RestateProvider, workflow_id: str) -> set[tuple[str, str]]:
@@ -255,5 +264,338 @@ async def crash_scenario(
     report.probe_errors = probe.errors
     report.lost = n - report.completed
     report.redone_in_flight -= report.rerun_steps
+    REPORTS.append(report)
+    return report
+
+
+# -- day two: an outage of the deployment, an upgrade of the handler code ----------------------
+
+T = TypeVar("T")
+
+
+class CallTimer:
+    """Times each provider call made while a fault lasts: the slowest of each kind."""
+
+    def __init__(self) -> None:
+        self.slowest: dict[str, float] = {}
+        self.calls = 0
+
+    async def __call__(self, kind: str, call: Awaitable[T]) -> T:
+        """Await `call`, recording how long it took under `kind`."""
+        began = time.monotonic()
+        try:
+            return await call
+        finally:
+            took = time.monotonic() - began
+            self.calls += 1
+            self.slowest[kind] = max(self.slowest.get(kind, 0.0), took)
+
+    @property
+    def worst(self) -> float:
+        """The slowest call of any kind."""
+        return max(self.slowest.values(), default=0.0)
+
+    def describe(self) -> str:
+        """'start 0.01, stop 0.02, ...': the slowest call of each kind, in seconds."""
+        return ", ".join(f"{kind} {took:.2f}" for kind, took in self.slowest.items())
+
+
+async def until_step_two(marks: Path, n: int, within: float = 60.0) -> None:
+    """Wait until a fifth of the executions (at least one) have begun step two."""
+    deadline = time.monotonic() + within
+    while sum(1 for (_, s) in step_counts(marks) if s == "two") < max(1, n // 5):
+        assert time.monotonic() < deadline, "the workload did not reach step two"
+        await asyncio.sleep(0.05)
+
+
+async def run_states(provider: RestateProvider, workflow_id: str) -> dict[str, str]:
+    """Restate's status of each run of the workflow, by execution name (one SQL query)."""
+    rows = await provider.admin.query(
+        "SELECT target_service_key AS key, status FROM sys_invocation "
+        f"WHERE target_handler_name = 'run' AND target_service_key LIKE '{workflow_id}.%'"
+    )
+    return {split_workflow_key(row["key"])[1]: str(row["status"]) for row in rows}
+
+
+async def full_statuses(
+    provider: RestateProvider, ids: dict[str, str], concurrency: int = 32
+) -> dict[str, ExecutionStatus]:
+    """Each execution's whole status, read through the provider."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(execution_id: str) -> ExecutionStatus:
+        async with gate:
+            return await provider.get_execution_status(execution_id)
+
+    found = await asyncio.gather(*(one(i) for i in ids.values()))
+    return dict(zip(ids, found, strict=True))
+
+
+def stopped_with(status: ExecutionStatus, reason: str) -> bool:
+    """`status` is stopped, and says why with `reason`."""
+    return (
+        status.state is ExecutionState.STOPPED
+        and status.error is not None
+        and status.error.message == reason
+    )
+
+
+async def outage_scenario(
+    fault: str,
+    provider: RestateProvider,
+    n: int,
+    started_while_down: int,
+    marks: Path,
+    kill: Callable[[], Awaitable[None]],
+    restart: Callable[[], Awaitable[None]],
+    within: float = 180.0,
+) -> FaultReport:
+    """kill -9 of the deployment with n executions in flight; while it is down, starts,
+    stops (with reasons) and callbacks through the provider; then the deployment back.
+
+    The provider's `stop_grace` must be short (the outage lasts until every stop has
+    killed its execution). Right final states: a stopped execution `stopped` with its
+    reason and no step run after the stop; every other one succeeded.
+    """
+    began = time.monotonic()
+    workflow_id, ids, waiting = await start_mix(provider, n, marks)
+    await until_step_two(marks, n)
+    await kill()
+    down_since = time.monotonic()
+    # the deployment is gone: what it journaled and marked is final until it returns
+    journaled = await journaled_steps(provider, workflow_id)
+    at_kill = step_counts(marks)
+    in_flight_steps = {step for step, c in at_kill.items() if c and step not in journaled}
+    open_runs = sorted(
+        name for name, status in (await run_states(provider, workflow_id)).items()
+        if status != "completed"
+    )
+    to_stop = open_runs[::4]
+    reasons = {name: f"outage stop of {name}" for name in to_stop}
+    new_inputs = {
+        f"d{i:04d}": mix_request(i, marks) for i in range(started_while_down)
+    }
+    timer = CallTimer()
+    probe = CallProbe(provider, workflow_id, list(ids.values()))
+    probe.start()
+    try:
+        started = await asyncio.gather(*(
+            timer("start", provider.start_execution(
+                workflow_id, ExecutionInput(execution_name=name, input=request)
+            ))
+            for name, request in new_inputs.items()
+        ))
+        new_ids = {name: r.execution_id for name, r in zip(new_inputs, started, strict=True)}
+        all_ids = ids | new_ids
+        callback_to = [name for name in waiting if name not in reasons] + [
+            name for name, request in new_inputs.items() if request.get("callback")
+        ]
+        await asyncio.gather(
+            *(timer("stop", provider.stop_execution(ids[name], reason))
+              for name, reason in reasons.items()),
+            *(timer("callback", provider.post_compute_callback(
+                all_ids[name],
+                ComputeCallbackPayload(execution_id=f"c-{name}", tenant_id=name,
+                                       status="succeeded"),
+            )) for name in callback_to),
+        )
+        # the outage outlasts stop_grace: each stopped execution is killed while it is down
+        deadline = time.monotonic() + 30
+        for name, reason in reasons.items():
+            while not stopped_with(
+                await timer("status", provider.get_execution_status(ids[name])), reason
+            ):
+                assert time.monotonic() < deadline, f"{name} not stopped while down"
+                await asyncio.sleep(0.1)
+    finally:
+        await probe.stop()
+    down_for = time.monotonic() - down_since
+    await restart()
+    total = n + started_while_down
+    await wait_all_terminal(provider, workflow_id, total, within)
+    final = await full_statuses(provider, all_ids)
+    counts = step_counts(marks)
+    problems = []
+    wrong = 0
+    for name, status in final.items():
+        if name in reasons:
+            if not stopped_with(status, reasons[name]):
+                wrong += 1
+                problems.append(f"{name}: {status.state.value}, {status.error}, not stopped "
+                                f"with {reasons[name]!r}")
+        elif status.state is not ExecutionState.SUCCEEDED or status.output != {"name": name}:
+            wrong += 1
+            problems.append(f"{name}: {status.state.value} {status.output} {status.error}")
+    after_stop = sum(
+        c - at_kill[step] for step, c in counts.items() if step[0] in reasons
+    )
+    if after_stop:
+        problems.append(f"{after_stop} steps ran after their execution was stopped")
+    rerun = sum(counts[step] - at_kill[step] for step in journaled)
+    report = FaultReport(
+        fault=fault,
+        executions=total,
+        completed=total - wrong,
+        duplicates=await duplicate_runs(provider, workflow_id) + sum(
+            c - 1 for step, c in counts.items()
+            if c > 1 and step not in in_flight_steps and step not in journaled
+        ),
+        rerun_steps=rerun,
+        redone_in_flight=sum(counts[step] - 1 for step in in_flight_steps if counts[step] > 1),
+        slowest_call=max(timer.worst, probe.slowest),
+        seconds=time.monotonic() - began,
+        note=(
+            f"down {down_for:.1f}s: {started_while_down} started, {len(reasons)} stopped, "
+            f"{len(callback_to)} callbacks; slowest {timer.describe()}, status/list "
+            f"{probe.slowest:.2f} ({probe.calls} probe calls, {len(probe.errors)} failed); "
+            f"{after_stop} steps after a stop; {len(journaled)} steps journaled at the kill"
+        ),
+        problems=problems,
+    )
+    report.probe_errors = probe.errors
+    report.lost = total - report.completed
+    REPORTS.append(report)
+    return report
+
+
+def assert_right_states(report: FaultReport) -> None:
+    """`assert_clean`, and no execution in a wrong final state, no step after a stop."""
+    assert report.problems == [], report
+    assert_clean(report)
+
+
+def versioned_request(i: int, marks: Path, sleep_ms: int) -> dict[str, Any]:
+    """The Versioned input of the i-th execution: a third wait for the callback, the rest
+    sleep `sleep_ms`."""
+    if i % 3 == 1:
+        return {"marks": str(marks), "callback": True}
+    return {"marks": str(marks), "sleep_ms": sleep_ms}
+
+
+async def upgrade_scenario(
+    fault: str,
+    local: LocalRestate,
+    provider: RestateProvider,
+    service_name: str,
+    n: int,
+    marks: Path,
+    log_dir: Path,
+    sleep_ms: int = 4000,
+    within: float = 120.0,
+) -> FaultReport:
+    """n executions in flight on deployment A (code v1; timers, callbacks) while code v2 is
+    registered at a new address B; new executions go to B; A is drained, removed and
+    stopped. Every execution must finish on the code it started with, once."""
+    began = time.monotonic()
+    spec = spec_for("Versioned", unique_id("upgrade"))
+    a_id = (await provider.create_workflow(spec)).resource_ids["deployment_id"]
+    env = {
+        **deployment_env(),
+        "LANDLORD_TEST_CODE_VERSION": "v2",
+        "LANDLORD_RESTATE_HANDLERS": "tests.handlers",
+        "WORKFLOW_RESTATE_SERVICE_NAME": service_name,
+    }
+    timer = CallTimer()
+    async with DeploymentProcess(log_dir / "deployment-b.log", env=env) as deployment_b:
+        old = {f"a{i:04d}": versioned_request(i, marks, sleep_ms) for i in range(n)}
+        started = await asyncio.gather(*(
+            provider.start_execution(spec.workflow_id, ExecutionInput(execution_name=k, input=v))
+            for k, v in old.items()
+        ))
+        ids = {name: r.execution_id for name, r in zip(old, started, strict=True)}
+        # each has run step one on A: Restate has pinned it to A's code
+        deadline = time.monotonic() + 60
+        while sum(1 for (_, s) in step_counts(marks) if s == "one") < n:
+            assert time.monotonic() < deadline, "not every execution ran step one on A"
+            await asyncio.sleep(0.05)
+        probe = CallProbe(provider, spec.workflow_id, list(ids.values()))
+        probe.start()
+        try:
+            upgrade_config = attrs.evolve(provider.config, deployment_url=deployment_b.url)
+            async with RestateProvider(upgrade_config) as upgrader:
+                registered = await timer("create_workflow at B", upgrader.create_workflow(spec))
+            b_id = registered.resource_ids["deployment_id"]
+            assert b_id != a_id, registered
+            listed = {d.deployment_id: d for d in await timer("list_deployments",
+                                                              provider.list_deployments())}
+            in_flight_at_upgrade = listed[a_id].in_flight
+            assert listed[b_id].latest, listed
+            assert not listed[a_id].latest, listed
+            refused = 0
+            try:
+                await timer("remove_deployment", provider.remove_deployment(a_id))
+            except DeploymentInUseError as exc:
+                refused = exc.in_flight
+            new = {
+                f"b{i:04d}": versioned_request(i, marks, 200) for i in range(max(2, n // 3))
+            }
+            started = await asyncio.gather(*(
+                timer("start", provider.start_execution(
+                    spec.workflow_id, ExecutionInput(execution_name=k, input=v)
+                ))
+                for k, v in new.items()
+            ))
+            ids |= {name: r.execution_id for name, r in zip(new, started, strict=True)}
+            await post_callbacks(provider, ids, [
+                name for name, request in (old | new).items() if request.get("callback")
+            ])
+            # drained: nothing runs on A any more
+            deadline = time.monotonic() + within
+            while True:
+                listed = {d.deployment_id: d for d in await timer(
+                    "list_deployments", provider.list_deployments())}
+                if a_id not in listed or listed[a_id].in_flight == 0:
+                    break
+                assert time.monotonic() < deadline, f"A never drained: {listed[a_id]}"
+                await asyncio.sleep(0.25)
+            drained_after = time.monotonic() - began
+            await timer("remove_deployment", provider.remove_deployment(a_id))
+            remaining = {d.deployment_id for d in await provider.list_deployments()}
+            await asyncio.to_thread(local.deployment.stop)
+            # with A gone, the workflow still starts, on B
+            last = await timer("start", provider.start_execution(
+                spec.workflow_id, ExecutionInput(execution_name="after-removal",
+                                                 input={"marks": str(marks)}),
+            ))
+            ids["after-removal"] = last.execution_id
+            await wait_all_terminal(provider, spec.workflow_id, len(ids), within)
+        finally:
+            await probe.stop()
+        final = await full_statuses(provider, ids)
+    problems = []
+    if in_flight_at_upgrade < sum(1 for r in old.values() if r.get("callback")):
+        problems.append(f"only {in_flight_at_upgrade} in flight on A at the upgrade")
+    if refused == 0:
+        problems.append("remove_deployment of A with executions in flight was not refused")
+    if a_id in remaining:
+        problems.append(f"A ({a_id}) still listed after remove_deployment")
+    wrong = 0
+    for name, status in final.items():
+        code, on = ("v1", a_id) if name in old else ("v2", b_id)
+        expected = {"code": code, "steps": [code, code], "name": name}
+        if (status.state is not ExecutionState.SUCCEEDED or status.output != expected
+                or status.metadata.get("deployment_id") != on):
+            wrong += 1
+            problems.append(f"{name}: {status.state.value} {status.output} on "
+                            f"{status.metadata.get('deployment_id')}, expected {expected} on {on}")
+    counts = step_counts(marks)
+    report = FaultReport(
+        fault=fault,
+        executions=len(ids),
+        completed=len(ids) - wrong,
+        duplicates=await duplicate_runs(provider, spec.workflow_id)
+        + sum(c - 1 for c in counts.values() if c > 1),
+        slowest_call=max(timer.worst, probe.slowest),
+        seconds=time.monotonic() - began,
+        note=(
+            f"{in_flight_at_upgrade} of {n} in flight on A at the upgrade (removal refused, "
+            f"{refused} in flight); {len(ids) - n} started on B; A drained and removed at "
+            f"{drained_after:.1f}s; slowest {timer.describe()}, status/list "
+            f"{probe.slowest:.2f} ({probe.calls} probe calls, {len(probe.errors)} failed)"
+        ),
+        problems=problems,
+    )
+    report.probe_errors = probe.errors
+    report.lost = len(ids) - report.completed
     REPORTS.append(report)
     return report

@@ -7,6 +7,7 @@ ran, across restarts of the server and of the deployment.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -221,3 +222,29 @@ async def fixable(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any
         done.append(str((await ctx.compute_callback()).get("status")))
     done += [await ctx.step("three", work, "three"), await ctx.step("four", work, "four")]
     return {"done": done}
+
+
+#: which code a deployment runs: set differently on a second deployment for upgrade tests
+CODE_VERSION_ENV = "LANDLORD_TEST_CODE_VERSION"
+
+
+@handler("Versioned")
+async def versioned(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Step one, a timer (request['sleep_ms']) or the compute callback (request['callback']),
+    step two; each step marks '<execution name> <step>' and returns the code version of
+    the process that ran it, and the output names the version that finished the run."""
+    marks = request.get("marks")
+    me = ctx.execution_name
+
+    def step(name: str) -> str:
+        _mark(marks, f"{me} {name}")
+        return os.environ.get(CODE_VERSION_ENV, "v1")
+
+    first = await ctx.step("one", step, "one")
+    if request.get("sleep_ms"):
+        await ctx.sleep(timedelta(milliseconds=int(request["sleep_ms"])), name="pause")
+    if request.get("callback"):
+        await ctx.compute_callback()
+    second = await ctx.step("two", step, "two")
+    return {"code": os.environ.get(CODE_VERSION_ENV, "v1"), "steps": [first, second],
+            "name": me}
