@@ -550,10 +550,6 @@ def test_lone_surrogates_in_string_fields(text: str, field: str) -> None:
     assert raised.field == field
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="provider._check_wait_timeout lets through an int that overflows float()",
-)
 @EXAMPLES
 @given(st.integers() | edge_ints | st.floats() | st.none())
 @example(10**400)
