@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,28 +16,6 @@ from landlord_restate.restate import local
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def readme_example() -> str:
-    """The Python block of the README's "Testing your handlers" section."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Testing your handlers", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match is not None, "the README lost its testing example"
-    return match.group(1)
-
-
-def test_the_readme_example_runs_green_outside_the_checkout(tmp_path: Path) -> None:
-    """Copied to a folder of its own, run with pytest there: it passes."""
-    (tmp_path / "test_greeting.py").write_text(readme_example())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKFLOW_RESTATE_",
-                                                                      "PYTEST_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_greeting.py"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150, check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "1 passed" in done.stdout
 
 
 def test_a_missing_server_binary_names_all_three_places(
