@@ -9,15 +9,13 @@ import select
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from landlord_restate.cli import main
-from landlord_restate.restate.local import DeploymentProcess
-from tests.conftest import ROOT, SHARED_SERVICE, cli, dead_endpoint, deployment_env, unique_id
+from tests.conftest import ROOT, SHARED_SERVICE, Stack, cli, dead_endpoint, unique_id
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -391,40 +389,42 @@ def test_list_by_name_prefix(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert (code, refused["field"]) == (2, "name_prefix")
 
 
-async def test_deployments_and_removing_one(cli_env: dict[str, str], tmp_path: Path) -> None:
+async def test_deployments_and_removing_one(
+    private_stack: Stack, cli_env: dict[str, str], tmp_path: Path
+) -> None:
     """deployments: a table (id, address, services, in flight, latest) and JSON; deployments
-    remove ID refuses one that executions run on (exit 1, in flight), --force removes it."""
-    service = f"CliDrain{uuid.uuid4().hex[:8]}"
-    served = DeploymentProcess(tmp_path / "hypercorn.log",
-                               env=deployment_env(WORKFLOW_RESTATE_SERVICE_NAME=service))
-    async with served:
-        env = cli_env | {"WORKFLOW_RESTATE_DEPLOYMENT_URL": served.url,
-                         "WORKFLOW_RESTATE_SERVICE_NAME": service}
-        _, execution_id = await asyncio.to_thread(slow_execution, env, tmp_path,
-                                                  step_seconds=30)
-        code, listed = await asyncio.to_thread(run_json, env, "deployments")
-        assert code == 0, listed
-        ours = [d for d in listed if d["address"].rstrip("/") == served.url]
-        assert len(ours) == 1, listed
-        deployment_id = ours[0]["deployment_id"]
-        assert ours[0]["services"] == [service]
-        assert ours[0]["in_flight"] >= 1
-        assert ours[0]["latest"] is True
-        table = await asyncio.to_thread(cli, env, "deployments")
-        assert table.returncode == 0, table.stderr
-        assert deployment_id in table.stdout
-        assert "in flight" in table.stdout
-        code, refused = await asyncio.to_thread(run_json, env, "deployments", "remove",
-                                                deployment_id)
-        assert code == 1, refused
-        assert refused["error"] == "DeploymentInUseError"
-        assert refused["deployment_id"] == deployment_id
-        assert refused["in_flight"] >= 1
-        code, removed = await asyncio.to_thread(run_json, env, "deployments", "remove",
-                                                deployment_id, "--force")
-        assert (code, removed) == (0, {"removed": deployment_id})
-        listed = (await asyncio.to_thread(run_json, env, "deployments"))[1]
-        assert deployment_id not in [d["deployment_id"] for d in listed]
-        await asyncio.to_thread(cli, env, "kill", execution_id, "--reason", "cleanup")
-    code, refused = run_json(cli_env, "deployments", "remove", "not-a-deployment")
+    remove ID refuses one that executions run on (exit 1, in flight), --force removes it.
+    On a server of its own: every deployment also serves the catalog, so removing one must
+    not touch the session's server."""
+    stack = private_stack
+    env = cli_env | {"WORKFLOW_RESTATE_ENDPOINT": stack.server.ingress_url,
+                     "WORKFLOW_RESTATE_ADMIN_ENDPOINT": stack.server.admin_url,
+                     "WORKFLOW_RESTATE_DEPLOYMENT_URL": stack.deployment.url,
+                     "WORKFLOW_RESTATE_SERVICE_NAME": "Crash"}
+    await asyncio.to_thread(slow_execution, env, tmp_path, step_seconds=30)
+    code, listed = await asyncio.to_thread(run_json, env, "deployments")
+    assert code == 0, listed
+    ours = [d for d in listed if d["address"].rstrip("/") == stack.deployment.url]
+    assert len(ours) == 1, listed
+    deployment_id = ours[0]["deployment_id"]
+    assert "Crash" in ours[0]["services"]
+    assert ours[0]["in_flight"] >= 1
+    assert ours[0]["latest"] is True
+    table = await asyncio.to_thread(cli, env, "deployments")
+    assert table.returncode == 0, table.stderr
+    assert deployment_id in table.stdout
+    assert "in flight" in table.stdout
+    code, refused = await asyncio.to_thread(run_json, env, "deployments", "remove",
+                                            deployment_id)
+    assert code == 1, refused
+    assert refused["error"] == "DeploymentInUseError"
+    assert refused["deployment_id"] == deployment_id
+    assert refused["in_flight"] >= 1
+    code, removed = await asyncio.to_thread(run_json, env, "deployments", "remove",
+                                            deployment_id, "--force")
+    assert (code, removed) == (0, {"removed": deployment_id})
+    listed = (await asyncio.to_thread(run_json, env, "deployments"))[1]
+    assert deployment_id not in [d["deployment_id"] for d in listed]
+    code, refused = await asyncio.to_thread(run_json, env, "deployments", "remove",
+                                            "not-a-deployment")
     assert (code, refused["field"]) == (2, "deployment_id")
