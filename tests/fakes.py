@@ -51,9 +51,12 @@ class FakeRestateAdmin:
             "ty": "Workflow",
             "metadata": {"landlord.handlers": ",".join(self.handlers)},
             "handlers": [{"name": "run"}],
+            "public": True,
         }
         if request.path == "/health":
             return web.json_response({})
+        if request.path == "/deployments" and request.method == "GET":
+            return web.json_response({"deployments": []})  # none registered yet
         if request.path == "/deployments" and request.method == "POST":
             return web.json_response({"id": "dp_fake", "services": [described]}, status=201)
         if request.path == f"/services/{self.service}":

@@ -233,8 +233,9 @@ async def test_redrive_after_a_fix_reuses_the_completed_steps(
     summaries = await shared_provider.list_executions(workflow_id=workflow_id)
     names = {s.execution_id: s.execution_name for s in summaries}
     assert names[redriven.execution_id] == "acme-provision-redrive"
-    steps = [e.details.get("step") for e in status.history if e.type == "step_completed"]
-    assert steps == ["one", "two", "three", "four"]
+    steps = [(e.details.get("step"), e.details.get("reused", False))
+             for e in status.history if e.type == "step_completed"]
+    assert steps == [("one", True), ("two", True), ("three", False), ("four", False)]
     again = await shared_provider.redrive_execution(original.execution_id)
     assert again.execution_id == redriven.execution_id
 

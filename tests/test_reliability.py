@@ -353,29 +353,31 @@ async def test_calls_right_after_a_restart_answer_correctly(private_stack: Stack
 
 
 async def test_no_start_after_a_delete_through_another_provider(
-    shared_config: RestateConfig, shared_provider: RestateProvider,
+    shared_config: RestateConfig, shared_provider: RestateProvider, tmp_path: Path,
 ) -> None:
     """Two provider instances: one deletes while the other starts in bursts. No start that
-    began after the delete returned starts a run; a create is seen at once by the other."""
+    began after the delete returned runs a handler step: it is refused, or (the service is
+    shared with other workflows, so its door stays open) its run fails
+    `workflow_not_found` before its first step. A create is seen at once by the other."""
     other = shared_provider
+    marks = tmp_path / "marks"
     async with RestateProvider(shared_config) as deleter:
-        spec = spec_for("Noop", unique_id("strict"))
+        spec = spec_for("FiveSteps", unique_id("strict"))
         await deleter.create_workflow(spec)
         # created through one instance: the other starts it at once
         first = await other.start_execution(spec.workflow_id, ExecutionInput(input={}))
         assert first.execution_id.startswith("inv_")
         deleted_at: list[float] = []
-        outcomes: list[tuple[float, bool]] = []
+        outcomes: list[tuple[float, int, str | None]] = []
 
         async def start_one(i: int) -> None:
             began = time.monotonic()
             try:
-                await other.start_execution(
-                    spec.workflow_id, ExecutionInput(execution_name=f"s{i}", input={})
-                )
-                outcomes.append((began, True))
+                started = await other.start_execution(spec.workflow_id, ExecutionInput(
+                    execution_name=f"s{i}", input={"marks": f"{marks}-{i}"}))
+                outcomes.append((began, i, started.execution_id))
             except WorkflowNotFoundError:
-                outcomes.append((began, False))
+                outcomes.append((began, i, None))
 
         async def delete_soon() -> None:
             await asyncio.sleep(0.05)
@@ -389,9 +391,16 @@ async def test_no_start_after_a_delete_through_another_provider(
         )
         # and a few that surely begin after it, however slow the machine was
         await asyncio.gather(*(start_one(1000 + i) for i in range(10)))
-    after = [ok for began, ok in outcomes if began > deleted_at[0]]
+    after = [(i, execution_id) for began, i, execution_id in outcomes if began > deleted_at[0]]
     assert after, "some starts must begin after the delete returned"
-    assert not any(after), f"{sum(after)} runs started after the delete returned"
+    for i, execution_id in after:
+        if execution_id is not None:
+            status = await wait_terminal(other, execution_id)
+            assert status.state is ExecutionState.FAILED, status
+            assert status.error is not None
+            assert status.error.code == "workflow_not_found"
+            assert not [e for e in status.history if e.type.startswith("step_")]
+        assert read_marks(Path(f"{marks}-{i}")) == []
 
 
 async def chain(first: Any, then: Any) -> None:

@@ -15,12 +15,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.naming import split_workflow_key
 from landlord_restate.restate.wire import (
     ENVELOPE_STATE,
     OUTCOME_STATE,
     PROVIDER_TYPE,
+    REDRIVEN_CALLBACK_STEP,
     STOP_STATE,
     Outcome,
     OutcomeError,
@@ -233,8 +236,13 @@ def build_history(
     state: ExecutionState,
     outcome: Outcome | None,
     stop_time: datetime | None,
+    reused: Sequence[str] = (),
 ) -> list[ExecutionEvent]:
-    """One event per journal entry that matters, in journal order, then the terminal event."""
+    """One event per journal entry that matters, in journal order, then the terminal event.
+
+    `reused`: the steps a redrive answered from its original's journal, in order; their
+    events say `reused: true` (the step did not run).
+    """
     events: list[ExecutionEvent] = []
     names: dict[int, tuple[str, str]] = {}  # completion id -> (kind, name)
     for row in journal:
@@ -245,6 +253,7 @@ def build_history(
         if event is not None:
             kind, details = event
             events.append(ExecutionEvent(timestamp=at, type=kind, details=details))
+    _mark_reused(events, reused)
     terminal = _TERMINAL_EVENTS.get(state)
     if terminal is not None and stop_time is not None:
         ending: dict[str, Any] = {}
@@ -255,6 +264,19 @@ def build_history(
                                "cause": outcome.error.cause}
         events.append(ExecutionEvent(timestamp=stop_time, type=terminal, details=ending))
     return events
+
+
+def _mark_reused(events: list[ExecutionEvent], reused: Sequence[str]) -> None:
+    """Mark the first steps, as long as they follow `reused` in order, as reused."""
+    pending = list(reused)
+    for i, event in enumerate(events):
+        if not pending or event.type not in ("step_started", "step_completed"):
+            continue
+        if event.details.get("step") != pending[0]:
+            return
+        events[i] = attrs.evolve(event, details={**event.details, "reused": True})
+        if event.type == "step_completed":
+            pending.pop(0)
 
 
 def _lite(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -343,6 +365,20 @@ def build_summary(
     )
 
 
+def _reused_steps(envelope: Mapping[str, Any]) -> list[str]:
+    """The step names a redrive's plan answers from its original's journal, in order (a
+    callback reused is journaled as a step of its own name)."""
+    steps = []
+    for reuse in envelope.get("redrive") or ():
+        if not isinstance(reuse, dict):
+            break
+        if reuse.get("kind") == "step":
+            steps.append(str(reuse.get("name", "")))
+        elif reuse.get("kind") == "callback":
+            steps.append(REDRIVEN_CALLBACK_STEP)
+    return steps
+
+
 def needs_state_rows(invocation: Mapping[str, Any], recorded: Mapping[str, Any]) -> bool:
     """Whether `recorded` (read from the journal) lacks the envelope, or a failure's outcome."""
     if invocation.get("status") in ("pending", "scheduled", "ready", "inboxed"):
@@ -392,7 +428,7 @@ def build_status(
     if start_time is None:
         raise _unexpected("invocation without created_at", invocation)
     stop_time = _time(invocation.get("completed_at")) if state.is_terminal else None
-    history = build_history(journal, state, outcome, stop_time)
+    history = build_history(journal, state, outcome, stop_time, _reused_steps(envelope))
     if sub_state == "running" and _awaiting(history):
         # a bidi stream stays "running" in Restate until it is suspended for inactivity
         sub_state = "waiting"
