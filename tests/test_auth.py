@@ -3,6 +3,7 @@ identity (a deployment that serves only its own signed restate-server)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -109,6 +110,8 @@ async def test_without_the_right_key_every_operation_fails_clearly(
                 await call()
             assert caught.value.status == 401
             assert "check auth_type and api_key" in str(caught.value)
+            assert json.loads(caught.value.body) == {"message": "unauthorized"}  # unchanged
+            assert "api_key" in caught.value.hint
     assert any("not reachable at start" in line for line in all_logs)
     assert not [line for line in all_logs if "rk_wrong" in line]
     ingress, admin = proxied

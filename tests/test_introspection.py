@@ -13,7 +13,12 @@ import pytest
 from landlord_restate import ExecutionState, RestateProtocolError
 from landlord_restate.restate.introspection import Introspection, sql_literal
 from landlord_restate.restate.naming import INVOCATION_ID, WORKFLOW_KEY
-from landlord_restate.restate.status import build_status, build_summary, read_outcome
+from landlord_restate.restate.status import (
+    UnexpectedRow,
+    build_status,
+    build_summary,
+    read_outcome,
+)
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.wire import Outcome, OutcomeError
 
@@ -102,11 +107,32 @@ def test_failures_are_told_apart_by_the_recorded_outcome(
 
 
 def test_a_recorded_outcome_of_the_wrong_shape_is_the_servers_fault() -> None:
-    """Not an Outcome: RestateProtocolError saying what was expected, never input error."""
-    with pytest.raises(RestateProtocolError) as caught:
+    """Not an Outcome: UnexpectedRow saying what was expected (the provider raises it as
+    RestateProtocolError with the query's URL), never an input error."""
+    with pytest.raises(UnexpectedRow) as caught:
         read_outcome({"state": 7, "surprise": True})
-    assert "expected an Outcome record" in str(caught.value)
+    assert caught.value.expected == "an Outcome record"
     assert read_outcome(None) is None
+
+
+def test_an_undecodable_recorded_value_is_the_servers_fault_not_dropped() -> None:
+    """A shim record in the journal that is not JSON: UnexpectedRow naming the entry."""
+    broken = {"index": 4, "entry_type": "Command: SetState", "name": "",
+              "appended_at": "2026-11-26T10:00:04.000Z",
+              "entry": json.dumps({"Command": {"SetState": {"key": "outcome",
+                                                            "value": list(b"{not json")}}})}
+    with pytest.raises(UnexpectedRow) as caught:
+        build_status(ID, INVOCATION, [broken])
+    assert "journal entry 4" in caught.value.expected
+
+
+async def test_a_row_of_the_wrong_shape_names_the_query_url() -> None:
+    """Introspection raises RestateProtocolError with the admin API's real query URL."""
+    sql = Introspection(CannedAdmin(), None, Backoff())  # type: ignore[arg-type]
+    error = sql.protocol_error(UnexpectedRow("a thing", "another"), execution_id=ID)
+    assert isinstance(error, RestateProtocolError)
+    assert error.url == "http://127.0.0.1:9070/query"
+    assert error.execution_id == ID
 
 
 def test_sql_literal_rechecks_and_quotes() -> None:
@@ -144,9 +170,6 @@ async def test_recent_runs_reads_failure_outcomes_by_id() -> None:
     rows, outcomes = await sql.recent_runs("w", ExecutionState.STOPPED, 5)
     assert rows == [failed]
     assert outcomes == {ID: outcome}
-    assert "LIMIT 20" in admin.sql[0]  # failures are told apart after the query: read more
-    assert "target_service_key LIKE 'w.%'" in admin.sql[0]
-    assert f"id IN ('{ID}')" in admin.sql[1]
 
 
 async def test_ids_the_server_returns_that_break_the_rule_are_its_fault() -> None:

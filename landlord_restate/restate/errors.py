@@ -76,16 +76,21 @@ class RestateServerError(WorkflowError):
         body: str,
         workflow_id: str | None = None,
         execution_id: str | None = None,
+        hint: str = "",
     ) -> None:
         super().__init__(
-            f"Restate answered {status} to {method} {url}: {body}",
+            f"Restate answered {status} to {method} {url}: {body}" + (f" ({hint})" if hint
+                                                                        else ""),
             workflow_id=workflow_id,
             execution_id=execution_id,
         )
         self.method = method
         self.url = url
         self.status = status
+        #: the server's answer (an excerpt), as it sent it
         self.body = body
+        #: what the provider suggests, kept apart from what the server said
+        self.hint = hint
 
     @property
     def restate_code(self) -> str | None:

@@ -44,7 +44,7 @@ _EXCERPT = 512
 #: transient answer is asked for again once this has passed, so that window is never read
 #: as "nothing there".
 SETTLE_SECONDS = 1.0
-_AUTH_HINT = " (authentication refused: check auth_type and api_key)"
+_AUTH_HINT = "authentication refused: check auth_type and api_key"
 
 
 class _Transient(Exception):
@@ -238,7 +238,8 @@ class RestateHttp:
                 method=method,
                 url=url,
                 status=status,
-                body=text[:_EXCERPT] + (_AUTH_HINT if status in (401, 403) else ""),
+                body=text[:_EXCERPT],
+                hint=_AUTH_HINT if status in (401, 403) else "",
                 workflow_id=workflow_id,
                 execution_id=execution_id,
             )

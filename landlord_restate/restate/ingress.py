@@ -14,8 +14,11 @@ from landlord_restate.restate.errors import RestateProtocolError, RestateServerE
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.transience import Backoff
 
-#: answers of `/restate/invocation/{id}/output` that are not "not ready, try again"
-_OUTPUT_ANSWERS = frozenset(range(200, 500)) - {429}
+#: what `/restate/invocation/{id}/output` and `.../attach` answer about an invocation: its
+#: result (200), "still running" (470, output only), "no such invocation" (404). A failed
+#: invocation answers its own failure, marked `"source": "invocation"`; anything else
+#: (401, 400, ...) is an error, never read as "it exists"
+_OUTPUT_ANSWERS = frozenset({200, 404, 470})
 
 
 def door_closed(error: RestateServerError) -> bool:

@@ -32,8 +32,14 @@ from landlord_restate.restate.naming import (
     WORKFLOW_ID,
     WORKFLOW_KEY,
 )
-from landlord_restate.restate.status import state_from_journal, state_from_rows
+from landlord_restate.restate.status import UnexpectedRow, state_from_journal, state_from_rows
 from landlord_restate.restate.transience import Backoff
+from landlord_restate.restate.vocabulary import (
+    NOT_STARTED,
+    CompletionResult,
+    EntryType,
+    InvocationStatus,
+)
 from landlord_restate.restate.wire import (
     CATALOG_RECORD,
     CATALOG_SERVICE,
@@ -67,16 +73,22 @@ _SUMMARY_COLUMNS = (
 #: the lite form of each entry, but in full those that carry values status reads: SetState
 #: (what the shim wrote), Input (the envelope) and Output (a success's output)
 _JOURNAL_COLUMNS = (
-    "index, entry_type, name, appended_at, CASE WHEN entry_type IN ('Command: SetState', "
-    "'Command: Input', 'Command: Output') THEN entry_json ELSE entry_lite_json END AS entry"
+    "index, entry_type, name, appended_at, CASE WHEN entry_type IN "
+    f"('{EntryType.SET_STATE}', '{EntryType.INPUT}', '{EntryType.OUTPUT}') "
+    "THEN entry_json ELSE entry_lite_json END AS entry"
 )
+def _status_in(statuses: frozenset[InvocationStatus]) -> str:
+    return "status IN (" + ", ".join(f"'{s}'" for s in sorted(statuses)) + ")"
+
+
 _STATE_FILTERS = {
-    ExecutionState.PENDING: "status IN ('pending', 'scheduled', 'ready', 'inboxed')",
-    ExecutionState.RUNNING: "status IN ('running', 'suspended', 'backing-off', 'paused')",
-    ExecutionState.SUCCEEDED: "completion_result = 'success'",
-    ExecutionState.FAILED: "completion_result = 'failure'",
-    ExecutionState.STOPPED: "completion_result = 'failure'",
-    ExecutionState.TIMEOUT: "completion_result = 'failure'",
+    ExecutionState.PENDING: _status_in(NOT_STARTED),
+    ExecutionState.RUNNING: _status_in(frozenset(InvocationStatus) - NOT_STARTED
+                                       - {InvocationStatus.COMPLETED}),
+    ExecutionState.SUCCEEDED: f"completion_result = '{CompletionResult.SUCCESS}'",
+    ExecutionState.FAILED: f"completion_result = '{CompletionResult.FAILURE}'",
+    ExecutionState.STOPPED: f"completion_result = '{CompletionResult.FAILURE}'",
+    ExecutionState.TIMEOUT: f"completion_result = '{CompletionResult.FAILURE}'",
 }
 #: states told apart only after the query, by the shim's recorded outcome
 _OUTCOME_DECIDED = {ExecutionState.FAILED, ExecutionState.STOPPED, ExecutionState.TIMEOUT}
@@ -199,7 +211,8 @@ class Introspection:
         Restate pinned them to at their first attempt)."""
         rows = await self._admin.query(
             "SELECT pinned_deployment_id AS deployment, count(*) AS n FROM sys_invocation "  # noqa: S608
-            f"WHERE target_handler_name = '{RUN_HANDLER}' AND status != 'completed' "
+            f"WHERE target_handler_name = '{RUN_HANDLER}' "
+            f"AND status != '{InvocationStatus.COMPLETED}' "
             "AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id"
         )
         return {str(row["deployment"]): int(row["n"]) for row in rows if row.get("deployment")}
@@ -229,30 +242,40 @@ class Introspection:
         )
         return state_from_rows(rows)
 
+    def protocol_error(
+        self, unexpected: UnexpectedRow, *, execution_id: str | None = None
+    ) -> RestateProtocolError:
+        """A row of the wrong shape, as the error of the query that answered it."""
+        return RestateProtocolError(
+            method="POST", url=f"{self._admin.endpoint}/query", expected=unexpected.expected,
+            got=unexpected.got, execution_id=execution_id,
+        )
+
     def _troubled(self) -> bool:
         return self._admin.troubled(_TROUBLE_SECONDS) or self._ingress.troubled(_TROUBLE_SECONDS)
 
     async def _outcomes(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        failed = [r for r in rows if r.get("completion_result") == "failure"]
+        failed = [r for r in rows if r.get("completion_result") == CompletionResult.FAILURE]
         if not failed:
             return {}
         try:
             ids = ", ".join(sql_literal(str(r.get("id")), INVOCATION_ID) for r in failed)
         except ValueError as exc:  # the server's rows, not the caller's input
-            raise RestateProtocolError(
-                method="POST", url="/query (sys_invocation)", expected="invocation ids",
-                got=str([r.get("id") for r in failed]),
-            ) from exc
+            raise self.protocol_error(UnexpectedRow(
+                "invocation ids", str([r.get("id") for r in failed]))) from exc
         journal = await self._admin.query(
             "SELECT id, entry_type, entry_json AS entry FROM sys_journal "  # noqa: S608
-            f"WHERE id IN ({ids}) AND entry_type = 'Command: SetState'"
+            f"WHERE id IN ({ids}) AND entry_type = '{EntryType.SET_STATE}'"
         )
         by_id: dict[str, list[Row]] = {}
         for row in journal:
             by_id.setdefault(str(row["id"]), []).append(row)
         outcomes = {}
         for invocation_id, entries in by_id.items():
-            outcome = state_from_journal(entries).get(OUTCOME_STATE)
+            try:
+                outcome = state_from_journal(entries).get(OUTCOME_STATE)
+            except UnexpectedRow as exc:
+                raise self.protocol_error(exc) from exc
             if outcome is not None:
                 outcomes[invocation_id] = outcome
         return outcomes

@@ -61,6 +61,7 @@ from landlord_restate.restate.naming import (
 )
 from landlord_restate.restate.redrive import redrive_name, reusable
 from landlord_restate.restate.status import (
+    UnexpectedRow,
     build_status,
     build_summary,
     live_state,
@@ -71,6 +72,7 @@ from landlord_restate.restate.status import (
 from landlord_restate.restate.tracing import add_trace_ids, annotate, traced
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
+from landlord_restate.restate.vocabulary import InvocationStatus
 from landlord_restate.restate.wire import (
     CONTROL_SERVICE,
     DELIVER_CALLBACK_HANDLER,
@@ -113,6 +115,7 @@ _RUN_SEPARATOR = "-r"
 #: how many ended runs in a row invoke steps over before it gives up (a race of invokes
 #: with runs that end in between; each round is one start and one lookup)
 _INVOKE_ROUNDS = 8
+COMPLETED = InvocationStatus.COMPLETED
 #: a Restate deployment id
 _DEPLOYMENT_ID = re.compile(r"^dp_[0-9A-Za-z]{10,64}$")
 #: the states a redrive starts from
@@ -583,7 +586,7 @@ class RestateProvider(Provider):
             if accepted:
                 log.bind(execution_id=result.execution_id, run=run).info("invoke: new run")
                 return result
-            if (await self._sql.target(result.execution_id)).get("status") != "completed":
+            if (await self._sql.target(result.execution_id)).get("status") != COMPLETED:
                 log.bind(execution_id=result.execution_id, run=run).info(
                     "invoke: run in progress, answered"
                 )
@@ -607,22 +610,27 @@ class RestateProvider(Provider):
         if not numbered:
             return 1
         newest = max(numbered)
-        return newest if numbered[newest] != "completed" else newest + 1
+        return newest if numbered[newest] != COMPLETED else newest + 1
 
     @traced("get_execution_status")
     async def get_execution_status(self, execution_id: str) -> ExecutionStatus:
         """Invocation, journal and shim state, read from Restate's SQL introspection."""
         check_execution_id(execution_id)
         invocation, journal = await self._sql.invocation(execution_id)
-        recorded = state_from_journal(journal)
-        if needs_state_rows(invocation, recorded):
-            rows = await self._sql.state_rows(str(invocation.get("target_service_name", "")),
-                                              str(invocation.get("target_service_key", "")))
-            recorded = state_from_rows(rows) | recorded
-        status = build_status(execution_id, invocation, journal, recorded)
-        if status.state is ExecutionState.STOPPED:
-            control = await self._sql.control_state(execution_id)
-            status = build_status(execution_id, invocation, journal, recorded, control)
+        try:
+            recorded = state_from_journal(journal)
+            if needs_state_rows(invocation, recorded):
+                rows = await self._sql.state_rows(
+                    str(invocation.get("target_service_name", "")),
+                    str(invocation.get("target_service_key", "")),
+                )
+                recorded = state_from_rows(rows) | recorded
+            status = build_status(execution_id, invocation, journal, recorded)
+            if status.state is ExecutionState.STOPPED:
+                control = await self._sql.control_state(execution_id)
+                status = build_status(execution_id, invocation, journal, recorded, control)
+        except UnexpectedRow as exc:
+            raise self._sql.protocol_error(exc, execution_id=execution_id) from exc
         self._observe(status)
         return status
 
@@ -703,7 +711,7 @@ class RestateProvider(Provider):
         service, key = str(target["target_service_name"]), str(target["target_service_key"])
         log = self._log.bind(execution_id=execution_id, service=service,
                              workflow_id=split_workflow_key(key)[0])
-        if target.get("status") == "completed":
+        if target.get("status") == COMPLETED:
             return log, True
         recorded = await self._sql.control_state(execution_id)
         if STOP_STATE not in recorded:
@@ -783,7 +791,7 @@ class RestateProvider(Provider):
         target = await self._sql.target(execution_id)
         log = self._log.bind(execution_id=execution_id, action=action,
                              restate_status=target.get("status"))
-        if target.get("status") == "completed":
+        if target.get("status") == COMPLETED:
             log.info("{}: execution already finished, nothing to do", action)
             return
         answer = await self.admin.invocation_action(execution_id, action)
@@ -798,7 +806,7 @@ class RestateProvider(Provider):
             target = await self._sql.target(execution_id)
         except ExecutionNotFoundError:
             return
-        if target.get("status") != "completed":
+        if target.get("status") != COMPLETED:
             state = _live_state(str(target.get("status")))
             raise ExecutionStateError(
                 f"execution {execution_id!r} is {state}: only a finished execution can be "
@@ -834,7 +842,10 @@ class RestateProvider(Provider):
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10_000:
             raise InvalidInputError("limit must be between 1 and 10000", field="limit")
         rows, outcomes = await self._sql.recent_runs(workflow_id, wanted, limit, name_prefix)
-        summaries = [build_summary(row, outcomes.get(row["id"])) for row in rows]
+        try:
+            summaries = [build_summary(row, outcomes.get(row["id"])) for row in rows]
+        except UnexpectedRow as exc:
+            raise self._sql.protocol_error(exc) from exc
         if wanted is not None:
             summaries = [s for s in summaries if s.state is wanted]
         if name_prefix is not None:
@@ -859,9 +870,11 @@ class RestateProvider(Provider):
                 field="execution_id", execution_id=execution_id,
             )
         journal = await self._sql.full_journal(execution_id)
-        recorded = state_from_journal(journal).get(ENVELOPE_STATE)
         try:
+            recorded = state_from_journal(journal).get(ENVELOPE_STATE)
             original = ExecutionEnvelope.from_json(recorded)
+        except UnexpectedRow as exc:
+            raise self._sql.protocol_error(exc, execution_id=execution_id) from exc
         except Exception as exc:
             raise RestateProtocolError(
                 method="POST", url=f"{self.admin.endpoint}/query",

@@ -17,8 +17,15 @@ from typing import Any
 
 import attrs
 
-from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.naming import split_workflow_key
+from landlord_restate.restate.vocabulary import (
+    CANCEL_SIGNAL_INDEX,
+    NOT_STARTED,
+    RETRYING,
+    CompletionResult,
+    EntryType,
+    InvocationStatus,
+)
 from landlord_restate.restate.wire import (
     ENVELOPE_STATE,
     OUTCOME_STATE,
@@ -39,14 +46,11 @@ from landlord_restate.workflow.types import (
 
 #: sys_invocation.status (not completed) -> (state, Landlord's sub-state)
 _LIVE_STATES: dict[str, tuple[ExecutionState, str]] = {
-    "pending": (ExecutionState.PENDING, "waiting"),
-    "scheduled": (ExecutionState.PENDING, "waiting"),
-    "ready": (ExecutionState.PENDING, "waiting"),
-    "inboxed": (ExecutionState.PENDING, "waiting"),
-    "running": (ExecutionState.RUNNING, "running"),
-    "suspended": (ExecutionState.RUNNING, "waiting"),
-    "backing-off": (ExecutionState.RUNNING, "backing-off"),
-    "paused": (ExecutionState.RUNNING, "error"),
+    **dict.fromkeys(NOT_STARTED, (ExecutionState.PENDING, "waiting")),
+    InvocationStatus.RUNNING: (ExecutionState.RUNNING, "running"),
+    InvocationStatus.SUSPENDED: (ExecutionState.RUNNING, "waiting"),
+    InvocationStatus.BACKING_OFF: (ExecutionState.RUNNING, "backing-off"),
+    InvocationStatus.PAUSED: (ExecutionState.RUNNING, "error"),
 }
 _OUTCOME_STATES = {
     "failed": ExecutionState.FAILED,
@@ -71,17 +75,14 @@ def _awaiting(history: Sequence[ExecutionEvent]) -> bool:
 def read_outcome(value: Any) -> Outcome | None:
     """What the shim recorded as the outcome, through the one converter.
 
-    A record the shim would not have written is the server side's fault: RestateProtocolError.
+    A record the shim would not have written is the server side's fault: UnexpectedRow.
     """
     if value is None:
         return None
     try:
         return Outcome.from_json(value)
     except Exception as exc:
-        raise RestateProtocolError(
-            method="POST", url="/query (journal)", expected="an Outcome record",
-            got=json.dumps(value, default=str),
-        ) from exc
+        raise UnexpectedRow("an Outcome record", json.dumps(value, default=str)) from exc
 
 
 def live_state(status: str) -> tuple[ExecutionState, str]:
@@ -101,15 +102,15 @@ def map_state(
     and a failure is told apart (failed, stopped, timeout) by what the shim recorded.
     """
     status = invocation.get("status")
-    if status != "completed":
+    if status != InvocationStatus.COMPLETED:
         live = _LIVE_STATES.get(str(status))
         if live is None:
             raise _unexpected(f"unknown invocation status {status!r}", invocation)
         return live
     result = invocation.get("completion_result")
-    if result == "success":
+    if result == CompletionResult.SUCCESS:
         return ExecutionState.SUCCEEDED, "succeeded"
-    if result != "failure":
+    if result != CompletionResult.FAILURE:
         raise _unexpected(f"unknown completion_result {result!r}", invocation)
     recorded = _OUTCOME_STATES.get(outcome.state) if outcome is not None else None
     if recorded is not None:
@@ -119,12 +120,29 @@ def map_state(
     return ExecutionState.FAILED, "failed"
 
 
-def _unexpected(what: str, row: Mapping[str, Any]) -> RestateProtocolError:
+class UnexpectedRow(ValueError):
+    """A row of Restate's introspection this provider was not built for: what was expected,
+    and an excerpt of what came. The caller, which knows the URL it asked, raises it as
+    RestateProtocolError."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(f"expected {expected}, got: {got[:400]}")
+        self.expected = expected
+        self.got = got
+
+
+def _unexpected(what: str, row: Mapping[str, Any]) -> UnexpectedRow:
     """Restate answered something this provider was not built for: say so, with the row."""
-    return RestateProtocolError(
-        method="POST", url="/query (sys_invocation)", expected=what,
-        got=json.dumps(dict(row), default=str),
-    )
+    return UnexpectedRow(what, json.dumps(dict(row), default=str))
+
+
+def _count(value: Any, row: Mapping[str, Any]) -> int:
+    """A count column (None is zero); UnexpectedRow for anything but an integer."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise _unexpected(f"a count, not {value!r}", row)
+    return int(value)
 
 
 def _time(value: Any) -> datetime | None:
@@ -145,41 +163,48 @@ def state_from_journal(journal: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     not write again what the journal already holds.
     """
     values: dict[str, Any] = {}
+    success: list[Any] = []  # the Output entry's value, when the run succeeded
     for row in journal:
         entry_type = row.get("entry_type")
         command = _lite(row).get("Command", {})
-        if entry_type == "Command: SetState":
+        if entry_type == EntryType.SET_STATE:
             written = command.get("SetState", {})
             key, raw = written.get("key"), written.get("value")
-        elif entry_type == "Command: Input":
+            if key not in _RECORDED:
+                continue  # a handler's own state: not ours to read
+        elif entry_type == EntryType.INPUT:
             key, raw = ENVELOPE_STATE, command.get("Input", {}).get("payload")
             if ENVELOPE_STATE in values:
                 continue  # an older shim's own record of it
-        elif entry_type == "Command: Output":
+        elif entry_type == EntryType.OUTPUT:
             result = command.get("Output", {}).get("result")
             raw = result.get("Success") if isinstance(result, dict) else None
-            key = _SUCCESS_OUTPUT
+            if isinstance(raw, list):
+                success.append(_decoded(raw, "the run's Output", row))
+            continue
         else:
             continue
-        if not isinstance(key, str) or not isinstance(raw, list):
-            continue
-        try:
-            values[key] = json.loads(bytes(raw))
-        except (ValueError, TypeError):
-            continue
-    if _SUCCESS_OUTPUT in values and OUTCOME_STATE not in values:
-        values[OUTCOME_STATE] = Outcome(state="succeeded",
-                                        output=values[_SUCCESS_OUTPUT]).to_json()
-    values.pop(_SUCCESS_OUTPUT, None)
+        if isinstance(raw, list):
+            values[str(key)] = _decoded(raw, f"the shim's {key!r}", row)
+    if success and OUTCOME_STATE not in values:
+        values[OUTCOME_STATE] = Outcome(state="succeeded", output=success[0]).to_json()
     return values
 
 
-#: where the journal's Output value waits until it becomes the success Outcome
-_SUCCESS_OUTPUT = "\x00output"
+#: the state keys the shim writes that status reads
+_RECORDED = frozenset({ENVELOPE_STATE, OUTCOME_STATE})
 
 
-#: Restate statuses in which the last failure is the news: it is being retried, or paused
-_RETRYING = ("backing-off", "paused")
+def _decoded(raw: list[Any], what: str, row: Mapping[str, Any]) -> Any:
+    """A journaled value the shim or the provider wrote as JSON; UnexpectedRow when it is
+    not (the journal is Restate's record of what they wrote)."""
+    try:
+        return json.loads(bytes(raw))
+    except (ValueError, TypeError) as exc:
+        raise UnexpectedRow(f"JSON in {what} (journal entry {row.get('index')})",
+                            repr(raw[:64])) from exc
+
+
 #: "[500 Internal] RuntimeError('x')": Restate's status prefix on a failure's first line
 _FAILURE_PREFIX = re.compile(r"^\[[^\]]*\]\s*")
 
@@ -191,7 +216,7 @@ def _retrying_error(invocation: Mapping[str, Any]) -> ExecutionError | None:
     line says it ("RuntimeError: boom"), never the traceback; the cause names the step.
     """
     failure = str(invocation.get("last_failure") or "")
-    if invocation.get("status") not in _RETRYING or not failure:
+    if invocation.get("status") not in RETRYING or not failure:
         return None
     lines = [line for line in failure.splitlines() if line.strip()]
     message = _FAILURE_PREFIX.sub("", lines[0]) if lines else failure
@@ -294,23 +319,23 @@ def _journal_event(
     entry_type = str(row.get("entry_type", ""))
     name = str(row.get("name") or "")
     lite = _lite(row)
-    if entry_type == "Command: Input":
+    if entry_type == EntryType.INPUT:
         return "execution_started", {}
-    if entry_type == "Command: Run":
+    if entry_type == EntryType.RUN:
         _remember(names, lite, "Run", "step", name)
         return "step_started", {"step": name}
-    if entry_type == "Command: Sleep":
+    if entry_type == EntryType.SLEEP:
         _remember(names, lite, "Sleep", "timer", name)
         sleep = lite.get("Command", {}).get("Sleep", {})
         timer: dict[str, Any] = {"timer": name} if name else {}
         if isinstance(sleep.get("wake_up_time"), int):
             timer["wake_up_time_ms"] = sleep["wake_up_time"]
         return "timer_started", timer
-    if entry_type == "Command: GetPromise":
+    if entry_type == EntryType.GET_PROMISE:
         promise = str(lite.get("Command", {}).get("GetPromise", {}).get("key") or name)
         _remember(names, lite, "GetPromise", "promise", promise)
         return "callback_waiting", {"promise": promise}
-    if entry_type.startswith("Notification:"):
+    if entry_type.startswith(EntryType.NOTIFICATION):
         return _notification_event(lite, names)
     return None
 
@@ -332,7 +357,9 @@ def _notification_event(
     ident = notification.get("id", {})
     completion_id = ident.get("CompletionId") if isinstance(ident, dict) else None
     if not isinstance(completion_id, int) or completion_id not in names:
-        if "Cancel" in json.dumps(notification):
+        if notification.get("ty") == "Signal" and isinstance(ident, dict) and (
+            ident.get("SignalIndex") == CANCEL_SIGNAL_INDEX
+        ):
             return "stop_requested", {}
         return None
     kind, name = names[completion_id]
@@ -381,11 +408,12 @@ def _reused_steps(envelope: Mapping[str, Any]) -> list[str]:
 
 def needs_state_rows(invocation: Mapping[str, Any], recorded: Mapping[str, Any]) -> bool:
     """Whether `recorded` (read from the journal) lacks the envelope, or a failure's outcome."""
-    if invocation.get("status") in ("pending", "scheduled", "ready", "inboxed"):
+    if invocation.get("status") in NOT_STARTED:
         return False
     if ENVELOPE_STATE not in recorded:
         return True
-    return invocation.get("completion_result") == "failure" and OUTCOME_STATE not in recorded
+    return (invocation.get("completion_result") == CompletionResult.FAILURE
+            and OUTCOME_STATE not in recorded)
 
 
 def state_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -443,7 +471,7 @@ def build_status(
         "restate_status": str(invocation.get("status", "")),
         "workflow_sub_state": sub_state,
         # Restate counts attempts ("increments on start"); Landlord counts retries
-        "retry_count": str(max(int(invocation.get("retry_count") or 0) - 1, 0)),
+        "retry_count": str(max(_count(invocation.get("retry_count"), invocation) - 1, 0)),
         "service_name": str(invocation.get("target_service_name", "")),
         "workflow_key": key,
     }
