@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, overload
 
 import restate
 from loguru import logger
@@ -25,10 +25,13 @@ from landlord_restate.restate.wire import (
     Reuse,
 )
 from services import tracing
-from services.errors import HandlerError, checked, readable
+from services.errors import HandlerError, terminal_failure
 
 if TYPE_CHECKING:
     from loguru import Logger
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 # HandlerError crosses a journaled step as a TerminalError carrying these metadata keys
 _CODE = "landlord.code"
@@ -118,26 +121,11 @@ def _terminal(error: HandlerError) -> restate.TerminalError:
 
 
 def _step_failure(name: str, exc: BaseException) -> BaseException:
-    """What a step's exception becomes: retried (a real failure) or terminal (a bug).
-
-    HandlerError ends the execution with its code; an Exception is retried by the spec's
-    RetryPolicy, unless even its message cannot be read; a BaseException that is not
-    cancellation (SystemExit, KeyboardInterrupt, ...) ends the execution, and never
-    reaches the process serving every other execution.
-    """
-    if isinstance(exc, HandlerError):
-        return _terminal(checked(exc))
-    described = readable(exc)
-    if described is None:
-        return _terminal(HandlerError(
-            "invalid_handler_error",
-            f"step {name} raised {type(exc).__name__}, whose message cannot be read",
-        ))
-    if isinstance(exc, Exception):
-        return exc
-    return _terminal(HandlerError(
-        "handler_crashed", f"step {name} raised {described}; the execution ends here"
-    ))
+    """What a step's exception becomes: retried by the spec's RetryPolicy (a real failure)
+    or terminal (see `terminal_failure`), never reaching the process that serves every
+    other execution."""
+    failure = terminal_failure(exc, f"step {name}")
+    return exc if failure is None else _terminal(failure)
 
 
 def _step_output(name: str, result: Any) -> Any:
@@ -163,7 +151,6 @@ class HandlerContext:
 
     def __init__(self, ctx: restate.WorkflowContext, envelope: ExecutionEnvelope) -> None:
         self._ctx = ctx
-        self._envelope = envelope
         self._run_options = _retry_options(envelope)
         self.execution_id: str = ctx.request().id
         self.workflow_id: str = envelope.workflow_id
@@ -197,8 +184,19 @@ class HandlerContext:
         """Restate's own context, for what this API does not cover."""
         return self._ctx
 
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+    @overload
+    async def step(
+        self, name: str, fn: Callable[[*Ts], Coroutine[Any, Any, T]], *args: *Ts
+    ) -> T: ...
+
+    @overload
+    async def step(self, name: str, fn: Callable[[*Ts], T], *args: *Ts) -> T: ...
+
+    async def step(self, name: str, fn: Callable[[*Ts], Any], *args: *Ts) -> Any:
         """Run `fn(*args)` once, journal its result under `name`; a replay returns it.
+
+        Typed for mypy: the result is what `fn` returns (awaited, for an async `fn`), and
+        `args` must be what `fn` takes.
 
         `fn` may be sync (run in a thread) or async. It is retried by the spec's
         RetryPolicy; raising HandlerError fails the execution at once. In a redrive, a

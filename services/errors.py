@@ -53,3 +53,27 @@ def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... (cut: {len(text)} characters in all)"
+
+
+def terminal_failure(exc: BaseException, where: str) -> HandlerError | None:
+    """What a handler's (or a step's) exception means: a HandlerError to end the execution
+    with now, or None for a failure Restate should retry.
+
+    The one classification of handler failures: a HandlerError ends it with its code
+    (checked); an Exception whose message cannot be read fails the same way on every retry,
+    so it ends it (`invalid_handler_error`); any other Exception is a real failure and is
+    retried; a BaseException that is not cancellation (SystemExit, KeyboardInterrupt, ...)
+    would take the deployment process down with every execution on it, so it ends this
+    one (`handler_crashed`). `where` names the handler or the step, for the message.
+    """
+    if isinstance(exc, HandlerError):
+        return checked(exc)
+    described = readable(exc)
+    if described is None:
+        return HandlerError("invalid_handler_error",
+                            f"{where} raised {type(exc).__name__}, whose message cannot be read")
+    if isinstance(exc, Exception):
+        return None
+    return HandlerError("handler_crashed",
+                        f"{where} raised {described}; the execution ends here, the deployment "
+                        "stays up")

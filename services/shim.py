@@ -19,7 +19,6 @@ from typing import Any
 
 import attrs
 import restate
-from loguru import logger
 from restate.exceptions import SdkInternalBaseException
 
 from landlord_restate.restate.limits import json_problem
@@ -41,9 +40,10 @@ from services import tracing
 from services.catalog import get as catalog_get
 from services.context import (
     HandlerContext,
+    ReplayQuietLogger,
     handler_error_from,
 )
-from services.errors import HandlerError, checked, readable
+from services.errors import HandlerError, checked, readable, terminal_failure
 from services.registry import HandlerFn
 
 _CANCELLED = 409
@@ -89,34 +89,16 @@ async def _call_handler(fn: HandlerFn, hctx: HandlerContext, value: Any) -> Any:
             SdkInternalBaseException):
         raise
     except BaseException as exc:
-        crashed = _crash_error(exc)
-        if crashed is None:
+        failure = terminal_failure(exc, "the handler")
+        if failure is None:
             raise  # a real failure: Restate retries the invocation
-        raise crashed from exc
+        raise failure from exc
     if error is not None:
         raise _as_handler_error(error)
     problem = json_problem(output)
     if problem is not None:
         raise HandlerError("invalid_output", f"the handler's output is not strict JSON: {problem}")
     return output
-
-
-def _crash_error(exc: BaseException) -> HandlerError | None:
-    """A handler exception that must end the execution now (None: let Restate retry it).
-
-    A BaseException other than cancellation (SystemExit, KeyboardInterrupt, ...) would take
-    the deployment process down with every execution on it; an exception whose message
-    cannot be read fails the same way on every retry.
-    """
-    described = readable(exc)
-    if described is None:
-        return HandlerError("invalid_handler_error",
-                            f"the handler raised {type(exc).__name__}, whose message cannot "
-                            "be read")
-    if isinstance(exc, Exception):
-        return None
-    return HandlerError("handler_crashed", f"the handler raised {described}; the execution "
-                        "ends here, the deployment stays up")
 
 
 def build_workflow(
@@ -142,12 +124,6 @@ def build_workflow(
         except Exception as exc:
             raise restate.TerminalError(f"malformed execution envelope: {exc}", 400) from exc
         # the envelope is the run's input, already in the journal (status reads it there)
-        log = logger.bind(
-            service=service_name,
-            workflow_id=envelope.workflow_id,
-            execution_id=ctx.request().id,
-            handler=envelope.handler,
-        )
         envelope = await _checked_against_catalog(ctx, service_name, envelope)
         fn = hosted.get(envelope.handler)
         if fn is None:
@@ -179,7 +155,7 @@ def build_workflow(
             if exc.status_code != _CANCELLED:
                 await _disarm(timer)
                 raise _fail(ctx, handler_error_from(exc, "terminal_error")) from exc
-            if not await _record_cancellation(ctx, log):
+            if not await _record_cancellation(ctx, hctx.logger.bind(service=service_name)):
                 await _disarm(timer)
             raise
         await _disarm(timer)
@@ -259,7 +235,7 @@ async def _disarm(timer: restate.SendHandle | None) -> None:
         await timer.cancel_invocation()
 
 
-async def _record_cancellation(ctx: restate.WorkflowContext, log: Any) -> bool:
+async def _record_cancellation(ctx: restate.WorkflowContext, log: ReplayQuietLogger) -> bool:
     """`run` was cancelled: by the timeout, by the provider's stop, or from outside.
 
     Answers whether it was the timeout (whose call then has already run). A stop's reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +68,49 @@ def test_unknown_handler_module_fails_at_start() -> None:
     """A wrong module path in LANDLORD_RESTATE_HANDLERS stops the app from starting."""
     with pytest.raises(ModuleNotFoundError, match="no_such_handlers"):
         import_handler_modules("no_such_handlers")
+
+
+HANDLER_USING_STEPS = '''
+from services import HandlerContext
+
+async def fetch(n: int) -> str:
+    return str(n)
+
+def compute(a: int, b: int) -> int:
+    return a + b
+
+async def handler(ctx: HandlerContext) -> None:
+    ok: str = await ctx.step("fetch", fetch, 3)
+    total: int = await ctx.step("compute", compute, 1, 2)
+    bad: int = await ctx.step("fetch", fetch, 3)
+    wrong: int = await ctx.step("compute", compute, "1", 2)
+    print(ok, total, bad, wrong)
+'''
+
+
+def test_mypy_checks_what_ctx_step_returns_and_takes(tmp_path: Path) -> None:
+    """ctx.step is typed: mypy --strict accepts the right uses and names the wrong ones
+    (an async step's result type, a sync step's arguments)."""
+    from mypy import api
+
+    handler_file = tmp_path / "typed_handler.py"
+    handler_file.write_text(HANDLER_USING_STEPS)
+    out, _, _ = api.run(["--strict", "--no-incremental", "--follow-imports=silent",
+                         str(handler_file)])
+    lines = {int(line.split(":")[1]) for line in out.splitlines()
+             if line.startswith(str(handler_file))}
+    assert lines == {13, 14}, out
+
+
+def test_the_deployment_reads_no_config_file_from_its_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ./config.yaml where the deployment happens to start is not its config; the one
+    $LANDLORD_CONFIG names is."""
+    from services.settings import DeploymentSettings
+
+    (tmp_path / "config.yaml").write_text("workflow:\n  restate:\n    service_name: Stray\n")
+    monkeypatch.chdir(tmp_path)
+    assert DeploymentSettings.load({}).service_name is None
+    named = {"LANDLORD_CONFIG": str(tmp_path / "config.yaml")}
+    assert DeploymentSettings.load(named).service_name == "Stray"

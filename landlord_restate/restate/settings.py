@@ -161,14 +161,20 @@ def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper()
 
 
-def find_config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
-    """The explicit path, else $LANDLORD_CONFIG, else ./config.yaml if it exists."""
+def find_config_file(
+    path: str | os.PathLike[str] | None,
+    env: Mapping[str, str],
+    *,
+    working_directory: bool = True,
+) -> Path | None:
+    """The explicit path, else $LANDLORD_CONFIG, else (with `working_directory`, as
+    Landlord's own tools do) ./config.yaml if it exists."""
     if path is not None:
         return Path(path)
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV])
     default = Path(DEFAULT_CONFIG_FILE)
-    return default if default.is_file() else None
+    return default if working_directory and default.is_file() else None
 
 
 #: a config file holds a few dozen values; more (YAML aliases can multiply them without
@@ -280,11 +286,17 @@ def load_settings(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     argv: Sequence[str] | None = None,
+    *,
+    working_directory: bool = True,
 ) -> dict[str, Any]:
-    """The merged settings (file < env < flags), keyed like RestateConfig's fields."""
+    """The merged settings (file < env < flags), keyed like RestateConfig's fields.
+
+    `working_directory=False` reads no ./config.yaml unless $LANDLORD_CONFIG names it: for
+    a process (the handler deployment) whose working directory is not a choice of config.
+    """
     env = os.environ if env is None else env
     merged: dict[str, Any] = {}
-    file = find_config_file(path, env)
+    file = find_config_file(path, env, working_directory=working_directory)
     if file is not None:
         merged.update(_normalize(read_file(file), f"config file {file}", ignore_landlord=True))
     from_env = {
