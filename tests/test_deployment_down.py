@@ -29,7 +29,14 @@ from landlord_restate import (
 )
 from landlord_restate.restate.naming import workflow_key
 from landlord_restate.testing import LocalRestate
-from tests.conftest import ROOT, TEST_HANDLERS, deployment_env, spec_for, unique_id
+from tests.conftest import (
+    ROOT,
+    TEST_HANDLERS,
+    dead_endpoint,
+    deployment_env,
+    spec_for,
+    unique_id,
+)
 from tests.fakes import serve
 from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
 
@@ -389,9 +396,32 @@ async def test_a_deployment_refusing_discovery_is_named_at_once(
             with pytest.raises(DeploymentError) as caught:
                 await provider.create_workflow(spec_for("Noop", unique_id("noop")))
             assert time.monotonic() - began < AT_ONCE
+            # validate says the same, as a spec it cannot accept (never None: "valid")
+            with pytest.raises(InvalidSpecError) as refused:
+                await provider.validate(spec_for("Noop", unique_id("noop")))
     assert caught.value.deployment == url
     assert url in str(caught.value)
     assert caught.value.restate_code is not None
+    assert refused.value.field == "definition"
+    assert caught.value.restate_code in str(refused.value)
+
+
+async def test_validate_against_a_deployment_restate_cannot_reach_is_refused(
+    local: LocalRestate,
+) -> None:
+    """Discovery answered META0003 (nothing listens there): validate raises
+    InvalidSpecError with Restate's answer; only Restate itself unreachable falls back
+    to the offline checks."""
+    config = local.config(deployment_url=dead_endpoint())
+    async with RestateProvider(config) as provider:
+        with pytest.raises(InvalidSpecError) as refused:
+            await provider.validate(spec_for("Noop", unique_id("noop")))
+    assert "META0003" in str(refused.value)
+    offline = RestateConfig(endpoint=dead_endpoint(), admin_endpoint=dead_endpoint(),
+                            deployment_url=local.deployment.url,
+                            retry_window=timedelta(0), retry_attempts=0)
+    async with RestateProvider(offline) as provider:
+        await provider.validate(spec_for("Noop", unique_id("noop")))  # offline checks pass
 
 
 # -- the pool -----------------------------------------------------------------------------------
