@@ -422,20 +422,31 @@ def _show(out: Output, status: ExecutionStatus, *, ok: bool = False) -> int:
 
 
 async def _watch(provider: RestateProvider, execution_id: str, out: Output) -> int:
-    """Redraw the status until it ends, with a live progress line."""
+    """Show the status until it ends: the end comes from `wait_execution` (attached, at
+    once); while it runs, the history is redrawn as it grows (about once a second)."""
     if out.as_json:  # one document: the terminal status
         return _show(out, await provider.wait_execution(execution_id), ok=True)
     began = time.monotonic()
     status = await provider.get_execution_status(execution_id)
-    with Live(status_view(status, _progress(status, began)), console=out.console,
-              refresh_per_second=8) as live:
-        while not status.state.is_terminal:
-            await asyncio.sleep(0.2)
-            status = await provider.get_execution_status(execution_id)
-            live.update(status_view(status, _progress(status, began)))
-        live.update(status_view(status, f"{status.state.value} after "
-                                        f"{time.monotonic() - began:.1f}s"))
+    ended = asyncio.ensure_future(provider.wait_execution(execution_id))
+    try:
+        with Live(status_view(status, _progress(status, began)), console=out.console,
+                  refresh_per_second=4) as live:
+            while not ended.done():
+                await asyncio.wait({ended}, timeout=_REDRAW_SECONDS)
+                if not ended.done():
+                    status = await provider.get_execution_status(execution_id)
+                    live.update(status_view(status, _progress(status, began)))
+            status = ended.result()
+            live.update(status_view(status, f"{status.state.value} after "
+                                            f"{time.monotonic() - began:.1f}s"))
+    finally:
+        ended.cancel()
     return OK
+
+
+#: how often `status --watch` redraws a running execution's history
+_REDRAW_SECONDS = 1.0
 
 
 # -- arguments, errors, entry point -------------------------------------------------------
