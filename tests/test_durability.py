@@ -6,16 +6,15 @@ Steps record each real run in a file: a step journaled before the crash never ru
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from landlord_restate import ExecutionInput, ExecutionState
+from landlord_restate import ExecutionInput, ExecutionState, ExecutionStatus
 from tests.conftest import Stack, spec_for, unique_id
-from tests.waiting import read_marks, wait_marks, wait_terminal
+from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,6 +28,11 @@ async def start_slow(stack: Stack, marks: Path, **spec_fields: object) -> str:
         ExecutionInput(input={"marks": str(marks), "step_seconds": 1.5, "steps": 4}),
     )
     return result.execution_id
+
+
+def attempt_failed(status: ExecutionStatus) -> bool:
+    """Restate recorded a failed attempt of the run and is retrying it."""
+    return "last_failure" in status.metadata or int(status.metadata["retry_count"]) > 0
 
 
 def assert_resumed_after(marks: Path, crashed_step: int) -> None:
@@ -47,8 +51,8 @@ async def test_survives_kill_9_of_the_server(private_stack: Stack, tmp_path: Pat
     marks = tmp_path / "marks"
     execution_id = await start_slow(stack, marks)
     await wait_marks(marks, "start slow-2")
-    stack.server.kill()
-    await asyncio.sleep(0.5)
+    stack.server.kill()  # returns once the process is gone
+    assert stack.server.pid is None
     await stack.server.start()
     status = await wait_terminal(stack.provider, execution_id, within=90)
     assert status.state is ExecutionState.SUCCEEDED
@@ -65,7 +69,8 @@ async def test_survives_kill_9_of_the_deployment(private_stack: Stack, tmp_path:
     execution_id = await start_slow(stack, marks)
     await wait_marks(marks, "start slow-2")
     stack.deployment.kill()
-    await asyncio.sleep(0.5)
+    # Restate has seen the attempt die (it retries), so the restart is a real recovery
+    await wait_status(stack.provider, execution_id, attempt_failed)
     await stack.deployment.start()
     status = await wait_terminal(stack.provider, execution_id, within=120)
     assert status.state is ExecutionState.SUCCEEDED

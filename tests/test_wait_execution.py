@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from landlord_restate import (
     RestateProvider,
 )
 from tests.conftest import Stack, spec_for, unique_id
+from tests.waiting import wait_marks, wait_status
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,7 +32,22 @@ async def started(provider: RestateProvider, handler: str, value: Any, **fields:
     return result.execution_id
 
 
-async def test_each_end_state(shared_provider: RestateProvider) -> None:
+def spy_attach(provider: RestateProvider, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """An event set once the provider attaches to an invocation (a wait is in flight)."""
+    attached = asyncio.Event()
+    attach = provider.ingress.attach
+
+    async def spied(invocation_id: str) -> None:
+        attached.set()
+        await attach(invocation_id)
+
+    monkeypatch.setattr(provider.ingress, "attach", spied)
+    return attached
+
+
+async def test_each_end_state(
+    shared_provider: RestateProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Succeeded with output and history, failed with its error, stopped, timed out."""
     provider = shared_provider
     done = await provider.wait_execution(
@@ -48,9 +65,11 @@ async def test_each_end_state(shared_provider: RestateProvider) -> None:
     assert (failed.error.code, failed.error.message) == ("quota", "full")
 
     slow = await started(provider, "SlowSteps", {"step_seconds": 30})
+    attached = spy_attach(provider, monkeypatch)
     waiting = asyncio.ensure_future(provider.wait_execution(slow, timeout=30))
-    await asyncio.sleep(0.5)
-    assert not waiting.done()
+    await asyncio.wait_for(attached.wait(), 10)
+    await wait_status(provider, slow, lambda s: "step_started" in [e.type for e in s.history])
+    assert not waiting.done()  # attached, and the execution runs: the wait goes on
     await provider.stop_execution(slow, "enough")
     stopped = await waiting
     assert stopped.state is ExecutionState.STOPPED
@@ -64,12 +83,17 @@ async def test_each_end_state(shared_provider: RestateProvider) -> None:
     assert timed.state is ExecutionState.TIMEOUT
 
 
-async def test_it_returns_as_the_execution_ends(shared_provider: RestateProvider) -> None:
+async def test_it_returns_as_the_execution_ends(
+    shared_provider: RestateProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Waiting on the compute callback: the wait ends right after the callback arrives."""
     execution_id = await started(shared_provider, "SleepThenCallback", {"sleep_ms": 1})
+    attached = spy_attach(shared_provider, monkeypatch)
     waiting = asyncio.ensure_future(shared_provider.wait_execution(execution_id))
-    await asyncio.sleep(1.0)
-    assert not waiting.done()
+    await asyncio.wait_for(attached.wait(), 10)
+    await wait_status(shared_provider, execution_id,
+                      lambda s: s.metadata["workflow_sub_state"] == "waiting")
+    assert not waiting.done()  # attached, and the handler waits for the callback
     delivered = time.monotonic()
     await shared_provider.post_compute_callback(
         execution_id, ComputeCallbackPayload(execution_id="c", tenant_id="t", status="succeeded")
@@ -106,14 +130,21 @@ async def test_unknown_and_malformed(shared_provider: RestateProvider) -> None:
         assert caught.value.field == "timeout"
 
 
-async def test_a_server_restart_while_waiting(private_stack: Stack) -> None:
+async def test_a_server_restart_while_waiting(
+    private_stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """kill -9 of restate-server during the wait: it attaches again and gets the end."""
     provider = private_stack.provider
-    execution_id = await started(provider, "SlowSteps", {"step_seconds": 1, "steps": 3})
+    marks = tmp_path / "marks"
+    execution_id = await started(
+        provider, "SlowSteps", {"step_seconds": 1, "steps": 3, "marks": str(marks)}
+    )
+    attached = spy_attach(provider, monkeypatch)
     waiting = asyncio.ensure_future(provider.wait_execution(execution_id, timeout=60))
-    await asyncio.sleep(0.7)
-    private_stack.server.kill()
-    await asyncio.sleep(0.5)
+    await asyncio.wait_for(attached.wait(), 10)
+    await wait_marks(marks, "start slow-1")  # killed mid-run, while the wait is attached
+    private_stack.server.kill()  # returns once the process is gone
+    assert not waiting.done()
     await private_stack.server.start(wait_for_partitions=False)
     status = await waiting
     assert status.state is ExecutionState.SUCCEEDED
