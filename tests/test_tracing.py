@@ -25,7 +25,7 @@ from landlord_restate import ExecutionInput, ExecutionState, RestateConfig, Rest
 from landlord_restate.restate.local import DeploymentProcess, ServerProcess
 from tests.conftest import ROOT, SHARED_SERVICE, deployment_env, spec_for, unique_id
 from tests.fakes import serve
-from tests.waiting import wait_marks
+from tests.waiting import wait_for, wait_marks
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -165,6 +165,12 @@ def decoded(batches: list[bytes]) -> list[dict[str, Any]]:
     return spans
 
 
+def span_names(batches: list[bytes], execution_id: str) -> list[str]:
+    """The names of the exported spans of one execution."""
+    return [x["name"] for x in decoded(batches)
+            if x["attributes"].get("landlord.execution_id") == execution_id]
+
+
 async def test_one_trace_from_the_caller_into_restate(traced_stack: TracedStack) -> None:
     """Inside a caller's span: each operation is a child span with its ids, and
     restate-server records (and exports) the caller's trace for the invocation it started."""
@@ -199,16 +205,19 @@ async def test_one_trace_from_the_caller_into_restate(traced_stack: TracedStack)
     assert started_lines[0][2] == start["span_id"]
     # restate-server's spans and the shim's, exported to the receiver, join the same trace
     expected_steps = [f"step step-{i}" for i in range(1, 6)]
-    exported: list[dict[str, Any]] = []
-    for _ in range(100):
-        exported = [x for x in decoded(batches) if x["trace_id"] == result["caller"]]
+
+    def arrived(exported: list[dict[str, Any]]) -> bool:
+        """Everything arrived, the attempt spans the handler spans hang from too."""
         names = {x["name"] for x in exported}
         known = {x["span_id"] for x in exported}
         handler_spans = [x for x in exported if x["name"] == "run" or x["name"].startswith("step ")]
-        if ({"run", *expected_steps} <= names and any(n.startswith("ingress") for n in names)
-                and all(x["parent"] in known for x in handler_spans)):
-            break  # everything arrived, the attempt spans the handler spans hang from too
-        await asyncio.sleep(0.1)
+        return ({"run", *expected_steps} <= names and any(n.startswith("ingress") for n in names)
+                and all(x["parent"] in known for x in handler_spans))
+
+    exported = await wait_for(
+        lambda: [x for x in decoded(batches) if x["trace_id"] == result["caller"]], arrived,
+        within=10, what="the run's spans exported",
+    )
     names = {x["name"] for x in exported}
     assert any(n.startswith("ingress") for n in names), names
     assert any(n.startswith("invocation") for n in names), names
@@ -248,18 +257,15 @@ async def test_a_crash_gives_each_journaled_step_one_span(
         started = await provider.start_execution(spec.workflow_id, ExecutionInput(
             input={"step_seconds": 0.6, "steps": 3, "marks": str(marks)}))
         await wait_marks(marks, "start slow-2")  # slow-1 journaled, slow-2 in flight
-        await asyncio.sleep(0.3)  # the exporter's batch of slow-1 goes out (100 ms)
+        await wait_for(lambda: "step slow-1" in span_names(batches, started.execution_id),
+                       what="slow-1's span exported")  # before the crash, not by the replay
         traced_stack.deployment.kill()
         await traced_stack.deployment.start()
         status = await provider.wait_execution(started.execution_id, timeout=60)
     assert status.state is ExecutionState.SUCCEEDED
-    names: list[str] = []
-    for _ in range(50):
-        names = [x["name"] for x in decoded(batches)
-                 if x["attributes"].get("landlord.execution_id") == started.execution_id]
-        if names.count("step slow-3") == 1:
-            break
-        await asyncio.sleep(0.1)
+    names = await wait_for(lambda: span_names(batches, started.execution_id),
+                           lambda names: names.count("step slow-3") == 1,
+                           within=5, what="slow-3's span exported")
     assert names.count("step slow-1") == 1, names  # journaled before the crash: replayed
     assert names.count("step slow-3") == 1, names
 
