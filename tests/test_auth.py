@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from landlord_restate import (
 from landlord_restate.restate.local import DeploymentProcess, ServerProcess
 from tests.conftest import ROOT, SHARED_SERVICE, deployment_env, spec_for, unique_id
 from tests.fakes import AuthProxy, serve
-from tests.waiting import wait_terminal
+from tests.waiting import wait_for, wait_terminal
 
 API_KEY = "rk_live_5e3f1a9c0d7b4e2a8f6c"
 
@@ -143,7 +142,7 @@ async def signed_stack(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, Dep
         },
     )
     async with server:
-        public_key = _public_key(server.log_file)
+        public_key = await _public_key(server.log_file)
         deployment = DeploymentProcess(
             tmp_path / "hypercorn.log",
             env=deployment_env(
@@ -159,14 +158,13 @@ def generate_identity_key(path: Path) -> None:
     subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(path)], check=True)
 
 
-def _public_key(log: Path, within: float = 10.0) -> str:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = re.search(r"publickeyv1_\w+", log.read_text(errors="replace"))
-        if found:
-            return found.group(0)
-        time.sleep(0.1)
-    raise AssertionError(f"no publickeyv1_ key in {log}: {log.read_text()[-2000:]}")
+async def _public_key(log: Path, within: float = 10.0) -> str:
+    """The public key ("kid") the server signs with, once it has logged it."""
+    found = await wait_for(
+        lambda: re.findall(r"publickeyv1_\w+", log.read_text(errors="replace")),
+        within=within, what=f"a publickeyv1_ key in {log}",
+    )
+    return str(found[0])
 
 
 async def test_signed_server_works_unsigned_requests_are_refused(
