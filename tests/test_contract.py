@@ -30,8 +30,16 @@ from landlord_restate import (
     WorkflowNotFoundError,
     WorkflowSpec,
 )
-from tests.conftest import dead_endpoint, spec_for, unique_id
-from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
+from landlord_restate.testing import LocalRestate
+from tests.conftest import (
+    ROOT,
+    TEST_HANDLERS,
+    dead_endpoint,
+    deployment_env,
+    spec_for,
+    unique_id,
+)
+from tests.waiting import read_marks, wait_for, wait_marks, wait_status, wait_terminal
 
 #: a provider config whose Restate is not there (and which does not retry)
 OFFLINE = RestateConfig(endpoint=dead_endpoint(), admin_endpoint=dead_endpoint(),
@@ -289,12 +297,18 @@ async def test_unknown_and_foreign_ids(shared_provider: RestateProvider) -> None
         with pytest.raises(ExecutionNotFoundError) as caught:
             await shared_provider.get_execution_status(unknown)
         assert caught.value.execution_id == unknown
+    # a workflow of this test and a run of it: both call the catalog (put, then get)
+    spec = await created(shared_provider, "GoPair")
+    run = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+    await wait_terminal(shared_provider, run.execution_id)
     rows = await shared_provider.admin.query(
-        "SELECT id FROM sys_invocation WHERE target_service_name = 'LandlordCatalog' LIMIT 1"
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'LandlordCatalog' "
+        f"AND target_service_key = '{spec.workflow_id}'"
     )
-    assert rows, "the catalog has been called by earlier tests"
-    with pytest.raises(ExecutionNotFoundError):
-        await shared_provider.get_execution_status(rows[0]["id"])
+    assert rows, "creating and running a workflow leaves a catalog invocation"
+    for row in rows:
+        with pytest.raises(ExecutionNotFoundError):
+            await shared_provider.get_execution_status(row["id"])
 
 
 @pytest.mark.parametrize(
@@ -401,7 +415,9 @@ async def test_stop_records_reason_and_runs_no_later_step(
     last = status.history[-1]
     assert last.type == "execution_stopped"
     assert last.details["reason"] == "tenant deleted by operator"
-    await asyncio.sleep(2.5)  # longer than a step: a later step would have started by now
+    # the observation window is the test (no step may start in it), not a wait for
+    # something: longer than a step, so a later step would have started by now
+    await asyncio.sleep(2.5)
     assert not any(line.startswith("start slow-2") for line in read_marks(marks))
 
 
@@ -664,13 +680,20 @@ async def test_invoke_requires_a_tenant(provider: RestateProvider) -> None:
     assert caught.value.field == "tenant_id"
 
 
-async def test_retention_is_published_with_the_service(shared_provider: RestateProvider) -> None:
-    """Status and history stay queryable for the configured retention (default one day)."""
-    service = await shared_provider.admin.get_service("LandlordTests")
+async def test_retention_is_published_with_the_service(tmp_path: Path) -> None:
+    """LANDLORD_RESTATE_RETENTION reaches Restate: status and history stay queryable for
+    it. Set to 2h, not Restate's default of one day, so a setting that is lost shows."""
+    async with LocalRestate(
+        handlers=[TEST_HANDLERS], service_name="Retained", base_dir=tmp_path,
+        config_file=ROOT / "restate.toml", env=deployment_env(LANDLORD_RESTATE_RETENTION="2h"),
+    ) as local, RestateProvider(local.config()) as provider:
+        spec = spec_for("GoPair", unique_id("retained"))
+        await provider.create_workflow(spec)  # registers the deployment
+        service = await provider.admin.get_service("Retained")
     assert service is not None
-    assert service["workflow_completion_retention"] == "1d"
+    assert service["workflow_completion_retention"] == "2h"
     run = next(h for h in service["handlers"] if h["name"] == "run")
-    assert run["journal_retention"] == "1d"
+    assert run["journal_retention"] == "2h"
 
 
 async def test_finished_runs_leave_no_timeout_call_behind(
@@ -689,23 +712,17 @@ async def test_finished_runs_leave_no_timeout_call_behind(
     await shared_provider.stop_execution(stopped.execution_id, "enough")
     for execution_id in (ok.execution_id, stopped.execution_id):
         await wait_terminal(shared_provider, execution_id)
-    rows = await wait_for_rows(shared_provider, spec.workflow_id)
-    assert rows == [], rows
+    # cancelling a pending call takes effect a moment after the run ends
+    await wait_for(lambda: pending_expiries(shared_provider, spec.workflow_id),
+                   lambda rows: rows == [], within=10, what="no pending expire call")
 
 
-async def wait_for_rows(provider: RestateProvider, workflow_id: str) -> list[dict[str, Any]]:
-    """Pending `expire` calls of a workflow, once cancellations have been processed."""
-    query = (
+async def pending_expiries(provider: RestateProvider, workflow_id: str) -> list[dict[str, Any]]:
+    """Pending `expire` calls of a workflow's runs."""
+    return await provider.admin.query(
         "SELECT id, status FROM sys_invocation WHERE target_handler_name = 'expire' "
         f"AND target_service_key LIKE '{workflow_id}.%' AND status != 'completed'"
     )
-    rows: list[dict[str, Any]] = []
-    for _ in range(40):
-        rows = await provider.admin.query(query)
-        if not rows:
-            break
-        await asyncio.sleep(0.1)
-    return rows
 
 
 async def test_spec_cache_keeps_delete_exact_within_one_provider(
