@@ -35,8 +35,9 @@ cluster: setup
 	$(BIN)/python -m landlord_restate.demo --cluster
 
 ## test: the test suite, against its own restate-server and deployment
+## (PYTEST_ARGS: more pytest options, e.g. `make test PYTEST_ARGS=--durations=15`)
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## soak: the long fault and load suite (50 executions per crash, 1,000 concurrent starts)
 soak: setup
