@@ -17,7 +17,7 @@ import aiohttp
 from attrs import frozen
 
 from landlord_restate.restate.admin import AdminClient
-from landlord_restate.restate.config import RestateConfig
+from landlord_restate.restate.config import SECRET_KEYS, RestateConfig, masked
 from landlord_restate.restate.ingress import IngressClient
 from landlord_restate.restate.provider import RestateProvider
 from landlord_restate.restate.validation import hosted_handlers
@@ -36,15 +36,12 @@ class Check:
 
 
 def shown_settings(config: RestateConfig) -> dict[str, Any]:
-    """Settings for display: api_key masked, durations as Go strings, enums as values."""
+    """Settings for display: secrets masked, durations as Go strings, enums as values."""
     shown: dict[str, Any] = {}
     for attribute in config.__attrs_attrs__:
         value = getattr(config, attribute.name)
-        if attribute.name == "api_key":
-            value = "***" if value else None
-        elif attribute.name == "deployment_headers":
-            # header values may be credentials (an ALB's shared secret): names only
-            value = dict.fromkeys(value, "***")
+        if attribute.name in SECRET_KEYS:
+            value = masked(value)  # header values too: they may be credentials
         elif hasattr(value, "total_seconds"):
             value = format_go_duration(value)
         elif hasattr(value, "value"):

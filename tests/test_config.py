@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import enum
 import shutil
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, get_args, get_type_hints
 
+import attrs
 import pytest
+from attrs import Attribute
 
 from landlord_restate import (
     AuthType,
@@ -16,7 +20,16 @@ from landlord_restate import (
     RestateConfig,
     load_config,
 )
-from landlord_restate.restate.settings import split_flags
+from landlord_restate.doctor import shown_settings
+from landlord_restate.restate.config import SECRET_KEYS
+from landlord_restate.restate.settings import (
+    ALIASES,
+    KEYS,
+    env_name,
+    load_settings,
+    parsers,
+    split_flags,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 YAML_FILE = FIXTURES / "landlord.yaml"
@@ -400,3 +413,75 @@ def test_an_endpoint_list_written_with_semicolons_says_so() -> None:
         assert caught.value.key == key
         assert "separated by commas, not semicolons" in str(caught.value)
         assert "outside 1-65535" not in str(caught.value)
+
+
+# -- one source per setting: RestateConfig's fields are the keys ----------------------------
+
+
+def _sample(attribute: Attribute[Any], kind: Any) -> tuple[str, Any]:
+    """A value of a field's type as a source writes it, and as it is read."""
+    if attribute.metadata.get("urls"):
+        return "http://a:1, http://b:2", "http://a:1, http://b:2"
+    if isinstance(kind, UnionType):
+        kind = next(arg for arg in get_args(kind) if arg is not NoneType)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        member = list(kind)[-1]
+        return str(member.value), member
+    samples: dict[Any, tuple[str, Any]] = {
+        str: ("x", "x"),
+        int: ("7", 7),
+        bool: ("true", True),
+        timedelta: ("1m30s", timedelta(seconds=90)),
+        dict[str, str]: ("X-A=1,X-B=2", {"X-A": "1", "X-B": "2"}),
+    }
+    return samples[kind]
+
+
+def test_every_field_is_a_key_in_every_source_and_nothing_else_is() -> None:
+    """Each RestateConfig field is a key, read by its type from WORKFLOW_RESTATE_<KEY> and
+    --workflow.restate.<key>; no key is anything but a field (or Landlord's alias of one).
+    A new field is a new key with no other edit."""
+    hints = get_type_hints(RestateConfig)
+    names = {a.name for a in attrs.fields(RestateConfig)}
+    assert set(KEYS) == names
+    assert set(ALIASES.values()) <= names
+    for attribute in attrs.fields(RestateConfig):
+        text, value = _sample(attribute, hints[attribute.name])
+        env = {f"WORKFLOW_RESTATE_{attribute.name.upper()}": text}
+        assert env_name(attribute.name) in env
+        assert load_settings(env=env, working_directory=False) == {attribute.name: value}
+        flag = f"--workflow.restate.{attribute.name}={text}"
+        assert load_settings(env={}, argv=[flag], working_directory=False) == {
+            attribute.name: value
+        }
+    ignored = {"WORKFLOW_RESTATE_NOT_A_FIELD": "1"}
+    assert load_settings(env=ignored, working_directory=False) == {}
+
+
+def test_a_field_of_a_type_no_source_reads_fails_at_import() -> None:
+    """A field whose type has no reader is named when the keys are derived, not at a
+    user's first load."""
+
+    @attrs.frozen(kw_only=True)
+    class Odd:
+        ratio: complex = 1j
+
+    with pytest.raises(TypeError, match="setting ratio: no reader"):
+        parsers(Odd)
+
+
+def test_secret_keys_are_the_fields_marked_secret() -> None:
+    """One list of secrets, from the fields' metadata: masked in reprs and the doctor's
+    settings, never in messages."""
+    assert {"api_key", "deployment_headers"} == SECRET_KEYS
+    config = RestateConfig(endpoint="http://127.0.0.1:8080", auth_type="api_key",
+                           api_key="rk_canary", deployment_headers={"X-Key": "hdr_canary"})
+    assert "canary" not in repr(config)
+    assert "canary" not in str(shown_settings(config))
+    assert shown_settings(config)["deployment_headers"] == {"X-Key": "***"}
+    for key, bad in (("api_key", "rk canary"), ("deployment_headers", "hdr_canary")):
+        env = LOCAL_ENV | {"WORKFLOW_RESTATE_AUTH_TYPE": "api_key", env_name(key): bad}
+        with pytest.raises(ConfigError) as caught:
+            load_config(env={"WORKFLOW_RESTATE_API_KEY": "rk_ok"} | env)
+        assert caught.value.key == key
+        assert "canary" not in str(caught.value)

@@ -1,24 +1,37 @@
 """The provider's configuration: Landlord's `workflow.restate` section.
 
-A frozen value; `check()` refuses settings that cannot work, naming the key. Loading it
-from a file, the environment and flags lives in `landlord_restate.restate.settings`.
+A frozen value; `check()` refuses settings that cannot work, naming the key. Its fields are
+the settings: their names are the keys, their types say how a value is read, and their
+metadata marks secrets and URL lists. Reading them from a file, the environment and flags
+(`load_config`) lives in `landlord_restate.restate.settings`, which derives every key from
+these fields; the URL grammar is `landlord_restate.restate.urls`.
+
+The constructor takes an enum setting as a member or its spelling, and a URL list as a
+comma-separated string or a list, as the sources do.
 """
 
 from __future__ import annotations
 
 import enum
-import ipaddress
-import os
 import re
-import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-from attrs import Factory, field, frozen
+from attrs import Attribute, Factory, field, fields, frozen
 
 from landlord_restate.restate.transience import Backoff
+from landlord_restate.restate.urls import (
+    check_url,
+    check_urls,
+    is_loopback,
+    join_urls,
+    on_port,
+    split_urls,
+)
+from landlord_restate.restate.urls import (
+    url_problem as url_problem,  # imported from here by services/tracing.py
+)
 from landlord_restate.workflow.convert import format_go_duration
 from landlord_restate.workflow.errors import ConfigError
 
@@ -48,72 +61,60 @@ class AuthType(enum.StrEnum):
     IAM = "iam"
 
 
-def split_urls(value: Any) -> tuple[str, ...]:
-    """The entries of a comma-separated URL list (or one URL); spaces around commas go."""
-    if not isinstance(value, str):
-        return ()
-    return tuple(part.strip(" ") for part in value.split(","))
+def _mechanism(value: Any) -> Any:
+    """The constructor takes a member or its spelling; anything else is left for check()
+    to name (settings refuse it earlier, naming the source)."""
+    return _member_or_given(ExecutionMechanism, value)
 
 
-def join_urls(value: Any) -> Any:
-    """A list of URLs (from a YAML or TOML file) as the comma-separated form; else as given."""
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return ",".join(value)
-    return value
+def _auth(value: Any) -> Any:
+    """As `_mechanism`, for `auth_type`."""
+    return _member_or_given(AuthType, value)
 
 
 def _admin_from_endpoint(config: RestateConfig) -> str:
     """Each ingress node's scheme and host, on Restate's admin port."""
-    admins = []
-    for url in split_urls(config.endpoint):
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname or ""
-        except ValueError:  # refused by check(), with the reason, under `endpoint`
-            return ""
-        if ":" in host:  # IPv6 literal
-            host = f"[{host}]"
-        admins.append(urlunsplit((parts.scheme, f"{host}:{DEFAULT_ADMIN_PORT}", "", "", "")))
-    return ",".join(admins)
+    return on_port(config.endpoint, DEFAULT_ADMIN_PORT)
 
 
-def _mechanism(value: Any) -> Any:
-    """Accept the string spelling; leave anything else for check() to name."""
-    try:
-        return parse_member(ExecutionMechanism, value)
-    except ValueError:
-        return value
+#: field metadata marking a secret: masked in reprs (see `_mask_secrets`), never in a
+#: message, masked wherever settings are displayed. `SECRET_KEYS` lists the fields so marked.
+SECRET: Mapping[str, Any] = {"secret": True}
+#: field metadata marking a URL list: a comma-separated string, or a list in a config file
+URL_LIST: Mapping[str, Any] = {"urls": True}
 
 
-def _auth(value: Any) -> Any:
-    """Accept the string spelling; leave anything else for check() to name."""
-    try:
-        return parse_member(AuthType, value)
-    except ValueError:
-        return value
+def masked(value: Any) -> Any:
+    """A secret's value as it may be shown: a mapping keeps its keys (header names), any
+    other value is "***"; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return dict.fromkeys(value, "***")
+    return "***"
 
 
-def _mask(value: str | None) -> str:
-    return "None" if value is None else "'***'"
+def _masked_repr(value: Any) -> str:
+    return repr(masked(value))
 
 
-def _mask_headers(value: Any) -> str:
-    if not isinstance(value, Mapping):
-        return repr(value)
-    return repr(dict.fromkeys(value, "***"))
+def _mask_secrets(cls: type, attributes: list[Attribute[Any]]) -> list[Attribute[Any]]:
+    """attrs field transformer: every field marked SECRET is masked in the repr."""
+    return [a.evolve(repr=_masked_repr) if a.metadata.get("secret") else a for a in attributes]
 
 
-@frozen(kw_only=True)
+@frozen(kw_only=True, field_transformer=_mask_secrets)
 class RestateConfig:
     """Where Restate and the handler deployment are, how to reach and trust them."""
 
     #: the Restate ingress, e.g. http://127.0.0.1:8080 (required); for a cluster, every
     #: node's ingress, comma-separated (a list in a config file)
-    endpoint: str = field(converter=join_urls)
+    endpoint: str = field(converter=join_urls, metadata=URL_LIST)
     #: the admin API (comma-separated for a cluster); default: each endpoint's scheme and
     #: host on port 9070
     admin_endpoint: str = field(
-        default=Factory(_admin_from_endpoint, takes_self=True), converter=join_urls
+        default=Factory(_admin_from_endpoint, takes_self=True), converter=join_urls,
+        metadata=URL_LIST,
     )
     execution_mechanism: ExecutionMechanism = field(
         default=ExecutionMechanism.LOCAL, converter=_mechanism
@@ -122,7 +123,7 @@ class RestateConfig:
     service_name: str | None = None
     auth_type: AuthType = field(default=AuthType.NONE, converter=_auth)
     #: a secret: never in reprs, logs or messages
-    api_key: str | None = field(default=None, repr=_mask)
+    api_key: str | None = field(default=None, metadata=SECRET)
     #: default execution timeout when a spec sets none
     timeout: timedelta = timedelta(minutes=30)
     #: retries of transient failures of provider calls that are safe to retry: at least
@@ -142,7 +143,7 @@ class RestateConfig:
     use_http_11: bool = False
     #: headers restate-server adds to every request to the deployment (e.g. for an ALB)
     #: (values may be credentials: reprs show only the names)
-    deployment_headers: dict[str, str] = field(factory=dict, repr=_mask_headers)
+    deployment_headers: dict[str, str] = field(factory=dict, metadata=SECRET)
     #: the longest one HTTP request to Restate may take
     request_timeout: timedelta = timedelta(seconds=30)
     #: how long start_execution may reuse a spec it read (zero: read it every time). Specs
@@ -152,20 +153,6 @@ class RestateConfig:
     #: how long stop_execution lets a cancelled execution run its cancellation before it
     #: is killed (Landlord's reconciler waits 30 s for a stop to land)
     stop_grace: timedelta = timedelta(seconds=10)
-
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str] | None = None,
-        env: Mapping[str, str] | None = None,
-        argv: Sequence[str] | None = None,
-    ) -> RestateConfig:
-        """Build and check the configuration from Landlord's sources, lowest first:
-        defaults < config file < environment < flags (see `landlord_restate.restate.settings`,
-        which reads them)."""
-        from landlord_restate.restate.settings import load_config
-
-        return load_config(path, env, argv)
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -224,12 +211,12 @@ class RestateConfig:
                 "endpoint is required: the Restate ingress URL, e.g. http://127.0.0.1:8080",
                 key="endpoint",
             )
-        _check_urls("endpoint", self.endpoint)
-        _check_urls("admin_endpoint", self.admin_endpoint)
+        check_urls("endpoint", self.endpoint)
+        check_urls("admin_endpoint", self.admin_endpoint)
         mechanism = _member(ExecutionMechanism, self.execution_mechanism, "execution_mechanism")
         auth = _member(AuthType, self.auth_type, "auth_type")
         if self.deployment_url is not None:
-            _check_url("deployment_url", self.deployment_url)
+            check_url("deployment_url", self.deployment_url)
         if auth is AuthType.API_KEY and not self.api_key:
             raise ConfigError("auth_type api_key needs api_key to be set", key="api_key")
         if self.api_key is not None and (
@@ -286,7 +273,7 @@ class RestateConfig:
         remote = mechanism in (
             ExecutionMechanism.KUBERNETES, ExecutionMechanism.FARGATE, ExecutionMechanism.LAMBDA
         )
-        if remote and self.deployment_url and _is_loopback(self.deployment_url):
+        if remote and self.deployment_url and is_loopback(self.deployment_url):
             raise ConfigError(
                 f"deployment_url {self.deployment_url!r} is a loopback address, which "
                 f"restate-server cannot reach a {mechanism} deployment at",
@@ -327,6 +314,10 @@ class RestateConfig:
                 f"assume_role_arn must be an ARN, got {self.assume_role_arn!r}",
                 key="assume_role_arn",
             )
+
+
+#: the fields marked SECRET: the one list of keys whose values are never shown
+SECRET_KEYS = frozenset(f.name for f in fields(RestateConfig) if f.metadata.get("secret"))
 
 
 def _shown(value: Any) -> str:
@@ -379,6 +370,13 @@ def parse_member(kind: type[E], value: Any) -> E:
         raise ValueError(f"must be one of: {valid}") from None
 
 
+def _member_or_given(kind: type[E], value: Any) -> E | Any:
+    try:
+        return parse_member(kind, value)
+    except ValueError:
+        return value
+
+
 def _member(kind: type[E], value: Any, key: str) -> E:
     try:
         return parse_member(kind, value)
@@ -387,115 +385,3 @@ def _member(kind: type[E], value: Any, key: str) -> E:
                           key=key) from None
 
 
-#: a DNS name (labels of letters, digits, '-' and, for container names, '_'), or an IPv4
-_HOSTNAME = re.compile(
-    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}"
-    r"[A-Za-z0-9_])?)*\.?"
-)
-
-
-def _check_urls(key: str, value: Any) -> None:
-    """Every entry of a URL list (or the one URL) is a usable http(s) base URL."""
-    if not isinstance(value, str):
-        raise ConfigError(
-            f"{key} must be a URL, a comma-separated list of URLs, or a list, got "
-            f"{type(value).__name__}",
-            key=key,
-        )
-    entries = split_urls(value)
-    for index, entry in enumerate(entries):
-        where = f"{key} entry {index + 1} of {len(entries)}" if len(entries) > 1 else key
-        _check_url(key, entry, where=where)
-
-
-def _check_url(key: str, value: Any, *, where: str | None = None) -> None:
-    """One http(s) base URL: a host, a port in range, no credentials, nothing after the path.
-
-    Messages show the URL with any user info replaced by ***: a password never leaves here.
-    """
-    where = where or key
-    if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a URL string, got {type(value).__name__}", key=key)
-    if not value:
-        raise ConfigError(f"{where} is empty", key=key)
-    shown = repr(_redacted(value))
-    why = url_problem(value)
-    if why is not None:
-        raise ConfigError(f"{where} {shown} {why}", key=key)
-
-
-def url_problem(value: str) -> str | None:
-    """Why `value` is not a usable http(s) base URL, or None when it is."""
-    if any(c.isspace() for c in value) or not value.isprintable():
-        return "contains whitespace or control characters"
-    if ";" in value:  # "http://a:8080;http://b:8080" would read as a port "8080;http:"
-        return "contains ';': the entries of a URL list are separated by commas, not semicolons"
-    if "://" not in value:  # urlsplit would read "restate:8080" as scheme "restate"
-        return "has no scheme (expected http:// or https://)"
-    try:
-        parts = urlsplit(value)
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
-    port_text = parts.netloc.rsplit("]", 1)[-1].rpartition(":")[2] if ":" in parts.netloc.rsplit(
-        "]", 1)[-1] else ""
-    if port_text and not (port_text.isascii() and port_text.isdigit()):
-        return f"has port {port_text!r}, which is not a number"
-    try:
-        port = parts.port
-    except ValueError:
-        return f"has port {port_text}, outside 1-65535"
-    if parts.scheme not in ("http", "https"):
-        return f"has scheme {parts.scheme!r}; only http and https work"
-    if "@" in parts.netloc:
-        return "carries credentials; give Restate's key as api_key (with auth_type api_key)"
-    host = parts.hostname or ""
-    if not host:
-        return "has no host"
-    if "?" in value or "#" in value:
-        return "has a query or fragment; give only scheme, host, port and path"
-    if port is not None and not 0 < port < 65536:
-        return f"has port {port}, outside 1-65535"
-    if parts.netloc.endswith(":"):
-        return "has an empty port"
-    if ":" in host:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return f"has an invalid IPv6 host {host!r}"
-    elif not _HOSTNAME.fullmatch(host):
-        return f"has an invalid host {host!r}"
-    return None
-
-
-def _redacted(value: str) -> str:
-    """`value` with user info (user:password@) replaced by ***@."""
-    scheme, sep, rest = value.partition("://")
-    if not sep:
-        return value
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{authority}{slash}{path}"
-
-
-def _is_loopback(url: str) -> bool:
-    """Whether `url`'s host is this machine, in any spelling a resolver accepts: names
-    (`localhost`, `localhost.`, `*.localhost`), IPv4 in short or integer forms (`127.1`,
-    `2130706433`), IPv4-mapped IPv6 (`::ffff:127.0.0.1`), and the unspecified addresses
-    (`0.0.0.0`, `::`), which reach the local machine too."""
-    try:
-        host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    except ValueError:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        try:  # the forms inet_aton accepts: 127.1, 0x7f.1, 2130706433
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback or address.is_unspecified

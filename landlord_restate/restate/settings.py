@@ -8,27 +8,29 @@
 
 `env` and `argv` are parameters so tests (and the CLI) can inject them.
 
+The keys are RestateConfig's fields, each read by the reader of its type (or, for a URL
+list, of its metadata): a new field is a new key in every source, with nothing to add here.
+
 Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import reprlib
 import tomllib
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
+from types import NoneType, UnionType
 from typing import Any
 
 import yaml
+from attrs import Attribute, fields
 
-from landlord_restate.restate.config import (
-    AuthType,
-    ExecutionMechanism,
-    RestateConfig,
-    parse_member,
-)
+from landlord_restate.restate.config import SECRET_KEYS, RestateConfig, parse_member
 from landlord_restate.workflow.convert import GO_DURATION_MAX_NANOS, parse_go_duration
 from landlord_restate.workflow.errors import ConfigError
 
@@ -36,9 +38,6 @@ CONFIG_ENV = "LANDLORD_CONFIG"
 DEFAULT_CONFIG_FILE = "config.yaml"
 ENV_PREFIX = "WORKFLOW_RESTATE_"
 FLAG_PREFIX = "--workflow.restate."
-#: keys holding secrets: their values never appear in a message (header values may be
-#: credentials, e.g. a load balancer's shared secret)
-SECRET_KEYS = frozenset({"api_key", "deployment_headers"})
 #: Landlord's name for a key, and ours
 ALIASES = {"worker_advertised_url": "deployment_url"}
 #: Landlord's own worker settings: accepted in its config files, not used by this provider
@@ -47,6 +46,11 @@ LANDLORD_ONLY_KEYS = frozenset({
     "worker_service_prefix", "worker_landlord_api_url", "worker_compute_provider",
     "worker_compute_cache_ttl",
 })
+
+
+#: reads one value of a key from a file, the environment or a flag; TypeError says what
+#: is wrong with it
+Parser = Callable[[Any, str], Any]
 
 
 def _text(value: Any, _: str) -> str:
@@ -121,8 +125,8 @@ def _headers(value: Any, _: str) -> dict[str, str]:
     raise TypeError("must map header names to string values")
 
 
-def _choice(kind: type[Any]) -> Callable[[Any, str], Any]:
-    def parse(value: Any, key: str) -> Any:
+def _choice(kind: type[enum.Enum]) -> Parser:
+    def parse(value: Any, _: str) -> Any:
         try:
             return parse_member(kind, value)
         except ValueError as exc:
@@ -131,29 +135,40 @@ def _choice(kind: type[Any]) -> Callable[[Any, str], Any]:
     return parse
 
 
-#: every key, with how to read its value
-KEYS: dict[str, Callable[[Any, str], Any]] = {
-    "endpoint": _urls,
-    "admin_endpoint": _urls,
-    "execution_mechanism": _choice(ExecutionMechanism),
-    "service_name": _text,
-    "auth_type": _choice(AuthType),
-    "api_key": _text,
-    "timeout": _duration,
-    "retry_attempts": _integer,
-    "retry_window": _duration,
-    "deployment_url": _text,
-    "kubernetes_service": _text,
-    "kubernetes_namespace": _text,
-    "kubernetes_port": _integer,
-    "lambda_arn": _text,
-    "assume_role_arn": _text,
-    "use_http_11": _boolean,
-    "deployment_headers": _headers,
-    "request_timeout": _duration,
-    "spec_cache_ttl": _duration,
-    "stop_grace": _duration,
+#: how a value of each field type is read; an enum field takes its members' spellings
+_BY_TYPE: dict[Any, Parser] = {
+    str: _text,
+    int: _integer,
+    bool: _boolean,
+    timedelta: _duration,
+    dict[str, str]: _headers,
 }
+
+
+def parsers(cls: type) -> dict[str, Parser]:
+    """Every key of the attrs class `cls` (a field each), with how to read its value: from
+    the field's metadata (a URL list) or its type (`X | None` reads as `X`)."""
+    hints = typing.get_type_hints(cls)
+    return {a.name: _parser(a, hints[a.name]) for a in fields(cls)}
+
+
+def _parser(attribute: Attribute[Any], kind: Any) -> Parser:
+    if attribute.metadata.get("urls"):
+        return _urls
+    if isinstance(kind, UnionType):  # `str | None`: unset is the default, not a value
+        kind = next(arg for arg in typing.get_args(kind) if arg is not NoneType)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return _choice(kind)
+    try:
+        return _BY_TYPE[kind]
+    except KeyError:
+        raise TypeError(
+            f"setting {attribute.name}: no reader for type {kind!r}; add one to _BY_TYPE"
+        ) from None
+
+
+#: every key, with how to read its value: RestateConfig's fields
+KEYS: dict[str, Parser] = parsers(RestateConfig)
 
 
 def env_name(key: str) -> str:
