@@ -238,9 +238,20 @@ def import_failure(output: str, modules: Sequence[str]) -> tuple[str | None, str
 
 #: PR_SET_PDEATHSIG from <linux/prctl.h>
 _PR_SET_PDEATHSIG = 1
-#: the one thread every child is forked from: it lives as long as the process, so the
+#: the one thread every child is forked from, per process (a forked copy of this process
+#: has no thread behind an inherited executor): it lives as long as the process, so the
 #: parent-death signal fires when the process ends, not when a caller's thread does
-_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landlord-restate-spawner")
+_SPAWNERS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _spawner() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    if pid not in _SPAWNERS:
+        _SPAWNERS.clear()
+        _SPAWNERS[pid] = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="landlord-restate-spawner"
+        )
+    return _SPAWNERS[pid]
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -270,7 +281,7 @@ def _popen(
             start_new_session=True, pass_fds=pass_fds, preexec_fn=_die_with_parent(),
         )
 
-    return _SPAWNER.submit(fork).result()
+    return _spawner().submit(fork).result()
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
