@@ -194,12 +194,19 @@ def _read_json(source: str, what: str) -> Any:
         raise UsageError(f"{what} is nested too deeply to read", field=what) from None
 
 
+#: the width of tables written to a pipe or a file
+_PIPE_WIDTH = 200
+
+
 class Output:
     """Writes results as tables for people, or JSON for programs."""
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(highlight=False, soft_wrap=True)
+        # a pipe or a file has no width: tables there are read by scripts and logs, which
+        # need every id whole, so they get room instead of rich's 80 columns
+        wide = None if sys.stdout.isatty() else _PIPE_WIDTH
+        self.console = Console(highlight=False, soft_wrap=True, width=wide)
 
     def data(self, value: Any) -> None:
         """Print `value` as JSON."""
@@ -368,7 +375,8 @@ async def cmd_list(args: argparse.Namespace, provider: RestateProvider, out: Out
         out.data([to_json(s) for s in found])
         return OK
     table = Table()
-    for column in ("execution", "workflow", "name", "state", "started", "stopped"):
+    table.add_column("execution", **_WHOLE)  # an operator copies ids from here
+    for column in ("workflow", "name", "state", "started", "stopped"):
         table.add_column(column)
     for s in found:
         table.add_row(s.execution_id, s.workflow_id, s.execution_name,
@@ -376,6 +384,10 @@ async def cmd_list(args: argparse.Namespace, provider: RestateProvider, out: Out
                       format_rfc3339(s.stop_time) if s.stop_time else "-")
     out.console.print(table)
     return OK
+
+
+#: a column never cut or wrapped: the ids an operator copies into the next command
+_WHOLE: dict[str, Any] = {"no_wrap": True, "overflow": "ignore"}
 
 
 @_provided
@@ -392,7 +404,8 @@ async def cmd_deployments(
         } for d in found])
         return OK
     table = Table()
-    for column in ("id", "address", "services", "in flight", "latest"):
+    table.add_column("id", **_WHOLE)
+    for column in ("address", "services", "in flight", "latest"):
         table.add_column(column)
     for d in found:
         table.add_row(d.deployment_id, d.address, ", ".join(d.services) or "-",
