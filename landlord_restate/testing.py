@@ -35,8 +35,13 @@ from landlord_restate.restate.local import (
     find_server_binary,
 )
 from landlord_restate.restate.waiting import poll_until_terminal
+from services.settings import HANDLER_MODULES_ENV, SERVICE_NAME_ENV
 
 __all__ = ["LocalCluster", "LocalRestate", "find_server_binary", "poll_until_terminal"]
+
+
+#: restate-server's environment for `always_replay` (the Restate SDK harness's setting)
+_ALWAYS_REPLAY = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
 
 
 class LocalRestate(StartStop):
@@ -51,12 +56,18 @@ class LocalRestate(StartStop):
         base_dir: Path | None = None,
         config_file: Path | None = None,
         startup_timeout: float = 60.0,
+        always_replay: bool = False,
     ) -> None:
         """`handlers`: module paths whose `@handler` functions the deployment hosts (they
         must import in the caller's environment; the caller's `sys.path` is passed on).
         `env`: added to the caller's environment for the deployment. `service_name`: one
         service hosting every handler (default: one per handler). `config_file`: a
-        restate-server TOML (ports and data dir are set here regardless)."""
+        restate-server TOML (ports and data dir are set here regardless).
+        `always_replay`: the server ends every attempt as soon as the handler waits
+        (inactivity timeout 0, as Restate's own test harness does), so each step is reached
+        by replaying the journal: a handler that is not deterministic fails here, not in
+        production."""
+        self._always_replay = always_replay
         self._handlers = list(handlers)
         self._extra_env = dict(env or {})
         self._service_name = service_name
@@ -116,7 +127,8 @@ class LocalRestate(StartStop):
         else:
             base = self._base_dir
         self._server = ServerProcess(
-            base / "data", config_file=self._config_file, startup_timeout=self._startup_timeout
+            base / "data", config_file=self._config_file, startup_timeout=self._startup_timeout,
+            env=_ALWAYS_REPLAY if self._always_replay else None,
         )
         self._deployment = DeploymentProcess(
             base / "hypercorn.log", env=self._deployment_env(),
@@ -130,9 +142,9 @@ class LocalRestate(StartStop):
         paths = [*importable, *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {"PYTHONPATH": os.pathsep.join(paths)}
         if self._handlers:
-            env["LANDLORD_RESTATE_HANDLERS"] = ",".join(self._handlers)
+            env[HANDLER_MODULES_ENV] = ",".join(self._handlers)
         if self._service_name:
-            env["WORKFLOW_RESTATE_SERVICE_NAME"] = self._service_name
+            env[SERVICE_NAME_ENV] = self._service_name
         return env | self._extra_env
 
     async def aclose(self) -> None:

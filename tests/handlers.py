@@ -248,3 +248,12 @@ async def versioned(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, A
     second = await ctx.step("two", step, "two")
     return {"code": os.environ.get(CODE_VERSION_ENV, "v1"), "steps": [first, second],
             "name": me}
+
+
+@handler("NotDeterministic")
+async def not_deterministic(ctx: HandlerContext, request: Any) -> dict[str, Any]:
+    """Names its steps after the clock: each replay sees other names than its journal (the
+    bug `LocalRestate(always_replay=True)` exists to catch)."""
+    first = await ctx.step(f"at-{time.time_ns()}", lambda: 1)
+    second = await ctx.step(f"at-{time.time_ns()}", lambda: 2)
+    return {"sum": first + second}

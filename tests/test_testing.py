@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 
 import landlord_restate
 import landlord_restate.testing
+from landlord_restate import ExecutionInput, ExecutionState, RestateProvider
 from landlord_restate.restate import local
-from tests.conftest import ROOT
+from tests.conftest import ROOT, spec_for
+from tests.waiting import wait_status, wait_terminal
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -98,3 +101,34 @@ async def test_doctor_is_healthy_before_anything_is_registered(tmp_path: Path) -
     assert done.returncode == 0, done.stdout + done.stderr
     assert "not registered yet" in done.stdout
     assert "TenantProvisioning" in done.stdout
+
+
+async def test_always_replay_catches_a_handler_that_is_not_deterministic(
+    tmp_path: Path,
+) -> None:
+    """With always_replay, every step is reached by replay: a handler whose step names
+    change between runs fails (Restate reports the journal mismatch), while a
+    deterministic one still succeeds."""
+    async with landlord_restate.testing.LocalRestate(
+        handlers=["tests.handlers"], base_dir=tmp_path, always_replay=True,
+        env={"PYTHONPATH": str(ROOT)},
+    ) as local, RestateProvider(local.config()) as provider:
+        for handler in ("NotDeterministic", "FiveSteps"):
+            await provider.create_workflow(spec_for(handler, handler_id(handler)))
+        bad = await provider.start_execution(handler_id("NotDeterministic"),
+                                             ExecutionInput(input={}))
+        good = await provider.start_execution(handler_id("FiveSteps"), ExecutionInput(
+            input={"marks": str(tmp_path / "marks")}))
+        assert (await wait_terminal(provider, good.execution_id)).state is (
+            ExecutionState.SUCCEEDED)
+        status = await wait_status(provider, bad.execution_id,
+                                   lambda s: s.error is not None and s.error.code != "")
+        assert status.state is ExecutionState.RUNNING  # Restate retries it: never succeeds
+        assert status.error is not None
+        assert "journal mismatch" in status.error.message.lower() or (
+            status.error.code == "RT0016"), status.error
+
+
+def handler_id(handler: str) -> str:
+    """The workflow id deriving `handler`'s service name ("FiveSteps" -> "five-steps")."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", handler).lower()
