@@ -1,5 +1,12 @@
 """landlord-restate: the Restate workflow provider for Landlord.
 
+`workflow` is the provider-agnostic contract (Landlord's Go `internal/workflow`: types,
+errors, `Provider`, `Registry`, the JSON converter, `extract_workflow_details`,
+`config_hash`); `restate` is the provider on a real restate-server; `testing` is
+`LocalRestate` for handler tests; `cli` and `doctor` the `landlord-restate` operator CLI;
+`demo` what `make run` runs, with `rendering` and `trace_tree`. The handler deployment
+is the `services` package beside this one.
+
 The library logs through loguru but leaves it disabled, as loguru asks of libraries;
 an application turns it on with `logger.enable("landlord_restate")`. `RestateProvider`
 (and aiohttp with it) loads on first use: the handler deployment never needs it.

@@ -1,5 +1,24 @@
 """The Restate provider: config, admin and ingress clients, status mapping.
 
+One module per concept:
+
+- `provider`: `RestateProvider`, a facade; each contract method reads top-down through
+  the modules below, with no SQL or HTTP detail of its own.
+- `config` (the value and its cross-field rules), `settings` (its sources: file <
+  environment < flags), `urls` (the URL grammar).
+- `wire` (what provider and deployment share: handler, state and promise names, the
+  envelope, the outcome, the catalog record), `naming` (ids, keys, service names),
+  `vocabulary` (Restate's statuses, entry kinds and rows), `limits` and `inputs` (bounds and
+  checks of what callers pass), `validation` (offline spec checks).
+- `catalog` (specs: written once through the deployment, read and deleted with the
+  server alone), `introspection` (every SQL statement), `status` (rows to an
+  ExecutionStatus and its history), `redrive` (what a failed run completed, from its
+  journal), `deployments` (`DeploymentInfo`).
+- `http` (where HTTP meets Restate: errors, retries, nodes), `transience` (which answers
+  mean "not ready"), `admin` and `ingress` (the two APIs), `errors`, `tracing`.
+- `local` (server, cluster and deployment processes for tests and `make run`),
+  `waiting`.
+
 `RestateProvider` (and with it aiohttp) is imported on first use, so the handler
 deployment, which imports the wire contract and config from here, never loads an HTTP
 client: on AWS Lambda every import is cold-start time.
