@@ -1,7 +1,10 @@
-"""One real restate-server and one hypercorn deployment for the whole session.
+"""Real restate-servers and hypercorn deployments, built with the public harness
+(`landlord_restate.testing.LocalRestate`) like users build theirs.
 
-Both bind 127.0.0.1 on free ports with a temporary data dir, and are stopped at the end,
-also when tests fail. Tests isolate themselves with uuid-based workflow ids.
+Two stacks for the whole session (one service per handler, and one service for every
+handler), and one per test that crashes things. All bind 127.0.0.1 on free ports with a
+temporary data dir, and are stopped at the end, also when tests fail. Tests isolate
+themselves with uuid-based workflow ids.
 """
 
 from __future__ import annotations
@@ -48,20 +51,32 @@ def _library_logs() -> Iterator[None]:
     logger.disable("landlord_restate")
 
 
-@pytest.fixture(scope="session")
-async def restate_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
-    """restate-server, configured by the repo's restate.toml with test ports and data dir."""
-    base = tmp_path_factory.mktemp("restate")
-    async with ServerProcess(base / "data", config_file=ROOT / "restate.toml") as server:
-        yield server
+def local_stack(base_dir: Path, service_name: str | None = None) -> LocalRestate:
+    """restate-server (configured by the repo's restate.toml, with its own ports and data
+    dir) and a deployment hosting the test handlers: the public harness, as users run it."""
+    return LocalRestate(
+        handlers=[TEST_HANDLERS], service_name=service_name, base_dir=base_dir,
+        config_file=ROOT / "restate.toml", env=deployment_env(),
+    )
 
 
 @pytest.fixture(scope="session")
-async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DeploymentProcess]:
-    """`hypercorn services.app:app` with the test handlers."""
-    log = tmp_path_factory.mktemp("hypercorn") / "hypercorn.log"
-    async with DeploymentProcess(log, env=deployment_env()) as served:
-        yield served
+async def session_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalRestate]:
+    """The session's server and its one-service-per-handler deployment."""
+    async with local_stack(tmp_path_factory.mktemp("restate")) as local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def restate_server(session_stack: LocalRestate) -> ServerProcess:
+    """The session's restate-server."""
+    return session_stack.server
+
+
+@pytest.fixture(scope="session")
+def deployment(session_stack: LocalRestate) -> DeploymentProcess:
+    """`hypercorn services.app:app` with the test handlers, one service per handler."""
+    return session_stack.deployment
 
 
 @pytest.fixture(scope="session")
@@ -86,27 +101,23 @@ SHARED_SERVICE = "LandlordTests"
 
 
 @pytest.fixture(scope="session")
-async def shared_deployment(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[DeploymentProcess]:
-    """A deployment hosting every handler in one service: any workflow id can use it."""
-    log = tmp_path_factory.mktemp("hypercorn-shared") / "hypercorn.log"
-    env = deployment_env(WORKFLOW_RESTATE_SERVICE_NAME=SHARED_SERVICE)
-    async with DeploymentProcess(log, env=env) as served:
-        yield served
+async def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalRestate]:
+    """A server and a deployment hosting every handler in one service: any workflow id can
+    use it. A stack of its own: its catalog and services never mix with the other's."""
+    async with local_stack(tmp_path_factory.mktemp("restate-shared"), SHARED_SERVICE) as local:
+        yield local
 
 
 @pytest.fixture(scope="session")
-def shared_config(
-    restate_server: ServerProcess, shared_deployment: DeploymentProcess
-) -> RestateConfig:
+def shared_deployment(shared_stack: LocalRestate) -> DeploymentProcess:
+    """The deployment hosting every handler in the one service `SHARED_SERVICE`."""
+    return shared_stack.deployment
+
+
+@pytest.fixture(scope="session")
+def shared_config(shared_stack: LocalRestate) -> RestateConfig:
     """Provider config with `service_name` set: every workflow runs on one service."""
-    return RestateConfig(
-        endpoint=restate_server.ingress_url,
-        admin_endpoint=restate_server.admin_url,
-        deployment_url=shared_deployment.url,
-        service_name=SHARED_SERVICE,
-    )
+    return shared_stack.config()
 
 
 @pytest.fixture
@@ -128,10 +139,8 @@ class Stack:
 @pytest.fixture
 async def private_stack(tmp_path: Path) -> AsyncIterator[Stack]:
     """restate-server + hypercorn of this test alone (the public harness), stopped at the end."""
-    async with LocalRestate(
-        handlers=[TEST_HANDLERS], service_name="Crash", base_dir=tmp_path,
-        config_file=ROOT / "restate.toml", env=deployment_env(),
-    ) as local, RestateProvider(local.config()) as provider:
+    async with local_stack(tmp_path, "Crash") as local, \
+            RestateProvider(local.config()) as provider:
         yield Stack(local.server, local.deployment, provider)
 
 
