@@ -10,10 +10,13 @@ themselves with uuid-based workflow ids.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
+import io
 import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ import pytest
 from loguru import logger
 
 from landlord_restate import RestateConfig, RestateProvider, WorkflowSpec
+from landlord_restate.cli import main as cli_main
 from landlord_restate.restate.local import (
     DeploymentProcess,
     ServerProcess,
@@ -161,7 +165,44 @@ def cli_env(shared_config: RestateConfig) -> dict[str, str]:
 def cli(
     env: dict[str, str], *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `landlord-restate ARGS`; answer the finished process."""
+    """Run `landlord-restate ARGS` with `env` as its environment; answer what the finished
+    process would: exit code, stdout, stderr.
+
+    It runs the console script's `main` in this process, in a thread of its own (the
+    script's own event loop), which spares a Python start per call; what differs in a
+    real process (the entry point, exit codes through `sys.exit`) is tested once with
+    `cli_process`."""
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> int:
+        saved = dict(os.environ)
+        streams = sys.stdin, sys.stdout, sys.stderr
+        os.environ.clear()
+        os.environ.update(env)
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin or ""), out, err
+        try:
+            return cli_main(list(args))
+        except SystemExit as exit_:
+            return exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = streams
+            os.environ.clear()
+            os.environ.update(saved)
+
+    with _CLI_LOCK, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        code = pool.submit(run).result(timeout=120)
+    return subprocess.CompletedProcess(["landlord-restate", *args], code, out.getvalue(),
+                                       err.getvalue())
+
+
+#: one in-process CLI run at a time: each swaps the process's environment and streams
+_CLI_LOCK = threading.Lock()
+
+
+def cli_process(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `landlord-restate ARGS` as a real process; answer the finished process."""
     return subprocess.run(
         [sys.executable, "-m", "landlord_restate.cli", *args], env=env, input=stdin,
         capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,

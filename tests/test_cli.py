@@ -1,4 +1,5 @@
-"""The landlord-restate CLI, driven as a subprocess against the real server."""
+"""The landlord-restate CLI against the real server: through its entry point in this
+process (`cli`), and as a real process where the process itself matters (`cli_process`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from typing import Any
 import pytest
 
 from landlord_restate.cli import main
-from tests.conftest import ROOT, SHARED_SERVICE, Stack, cli, dead_endpoint, unique_id
+from tests.conftest import (
+    ROOT,
+    SHARED_SERVICE,
+    Stack,
+    cli,
+    cli_process,
+    dead_endpoint,
+    unique_id,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -28,6 +37,18 @@ def spec_file(tmp_path: Path, handler: str = "GoPair", **fields: Any) -> tuple[s
             "definition": {"handler": handler}} | fields
     path.write_text(json.dumps(spec))
     return workflow_id, path
+
+
+def test_the_console_script_as_a_real_process(cli_env: dict[str, str]) -> None:
+    """`python -m landlord_restate.cli` exits with the codes main answers: 2 and one JSON
+    object for a malformed id, 1 for an unknown one, 0 for a listing."""
+    bad = cli_process(cli_env, "--json", "status", "not-an-id")
+    assert bad.returncode == 2, bad.stderr
+    assert json.loads(bad.stdout)["field"] == "execution_id"
+    unknown = cli_process(cli_env, "status", "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW")
+    assert unknown.returncode == 1
+    assert "not found" in unknown.stderr
+    assert cli_process(cli_env, "list", "--limit", "1").returncode == 0
 
 
 def test_doctor(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from landlord_restate import (
     ComputeCallbackPayload,
     DeploymentError,
     ExecutionInput,
+    ExecutionResult,
     ExecutionState,
     ExecutionStatus,
     InvalidSpecError,
@@ -92,6 +93,18 @@ async def created(provider: RestateProvider, handler: str, **fields: object) -> 
     return spec.workflow_id
 
 
+async def slow_run_in_its_first_step(
+    provider: RestateProvider, tmp_path: Path
+) -> ExecutionResult:
+    """A SlowSteps run of a new workflow (20 steps of 0.3 s), once its first step runs."""
+    workflow_id = await created(provider, "SlowSteps")
+    marks = tmp_path / "marks"
+    started = await provider.start_execution(workflow_id, ExecutionInput(
+        input={"marks": str(marks), "step_seconds": 0.3, "steps": 20}))
+    await wait_marks(marks, "start slow-1")
+    return started
+
+
 async def settled_after_return(provider: RestateProvider, local: LocalRestate) -> None:
     """Wait until the returned deployment has run a fresh execution to its end: whatever
     it was going to run of older ones, it has had every chance to."""
@@ -161,11 +174,7 @@ async def test_stop_with_the_deployment_up_runs_the_cancellation(
     provider: RestateProvider, tmp_path: Path
 ) -> None:
     """With the deployment up the cancellation lands (no kill): stopped with the reason."""
-    workflow_id = await created(provider, "SlowSteps")
-    marks = tmp_path / "marks"
-    started = await provider.start_execution(workflow_id, ExecutionInput(
-        input={"marks": str(marks), "step_seconds": 0.3, "steps": 20}))
-    await wait_marks(marks, "start slow-1")
+    started = await slow_run_in_its_first_step(provider, tmp_path)
     await provider.stop_execution(started.execution_id, "operator asked")
     status = await wait_terminal(provider, started.execution_id, within=15)
     assert_stopped(status, "operator asked")
@@ -275,12 +284,8 @@ async def test_a_deleted_workflows_running_execution_can_be_stopped(
     provider: RestateProvider, tmp_path: Path
 ) -> None:
     """After delete, the in-flight execution can still be stopped with a reason."""
-    workflow_id = await created(provider, "SlowSteps")
-    marks = tmp_path / "marks"
-    started = await provider.start_execution(workflow_id, ExecutionInput(
-        input={"marks": str(marks), "step_seconds": 0.3, "steps": 20}))
-    await wait_marks(marks, "start slow-1")
-    await provider.delete_workflow(workflow_id)
+    started = await slow_run_in_its_first_step(provider, tmp_path)
+    await provider.delete_workflow(started.workflow_id)
     await provider.stop_execution(started.execution_id, "workflow retired")
     assert_stopped(await wait_terminal(provider, started.execution_id), "workflow retired")
 

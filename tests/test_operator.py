@@ -205,6 +205,25 @@ async def test_purge_forgets_a_finished_execution_and_refuses_a_running_one(
 # -- redrive --------------------------------------------------------------------------------------
 
 
+async def failed_at_step_three(
+    provider: RestateProvider, tmp_path: Path, **request: object
+) -> tuple[str, Path]:
+    """A Fixable run of a new workflow, failed at step three (its dependency "down");
+    answers its execution id and the file whose removal "fixes" the dependency."""
+    broken = tmp_path / "broken"
+    broken.touch()
+    workflow_id = await created(provider, "Fixable")
+    original = await provider.start_execution(workflow_id, ExecutionInput(
+        input={"marks": str(tmp_path / "marks"), "broken": str(broken), **request}))
+    if request.get("callback"):
+        await wait_status(provider, original.execution_id, callback_waiting)
+        await provider.post_compute_callback(original.execution_id, ComputeCallbackPayload(
+            execution_id="c", tenant_id="t", status="succeeded"))
+    failed = await wait_terminal(provider, original.execution_id)
+    assert failed.state is ExecutionState.FAILED
+    return original.execution_id, broken
+
+
 async def test_redrive_after_a_fix_reuses_the_completed_steps(
     shared_provider: RestateProvider, tmp_path: Path
 ) -> None:
@@ -266,18 +285,9 @@ async def test_redrive_of_a_stopped_execution_reuses_the_received_callback(
     shared_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """A callback the original received is not waited for again."""
-    marks, broken = tmp_path / "marks", tmp_path / "broken"
-    broken.touch()
-    workflow_id = await created(shared_provider, "Fixable")
-    original = await shared_provider.start_execution(workflow_id, ExecutionInput(
-        input={"marks": str(marks), "broken": str(broken), "callback": True}))
-    await wait_status(shared_provider, original.execution_id, callback_waiting)
-    await shared_provider.post_compute_callback(original.execution_id, ComputeCallbackPayload(
-        execution_id="c", tenant_id="t", status="succeeded"))
-    assert (await wait_terminal(shared_provider, original.execution_id)).state is (
-        ExecutionState.FAILED)
+    original, broken = await failed_at_step_three(shared_provider, tmp_path, callback=True)
     broken.unlink()
-    redriven = await shared_provider.redrive_execution(original.execution_id)
+    redriven = await shared_provider.redrive_execution(original)
     done = await wait_terminal(shared_provider, redriven.execution_id)
     assert done.state is ExecutionState.SUCCEEDED
     assert done.output == {"done": ["one-done", "two-done", "succeeded", "three-done",
@@ -289,18 +299,13 @@ async def test_concurrent_redrives_answer_one_execution(
     shared_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """Ten redrives at once of one failed execution: one new execution, run once."""
-    marks, broken = tmp_path / "marks", tmp_path / "broken"
-    broken.touch()
-    workflow_id = await created(shared_provider, "Fixable")
-    original = await shared_provider.start_execution(workflow_id, ExecutionInput(
-        input={"marks": str(marks), "broken": str(broken)}))
-    await wait_terminal(shared_provider, original.execution_id)
+    original, broken = await failed_at_step_three(shared_provider, tmp_path)
     broken.unlink()
     results = await asyncio.gather(*(
-        shared_provider.redrive_execution(original.execution_id) for _ in range(10)))
+        shared_provider.redrive_execution(original) for _ in range(10)))
     assert len({r.execution_id for r in results}) == 1
     await wait_terminal(shared_provider, results[0].execution_id)
-    assert read_marks(marks).count("four") == 1
+    assert read_marks(tmp_path / "marks").count("four") == 1
 
 
 async def test_redrive_refuses_what_did_not_fail(shared_provider: RestateProvider) -> None:

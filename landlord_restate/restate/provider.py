@@ -699,7 +699,14 @@ class RestateProvider(Provider):
             )
         else:
             return  # it ended within the grace
-        if await self.admin.invocation_action(execution_id, "kill") in (200, 202):
+        try:
+            killed = await self.admin.invocation_action(execution_id, "kill") in (200, 202)
+        except WorkflowError as exc:  # nobody awaits this task: say it here
+            self._log.bind(execution_id=execution_id).error(
+                "stop: the kill after stop_grace failed: {}", exc
+            )
+            return
+        if killed:
             self._log.bind(execution_id=execution_id, stop_grace=grace).warning(
                 "stop: not ended within stop_grace; killed"
             )
