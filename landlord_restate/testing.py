@@ -57,6 +57,7 @@ class LocalRestate(StartStop):
         config_file: Path | None = None,
         startup_timeout: float = 60.0,
         always_replay: bool = False,
+        server_env: Mapping[str, str] | None = None,
     ) -> None:
         """`handlers`: module paths whose `@handler` functions the deployment hosts (they
         must import in the caller's environment; the caller's `sys.path` is passed on).
@@ -66,8 +67,9 @@ class LocalRestate(StartStop):
         `always_replay`: the server ends every attempt as soon as the handler waits
         (inactivity timeout 0, as Restate's own test harness does), so each step is reached
         by replaying the journal: a handler that is not deterministic fails here, not in
-        production."""
-        self._always_replay = always_replay
+        production. `server_env`: added to restate-server's environment (its `RESTATE_*`
+        settings, e.g. `RESTATE_TRACING_ENDPOINT`)."""
+        self._server_env = dict(server_env or {}) | (_ALWAYS_REPLAY if always_replay else {})
         self._handlers = list(handlers)
         self._extra_env = dict(env or {})
         self._service_name = service_name
@@ -128,7 +130,7 @@ class LocalRestate(StartStop):
             base = self._base_dir
         self._server = ServerProcess(
             base / "data", config_file=self._config_file, startup_timeout=self._startup_timeout,
-            env=_ALWAYS_REPLAY if self._always_replay else None,
+            env=self._server_env,
         )
         self._deployment = DeploymentProcess(
             base / "hypercorn.log", env=self._deployment_env(),

@@ -13,7 +13,7 @@ from datetime import timedelta
 import restate
 
 from landlord_restate.restate.naming import check_service_name
-from services.catalog import catalog
+from services.catalog import catalog, entry
 from services.control import control
 from services.registry import HandlerFn
 from services.settings import DEFAULT_RETENTION, handler_modules
@@ -33,7 +33,7 @@ def build_services(
     retention: timedelta = DEFAULT_RETENTION,
 ) -> list[restate.Workflow | restate.VirtualObject]:
     """The catalog and the control object, plus the workflow services that host `handlers`."""
-    workflows: list[restate.Workflow | restate.VirtualObject] = [catalog, control]
+    workflows: list[restate.Workflow | restate.VirtualObject] = [catalog, entry, control]
     if service_name:
         workflows.append(
             build_workflow(check_service_name(service_name), handlers, retention=retention)

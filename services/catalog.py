@@ -16,11 +16,17 @@ from typing import Any
 import restate
 
 from landlord_restate.restate.wire import (
+    CATALOG_ENTRY_SERVICE,
     CATALOG_GET,
     CATALOG_PUT,
     CATALOG_RECORD,
     CATALOG_SERVICE,
+    RUN_HANDLER,
 )
+
+#: how long a catalog entry stays attachable: as long as the workflow exists (a delete
+#: purges it); Restate needs a finite retention
+ENTRY_RETENTION = timedelta(days=3650)
 
 catalog = restate.VirtualObject(
     CATALOG_SERVICE,
@@ -31,14 +37,34 @@ catalog = restate.VirtualObject(
 )
 
 
+entry = restate.Workflow(
+    CATALOG_ENTRY_SERVICE,
+    description="Landlord workflow specs as completed invocations, keyed by workflow id",
+    journal_retention=timedelta(0),
+)
+
+
+@entry.main(name=RUN_HANDLER, workflow_retention=ENTRY_RETENTION,
+            journal_retention=timedelta(0))
+async def entry_run(ctx: restate.WorkflowContext, record: dict[str, Any]) -> dict[str, Any]:
+    """Answer the record: runs attach to this invocation to read it."""
+    return record
+
+
 @catalog.handler(name=CATALOG_PUT)
 async def put(ctx: restate.ObjectContext, record: dict[str, Any]) -> dict[str, Any]:
-    """Store `record` unless one is stored; answer what is stored (first write wins)."""
+    """Store `record` unless one is stored; answer what is stored (first write wins).
+
+    The first write also starts the record's catalog entry, and keeps its invocation id in
+    the record, so the record and its entry are always the same spec.
+    """
     existing: dict[str, Any] | None = await ctx.get(CATALOG_RECORD)
     if existing is not None:
         return existing
-    ctx.set(CATALOG_RECORD, record)
-    return record
+    sent = ctx.workflow_send(entry_run, ctx.key(), arg=record)
+    stored = record | {"entry": await sent.invocation_id()}
+    ctx.set(CATALOG_RECORD, stored)
+    return stored
 
 
 @catalog.handler(name=CATALOG_GET, kind="shared")

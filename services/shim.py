@@ -192,7 +192,7 @@ async def _checked_against_catalog(
     call, a service shared with workflows that still exist) never runs a step of a deleted
     workflow.
     """
-    answer = await ctx.object_call(catalog_get, key=envelope.workflow_id, arg=None)
+    answer = await _catalog_record(ctx, envelope)
     record = None
     if answer is not None:
         try:
@@ -204,6 +204,8 @@ async def _checked_against_catalog(
                 f"the catalog record of workflow {envelope.workflow_id!r} cannot be read: "
                 f"{readable(exc) or type(exc).__name__}",
             )) from exc
+        if spec.workflow_id != envelope.workflow_id:
+            record = None  # an entry of another workflow: this one has none
     if record is None or (record.service and record.service != service_name):
         raise _fail(ctx, HandlerError(
             "workflow_not_found",
@@ -217,6 +219,26 @@ async def _checked_against_catalog(
         timeout=to_json(spec.timeout) if spec.timeout else envelope.timeout,
         retry_policy=spec.retry_policy,
     )
+
+
+async def _catalog_record(ctx: restate.WorkflowContext, envelope: ExecutionEnvelope) -> Any:
+    """The workflow's catalog record as JSON data, or None when it was deleted.
+
+    With the entry's invocation id (the provider sends it), an attach: Restate answers it
+    from the completed entry, or 404 once a delete purged it, without a call through this
+    deployment. Without it (a raw start), a call to the catalog's `get`.
+    """
+    if not envelope.catalog_entry:
+        return await ctx.object_call(catalog_get, key=envelope.workflow_id, arg=None)
+    try:
+        return await ctx.attach_invocation(envelope.catalog_entry, type_hint=dict)
+    except restate.TerminalError as exc:
+        if exc.status_code == _NOT_FOUND:
+            return None
+        raise
+
+
+_NOT_FOUND = 404
 
 
 def _fail(ctx: restate.WorkflowContext, error: HandlerError) -> restate.TerminalError:

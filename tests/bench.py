@@ -67,22 +67,29 @@ class Bench:
         self.provider = provider
         self.raw = raw
         self.lines: list[tuple[str, str, str, str]] = []
+        #: workflow id -> its catalog entry's invocation id
+        self.entries: dict[str, str] = {}
 
     async def workflow(self, handler: str) -> str:
         """Create a fresh workflow running `handler` on the bench service."""
         workflow_id = f"bench-{handler.lower()}-{uuid.uuid4().hex[:8]}"
-        await self.provider.create_workflow(
-            WorkflowSpec(workflow_id=workflow_id, provider_type="restate",
-                         definition={"handler": handler})
-        )
+        await self.create(self.provider, WorkflowSpec(
+            workflow_id=workflow_id, provider_type="restate", definition={"handler": handler}))
         return workflow_id
 
     def envelope(self, workflow_id: str, handler: str, name: str) -> dict[str, Any]:
-        """Exactly the body the provider sends for a start."""
+        """Exactly the body the provider sends for a start (naming the workflow's catalog
+        entry, which the run attaches to)."""
         return ExecutionEnvelope(
             workflow_id=workflow_id, handler=handler, execution_name=name, input={},
             timeout=to_json(self.provider.config.timeout),
+            catalog_entry=self.entries.get(workflow_id, ""),
         ).to_json()
+
+    async def create(self, provider: RestateProvider, spec: WorkflowSpec) -> None:
+        """Create the workflow through `provider`; remember its catalog entry."""
+        created = await provider.create_workflow(spec)
+        self.entries[spec.workflow_id] = created.resource_ids["catalog_entry"]
 
     async def raw_send(self, service: str, key: str, body: Any) -> str:
         """One raw start through the ingress; answers the invocation id."""
@@ -423,7 +430,7 @@ async def status_under_load(bench: Bench, n: int = 100) -> None:
 async def completions(bench: Bench, service: str, provider: RestateProvider, n: int) -> float:
     """Completions per second of n ThreeSteps runs started raw on `service`."""
     spec = spec_for("ThreeSteps", f"bench-threesteps-{uuid.uuid4().hex[:8]}")
-    await provider.create_workflow(spec)
+    await bench.create(provider, spec)
     began = time.perf_counter()
 
     async def send(i: int) -> Any:

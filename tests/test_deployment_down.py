@@ -278,6 +278,10 @@ async def test_a_deleted_workflows_running_execution_still_finishes_and_takes_it
     await provider.create_workflow(spec_for(
         "SoakMix", workflow_id, provider_config={"service_name": "SoakMix"}))
     assert await raw_start(local, "SoakMix", workflow_id) == 202
+    again = await provider.start_execution(workflow_id, ExecutionInput(
+        input={"marks": str(tmp_path / "again"), "step_seconds": 0}))
+    assert (await wait_terminal(provider, again.execution_id)).state is (
+        ExecutionState.SUCCEEDED)  # the run reads the new record, not the deleted one
 
 
 async def test_a_deleted_workflows_running_execution_can_be_stopped(

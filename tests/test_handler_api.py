@@ -56,8 +56,9 @@ def test_app_hosts_environment_modules_in_both_modes() -> None:
     per_handler = {s.name: s for s in build_services(handlers, None)}
     assert {"LandlordCatalog", "TenantProvisioning", "WhoAmI"} <= set(per_handler)
     assert per_handler["WhoAmI"].service_tag.metadata == {"landlord.handlers": "WhoAmI"}
-    (catalog, control, hub) = build_services(handlers, "Hub")
-    assert (catalog.name, control.name, hub.name) == ("LandlordCatalog", "LandlordControl", "Hub")
+    (catalog, entry, control, hub) = build_services(handlers, "Hub")
+    assert (catalog.name, entry.name, control.name, hub.name) == (
+        "LandlordCatalog", "LandlordCatalogEntry", "LandlordControl", "Hub")
     assert hub.service_tag.metadata is not None
     hosted = set(hub.service_tag.metadata["landlord.handlers"].split(","))
     assert {"TenantProvisioning", "WhoAmI", "SlowSteps"} <= hosted

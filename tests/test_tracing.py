@@ -22,8 +22,16 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from landlord_restate import ExecutionInput, ExecutionState, RestateConfig, RestateProvider
-from landlord_restate.restate.local import DeploymentProcess, ServerProcess
-from tests.conftest import ROOT, SHARED_SERVICE, deployment_env, spec_for, unique_id
+from landlord_restate.restate.local import DeploymentProcess
+from landlord_restate.testing import LocalRestate
+from tests.conftest import (
+    ROOT,
+    SHARED_SERVICE,
+    TEST_HANDLERS,
+    deployment_env,
+    spec_for,
+    unique_id,
+)
 from tests.fakes import serve
 from tests.waiting import wait_for, wait_marks
 
@@ -129,23 +137,19 @@ async def traced_stack(tmp_path: Path) -> AsyncIterator[TracedStack]:
 
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", receive)  # /v1/traces, or as configured
-    async with serve(app) as receiver:
-        server = ServerProcess(tmp_path / "data", config_file=ROOT / "restate.toml", env={
+    async with serve(app) as receiver, LocalRestate(
+        handlers=[TEST_HANDLERS], service_name=SHARED_SERVICE, base_dir=tmp_path,
+        config_file=ROOT / "restate.toml",
+        server_env={
             "RESTATE_TRACING_ENDPOINT": receiver.replace("http://", "otlp+http://"),
             "OTEL_BSP_SCHEDULE_DELAY": "200",
-        })
-        deployment = DeploymentProcess(
-            tmp_path / "hypercorn.log",
-            env=deployment_env(
-                WORKFLOW_RESTATE_SERVICE_NAME=SHARED_SERVICE,
-                OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{receiver}/v1/traces",
-                OTEL_BSP_SCHEDULE_DELAY="100", OTEL_SERVICE_NAME="landlord-deployment",
-            ),
-        )
-        async with server, deployment:
-            config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
-                                   deployment_url=deployment.url, service_name=SHARED_SERVICE)
-            yield TracedStack(config, batches, deployment)
+        },
+        env=deployment_env(
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{receiver}/v1/traces",
+            OTEL_BSP_SCHEDULE_DELAY="100", OTEL_SERVICE_NAME="landlord-deployment",
+        ),
+    ) as local:
+        yield TracedStack(local.config(), batches, local.deployment)
 
 
 def decoded(batches: list[bytes]) -> list[dict[str, Any]]:

@@ -39,6 +39,8 @@ from landlord_restate.workflow.convert import format_rfc3339, parse_rfc3339, to_
 from landlord_restate.workflow.errors import WorkflowError, WorkflowNotFoundError
 from landlord_restate.workflow.types import WorkflowSpec
 
+#: what `purge` answers for an invocation that has not completed
+_RUNNING = 409
 #: how many workflows' routes are remembered at most
 _ROUTES_LIMIT = 4096
 
@@ -50,6 +52,8 @@ class StoredSpec:
     spec: WorkflowSpec
     resolved: ResolvedSpec
     created_at: datetime
+    #: the invocation id of its catalog entry, which runs attach to ("" for an older record)
+    entry: str = ""
 
 
 class CatalogClient:
@@ -114,9 +118,18 @@ class CatalogClient:
         self._routes.pop(workflow_id, None)
 
     async def delete(self, workflow_id: str) -> StoredSpec | None:
-        """Forget the spec; answer what was stored. Deleting an unknown workflow succeeds."""
+        """Forget the spec; answer what was stored. Deleting an unknown workflow succeeds.
+
+        The entry is purged first: from then on a run attaching to it is answered 404 (it
+        ends `workflow_not_found`), and a new create can start a new entry.
+        """
         stored = await self.read(workflow_id)
         self._routes.pop(workflow_id, None)
+        entry = stored.entry if stored is not None else ""
+        if entry and await self._admin.invocation_action(entry, "purge") == _RUNNING:
+            # not completed yet (its deployment went down as it was created): end it
+            await self._admin.invocation_action(entry, "kill")
+            await self._admin.invocation_action(entry, "purge")
         await self._admin.set_state(CATALOG_SERVICE, workflow_id, {})
         return stored
 
@@ -143,7 +156,7 @@ class CatalogClient:
                 ResolvedSpec(workflow_id, record.service, record.handler)
                 if record.service and record.handler else self._resolve(spec)
             )
-            return StoredSpec(spec, resolved, parse_rfc3339(record.created_at))
+            return StoredSpec(spec, resolved, parse_rfc3339(record.created_at), record.entry)
         except (TypeError, ValueError, KeyError, WorkflowError) as exc:
             raise self._malformed(answer, workflow_id) from exc
 

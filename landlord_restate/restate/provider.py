@@ -342,6 +342,7 @@ class RestateProvider(Provider):
                 "deployment_id": deployment_id,
                 "endpoint": f"{self.ingress.endpoint}/{resolved.service}",
                 "deployment": self._config.deployment_address,
+                "catalog_entry": stored.entry,
             },
             created_at=stored.created_at,
             message="workflow created" if first else "workflow already exists",
@@ -546,6 +547,7 @@ class RestateProvider(Provider):
             timeout=to_json(stored.spec.timeout or self._config.timeout),
             retry_policy=stored.spec.retry_policy,
             redrive=list(redrive),
+            catalog_entry=stored.entry,
         )
         return await self.ingress.send_workflow(
             stored.resolved.service, workflow_key(workflow_id, name),

@@ -27,6 +27,10 @@ PROVIDER_TYPE = "restate"
 CATALOG_SERVICE = "LandlordCatalog"
 CATALOG_PUT, CATALOG_GET = "put", "get"
 CATALOG_RECORD = "record"
+#: a Workflow whose `run`, keyed by workflow id, returns the record it was given: the record
+#: as a completed invocation, which a run attaches to (answered by the server alone, no
+#: call through the deployment) and which a delete purges (an attach then answers 404)
+CATALOG_ENTRY_SERVICE = "LandlordCatalogEntry"
 #: the Virtual Object keyed by execution (invocation) id where the provider keeps what it
 #: must say of an execution without the deployment: why it was stopped, what redrove it.
 #: Written with the admin state API; its `deliver_callback` relays a compute callback to
@@ -83,6 +87,9 @@ class ExecutionEnvelope:
     retry_policy: RetryPolicy | None = None
     #: a redrive's plan: what the original completed, in order
     redrive: list[Reuse] = field(factory=list)
+    #: the invocation id of the workflow's catalog entry, which the run attaches to before
+    #: its first step (without it, the run calls the catalog)
+    catalog_entry: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """Go-shaped JSON data (durations in nanoseconds)."""
@@ -99,8 +106,9 @@ class ExecutionEnvelope:
         (checked and encoded once, by the caller) spliced in rather than encoded again."""
         head = self.to_json()
         del head["input"]
-        if not head["redrive"]:
-            del head["redrive"]  # the common case stays as small as it was
+        for empty in ("redrive", "catalog_entry"):
+            if not head[empty]:
+                del head[empty]  # the common case stays as small as it was
         encoded = json.dumps(head, separators=(",", ":"))
         return f'{encoded[:-1]},"input":{input_json}}}'.encode()
 
@@ -148,6 +156,8 @@ class CatalogRecord:
     created_at: str
     service: str = ""
     handler: str = ""
+    #: the invocation id of the record's catalog entry (`CATALOG_ENTRY_SERVICE`)
+    entry: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON data for the catalog's state."""
