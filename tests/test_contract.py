@@ -725,10 +725,11 @@ async def pending_expiries(provider: RestateProvider, workflow_id: str) -> list[
     )
 
 
-async def test_spec_cache_keeps_delete_exact_within_one_provider(
+async def test_an_old_spec_cache_setting_changes_nothing(
     shared_config: RestateConfig,
 ) -> None:
-    """With spec_cache_ttl set, starts reuse the spec, and a delete here is seen at once."""
+    """spec_cache_ttl (no longer used) still loads; starts work and a delete is seen at
+    once."""
     config = RestateConfig(
         endpoint=shared_config.endpoint, admin_endpoint=shared_config.admin_endpoint,
         deployment_url=shared_config.deployment_url, service_name=shared_config.service_name,

@@ -146,9 +146,8 @@ class RestateConfig:
     deployment_headers: dict[str, str] = field(factory=dict, metadata=SECRET)
     #: the longest one HTTP request to Restate may take
     request_timeout: timedelta = timedelta(seconds=30)
-    #: how long start_execution may reuse a spec it read (zero: read it every time). Specs
-    #: never change once created; only a delete made through another provider instance can
-    #: go unseen here, for at most this long.
+    #: no longer used: starts read no spec (the run reads its record itself). Accepted so
+    #: that existing config files load; the provider warns when it is set.
     spec_cache_ttl: timedelta = timedelta(0)
     #: how long stop_execution lets a cancelled execution run its cancellation before it
     #: is killed (Landlord's reconciler waits 30 s for a stop to land)

@@ -205,7 +205,7 @@ class RestateProvider(Provider):
             self._catalog = CatalogClient(ingress, admin, self._introspection, self.resolve)
             if config.spec_cache_ttl:
                 self._log.warning(
-                    "spec_cache_ttl is no longer used: starts read no spec (see README)"
+                    "spec_cache_ttl is no longer used: starts read no spec (docs/operations.md)"
                 )
             await self._first_health_check(admin)
         except BaseException:
