@@ -343,3 +343,16 @@ async def test_list_by_name_prefix_finds_one_tenants_runs(
     with pytest.raises(InvalidInputError) as caught:
         await shared_provider.list_executions(name_prefix="a%")
     assert caught.value.field == "name_prefix"
+
+
+async def test_catalog_entries_are_not_executions(shared_provider: RestateProvider) -> None:
+    """A workflow's catalog entry (an invocation of its own) is neither listed nor read as
+    an execution."""
+    spec = spec_for("GoPair", unique_id("entry"))
+    created_ = await shared_provider.create_workflow(spec)
+    entry = created_.resource_ids["catalog_entry"]
+    assert entry.startswith("inv_")
+    with pytest.raises(ExecutionNotFoundError):
+        await shared_provider.get_execution_status(entry)
+    listed = await shared_provider.list_executions(limit=10_000)
+    assert entry not in {s.execution_id for s in listed}

@@ -41,6 +41,7 @@ from landlord_restate.restate.vocabulary import (
     InvocationStatus,
 )
 from landlord_restate.restate.wire import (
+    CATALOG_ENTRY_SERVICE,
     CATALOG_RECORD,
     CATALOG_SERVICE,
     CONTROL_SERVICE,
@@ -90,6 +91,8 @@ _STATE_FILTERS = {
     ExecutionState.STOPPED: f"completion_result = '{CompletionResult.FAILURE}'",
     ExecutionState.TIMEOUT: f"completion_result = '{CompletionResult.FAILURE}'",
 }
+#: the catalog's entries are `run` invocations too, of a service of their own: not executions
+_NOT_AN_ENTRY = f"target_service_name != '{CATALOG_ENTRY_SERVICE}'"
 #: states told apart only after the query, by the shim's recorded outcome
 _OUTCOME_DECIDED = {ExecutionState.FAILED, ExecutionState.STOPPED, ExecutionState.TIMEOUT}
 #: a LIKE prefix: a workflow key, or a workflow id and the separator
@@ -172,7 +175,7 @@ class Introspection:
         Failures are told apart (failed, stopped, timeout) only by those outcomes, so more
         rows are read when one of those states is asked for. `_` in a prefix is a LIKE
         wildcard, which only widens the match: callers compare names exactly."""
-        where = [f"target_handler_name = '{RUN_HANDLER}'"]
+        where = [f"target_handler_name = '{RUN_HANDLER}'", _NOT_AN_ENTRY]
         if workflow_id is not None:
             key_prefix = workflow_id + KEY_SEPARATOR + (name_prefix or "")
             where.append(f"target_service_key LIKE {_prefix(key_prefix)}")
@@ -192,8 +195,8 @@ class Introspection:
         """Status of every `run` whose workflow key starts with `prefix`, by key."""
         rows = await self._admin.query(
             "SELECT target_service_key, status FROM sys_invocation "  # noqa: S608
-            f"WHERE target_handler_name = '{RUN_HANDLER}' AND target_service_key LIKE "
-            f"{_prefix(prefix)}"
+            f"WHERE target_handler_name = '{RUN_HANDLER}' AND {_NOT_AN_ENTRY} AND "
+            f"target_service_key LIKE {_prefix(prefix)}"
         )
         return {str(row.get("target_service_key", "")): row.get("status") for row in rows}
 
@@ -211,7 +214,7 @@ class Introspection:
         Restate pinned them to at their first attempt)."""
         rows = await self._admin.query(
             "SELECT pinned_deployment_id AS deployment, count(*) AS n FROM sys_invocation "  # noqa: S608
-            f"WHERE target_handler_name = '{RUN_HANDLER}' "
+            f"WHERE target_handler_name = '{RUN_HANDLER}' AND {_NOT_AN_ENTRY} "
             f"AND status != '{InvocationStatus.COMPLETED}' "
             "AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id"
         )
@@ -343,8 +346,10 @@ _TROUBLE_SECONDS = 10.0
 
 
 def _run_row(rows: Sequence[Row], execution_id: str) -> Row:
-    """The row of a shim's `run` invocation; any other invocation is not an execution."""
-    if not rows or rows[0].get("target_handler_name") != RUN_HANDLER:
+    """The row of a shim's `run` invocation; any other invocation (a catalog entry's `run`
+    among them) is not an execution."""
+    if (not rows or rows[0].get("target_handler_name") != RUN_HANDLER
+            or rows[0].get("target_service_name") == CATALOG_ENTRY_SERVICE):
         raise ExecutionNotFoundError(execution_id)
     return rows[0]
 
