@@ -232,13 +232,10 @@ async def _catalog_record(ctx: restate.WorkflowContext, envelope: ExecutionEnvel
         return await ctx.object_call(catalog_get, key=envelope.workflow_id, arg=None)
     try:
         return await ctx.attach_invocation(envelope.catalog_entry, type_hint=dict)
-    except restate.TerminalError as exc:
-        if exc.status_code == _NOT_FOUND:
-            return None
-        raise
-
-
-_NOT_FOUND = 404
+    except restate.TerminalError:
+        # purged by a delete (404), or killed by one before it completed (409): an entry
+        # only ever ends in failure that way, so the workflow is gone
+        return None
 
 
 def _fail(ctx: restate.WorkflowContext, error: HandlerError) -> restate.TerminalError:
