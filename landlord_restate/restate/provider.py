@@ -65,7 +65,9 @@ from landlord_restate.restate.status import (
     build_status,
     build_summary,
     live_state,
+    map_state,
     needs_state_rows,
+    read_outcome,
     state_from_journal,
     state_from_rows,
 )
@@ -77,10 +79,12 @@ from landlord_restate.restate.wire import (
     CONTROL_SERVICE,
     DELIVER_CALLBACK_HANDLER,
     ENVELOPE_STATE,
+    OUTCOME_STATE,
     PROVIDER_TYPE,
     STOP_STATE,
     ExecutionEnvelope,
     Reuse,
+    callback_delivery,
 )
 from landlord_restate.workflow.convert import format_rfc3339, parse_rfc3339, to_json
 from landlord_restate.workflow.errors import (
@@ -354,9 +358,11 @@ class RestateProvider(Provider):
         url = self._config.deployment_address
         # a dry run first: a spec naming a handler the deployment does not host is refused
         # before anything on the server changes (no registration, no new revision)
-        described = await self._deployment_call(self._discover(), resolved)
+        described = await self._deployment_call(self._discover(), resolved.workflow_id)
         self._require_hosted(resolved, _named(described, resolved.service))
-        deployment = await self._deployment_call(self._register_deployment(described), resolved)
+        deployment = await self._deployment_call(
+            self._register_deployment(described), resolved.workflow_id
+        )
         service = await self.admin.get_service(resolved.service)
         self._require_hosted(resolved, service)
         deployment_id = str(deployment.get("id", ""))
@@ -365,7 +371,8 @@ class RestateProvider(Provider):
 
     async def _discovered(self, resolved: ResolvedSpec) -> dict[str, Any] | None:
         """The service as the deployment describes it now, by a dry run (registers nothing)."""
-        return _named(await self._deployment_call(self._discover(), resolved), resolved.service)
+        described = await self._deployment_call(self._discover(), resolved.workflow_id)
+        return _named(described, resolved.service)
 
     async def _discover(self) -> list[dict[str, Any]]:
         return await self.admin.discover(
@@ -379,9 +386,8 @@ class RestateProvider(Provider):
         registered whose process now serves other handlers, it is registered again only
         while no execution runs on it; else DeploymentInUseError says how many do."""
         address = self._config.deployment_address
-        resolved = ResolvedSpec("", "", "")
-        described = await self._deployment_call(self._discover(), resolved)
-        deployment = await self._deployment_call(self._register_deployment(described), resolved)
+        described = await self._deployment_call(self._discover())
+        deployment = await self._deployment_call(self._register_deployment(described))
         deployment_id = str(deployment.get("id", ""))
         self._log.bind(deployment_id=deployment_id, deployment=address).info(
             "deployment registered"
@@ -416,7 +422,7 @@ class RestateProvider(Provider):
         )
         return await self.admin.register_deployment(registration, refresh=True)
 
-    async def _deployment_call(self, call: Awaitable[T], resolved: ResolvedSpec) -> T:
+    async def _deployment_call(self, call: Awaitable[T], workflow_id: str | None = None) -> T:
         """`call` (a discovery or registration), with a failure of the deployment raised as
         DeploymentError naming it and carrying Restate's answer, told apart from Restate
         itself by what Restate returns: a `restate_code` (META0003 unreachable, META0014
@@ -430,7 +436,7 @@ class RestateProvider(Provider):
             raise DeploymentError(
                 f"Restate cannot use the deployment at {address}: {exc.body}",
                 deployment=address, status=exc.status, restate_code=exc.restate_code,
-                body=exc.body, workflow_id=resolved.workflow_id,
+                body=exc.body, workflow_id=workflow_id,
             ) from exc
         except RestateConnectionError as exc:
             try:
@@ -441,7 +447,7 @@ class RestateProvider(Provider):
             raise DeploymentError(
                 f"the deployment at {address} did not answer Restate's discovery within "
                 f"{window:g}s (retry_window); Restate itself answers",
-                deployment=address, workflow_id=resolved.workflow_id,
+                deployment=address, workflow_id=workflow_id,
             ) from exc
 
     def _require_hosted(self, resolved: ResolvedSpec, described: dict[str, Any] | None) -> None:
@@ -627,10 +633,11 @@ class RestateProvider(Provider):
                     str(invocation.get("target_service_key", "")),
                 )
                 recorded = state_from_rows(rows) | recorded
-            status = build_status(execution_id, invocation, journal, recorded)
-            if status.state is ExecutionState.STOPPED:
-                control = await self._sql.control_state(execution_id)
-                status = build_status(execution_id, invocation, journal, recorded, control)
+            state, _ = map_state(invocation, read_outcome(recorded.get(OUTCOME_STATE)))
+            # a stopped execution's reason is the provider's record, not the run's
+            control = (await self._sql.control_state(execution_id)
+                       if state is ExecutionState.STOPPED else None)
+            status = build_status(execution_id, invocation, journal, recorded, control)
         except UnexpectedRow as exc:
             raise self._sql.protocol_error(exc, execution_id=execution_id) from exc
         self._observe(status)
@@ -752,11 +759,9 @@ class RestateProvider(Provider):
         backoff = callback_backoff(options, execution_id)
         body = callback_body(payload, execution_id)
         target = await self._sql.target(execution_id, backoff=backoff)
-        delivery = {
-            "service": str(target["target_service_name"]),
-            "key": str(target["target_service_key"]),
-            "payload": json.loads(body) if isinstance(body, bytes | str) else body,
-        }
+        delivery = callback_delivery(
+            str(target["target_service_name"]), str(target["target_service_key"]), body
+        )
         new = await self.ingress.send(
             CONTROL_SERVICE, execution_id, DELIVER_CALLBACK_HANDLER, delivery,
             idempotency_key="compute-callback", execution_id=execution_id, backoff=backoff,

@@ -42,6 +42,14 @@ REDRIVE_STATE = "redrive"
 #: service metadata key listing the Go handler names a service hosts (comma-separated)
 HANDLERS_METADATA = "landlord.handlers"
 
+def callback_delivery(service: str, key: str, payload_json: bytes) -> bytes:
+    """The body of `DELIVER_CALLBACK_HANDLER`: where the run is, and the compute callback's
+    payload, already checked and encoded by the caller, spliced in rather than encoded
+    again."""
+    head = json.dumps({"service": service, "key": key}, separators=(",", ":"))
+    return f'{head[:-1]},"payload":{payload_json.decode()}}}'.encode()
+
+
 #: a shim's handlers: the execution, and the shared handlers beside it
 RUN_HANDLER = "run"
 EXPIRE_HANDLER = "expire"
