@@ -8,7 +8,7 @@ NPM_PREFIX := .restate/npm
 VENV_STAMP := $(VENV)/.installed
 SERVER_STAMP := $(NPM_PREFIX)/.installed-server-cli-ctl-$(RESTATE_VERSION)
 
-.PHONY: setup run cluster test soak bench lint clean
+.PHONY: setup test-deps run cluster test soak bench lint clean
 
 ## setup: create .venv with the package and dev extras; restate-server, the CLI and restatectl
 setup: $(VENV_STAMP) $(SERVER_STAMP)
@@ -26,6 +26,22 @@ $(SERVER_STAMP):
 	rm -f $(NPM_PREFIX)/.installed-*
 	touch $@
 
+## test-deps: what the tests need from the system: a real Docker engine (dockerd) and a static
+## busybox to build the test image from (no registry is reachable). Installed through apt when
+## running as root; otherwise it says what to install and fails (tests never skip for want of it).
+TEST_TOOLS := dockerd containerd runc busybox
+test-deps:
+	@missing=""; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing docker.io and busybox-static (missing:$$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null; \
+		missing=""; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+		echo "the tests need:$$missing. Install Debian's docker.io and busybox-static (as root: apt-get install docker.io busybox-static) and run the tests as root (they start a dockerd of their own)" >&2; \
+		exit 1; \
+	fi
+
 ## run: local restate-server + handler deployment + one demo execution, until Ctrl-C
 run: setup
 	$(BIN)/python -m landlord_restate.demo
@@ -36,11 +52,11 @@ cluster: setup
 
 ## test: the test suite, against its own restate-server and deployment
 ## (PYTEST_ARGS: more pytest options, e.g. `make test PYTEST_ARGS=--durations=15`)
-test: setup
+test: setup test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## soak: the long fault and load suite (50 executions per crash, 1,000 concurrent starts)
-soak: setup
+soak: setup test-deps
 	$(BIN)/python -m pytest -m soak -v
 
 ## bench: the provider against raw HTTP to the same restate-server (prints a table)
