@@ -13,16 +13,23 @@ import pytest
 from landlord_restate import ExecutionState, RestateProtocolError
 from landlord_restate.restate.introspection import Introspection, sql_literal
 from landlord_restate.restate.naming import INVOCATION_ID, WORKFLOW_KEY
-from landlord_restate.restate.status import (
+from landlord_restate.restate.records import (
+    ExecutionRecord,
     UnexpectedRow,
-    build_status,
-    build_summary,
     read_outcome,
+    state_from_journal,
 )
+from landlord_restate.restate.status import build_status, build_summary
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.wire import Outcome, OutcomeError
 
 ID = "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW"
+
+
+def record(invocation: dict[str, Any], journal: list[dict[str, Any]]) -> ExecutionRecord:
+    """What `reading` gathers of an execution whose journal holds its whole record."""
+    return ExecutionRecord(execution_id=ID, invocation=invocation, journal=journal,
+                           recorded=state_from_journal(journal))
 
 
 def set_state(index: int, key: str, value: Any) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def test_a_succeeded_execution_from_its_rows() -> None:
         done_entry(3, 1),
         set_state(4, "outcome", Outcome(state="succeeded", output={"ok": True}).to_json()),
     ]
-    status = build_status(ID, INVOCATION, journal)
+    status = build_status(record(INVOCATION, journal))
     assert status.state is ExecutionState.SUCCEEDED
     assert status.workflow_id == "tenant-provisioning"
     assert status.input == {"tenant_id": "acme"}
@@ -98,7 +105,7 @@ def test_failures_are_told_apart_by_the_recorded_outcome(
     """A Restate failure is failed, stopped or timeout by what the shim recorded."""
     row = INVOCATION | {"completion_result": "failure", "completion_failure": "[500] x"}
     journal = [set_state(1, "envelope", ENVELOPE), set_state(2, "outcome", outcome.to_json())]
-    status = build_status(ID, row, journal)
+    status = build_status(record(row, journal))
     assert status.state is state
     assert status.error is not None
     assert outcome.error is not None
@@ -122,7 +129,7 @@ def test_an_undecodable_recorded_value_is_the_servers_fault_not_dropped() -> Non
               "entry": json.dumps({"Command": {"SetState": {"key": "outcome",
                                                             "value": list(b"{not json")}}})}
     with pytest.raises(UnexpectedRow) as caught:
-        build_status(ID, INVOCATION, [broken])
+        build_status(record(INVOCATION, [broken]))
     assert "journal entry 4" in caught.value.expected
 
 
@@ -193,7 +200,7 @@ def test_the_envelope_and_a_success_come_from_input_and_output_entries() -> None
         done_entry(2, 1),
         entry(3, "Output", {"result": {"Success": list(b'{"ok": true}')}}),
     ]
-    status = build_status(ID, INVOCATION, journal)
+    status = build_status(record(INVOCATION, journal))
     assert status.state is ExecutionState.SUCCEEDED
     assert status.input == {"tenant_id": "acme"}
     assert status.metadata["team"] == "payments"

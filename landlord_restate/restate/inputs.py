@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -22,12 +23,15 @@ from landlord_restate.restate.limits import (
     MAX_INPUT_BYTES,
     MAX_MAP_VALUE,
     MAX_MESSAGE,
+    MAX_TRIGGER_SOURCE,
     check_json,
     check_string_map,
     check_text,
     encode_json,
 )
+from landlord_restate.restate.naming import check_execution_name, check_workflow_id
 from landlord_restate.restate.transience import Backoff
+from landlord_restate.restate.wire import PROVIDER_METADATA_KEYS
 from landlord_restate.workflow.config_hash import config_hash
 from landlord_restate.workflow.convert import to_json
 from landlord_restate.workflow.errors import InvalidInputError
@@ -35,6 +39,7 @@ from landlord_restate.workflow.types import (
     BackoffType,
     CallbackOptions,
     ComputeCallbackPayload,
+    ExecutionInput,
     ProvisionRequest,
 )
 
@@ -154,3 +159,51 @@ def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
         max_delay=max(first, CALLBACK_DELAY_CAP.total_seconds()),
         growth=str(BackoffType(options.backoff_type)),
     )
+
+
+def check_execution_input(workflow_id: str, execution: Any) -> tuple[str, str]:
+    """The execution's name (generated when empty) and its input encoded as JSON, every
+    bound checked before any I/O."""
+    check_workflow_id(workflow_id)
+    if not isinstance(execution, ExecutionInput):
+        raise InvalidInputError(
+            f"expected an ExecutionInput, got {type(execution).__name__}",
+            field="execution", workflow_id=workflow_id,
+        )
+    name = execution.execution_name or f"exec-{uuid.uuid4().hex}"
+    check_execution_name(name)
+    check_string_map(execution.tags, "tags", workflow_id=workflow_id)
+    check_string_map(execution.metadata, "metadata", workflow_id=workflow_id)
+    check_text(execution.trigger_source, "trigger_source", MAX_TRIGGER_SOURCE,
+               workflow_id=workflow_id)
+    return name, encode_json(execution.input, "input", limit=MAX_INPUT_BYTES,
+                             workflow_id=workflow_id)
+
+
+def check_wait_timeout(timeout: Any, execution_id: str) -> float | None:
+    """None (wait as long as it takes) or a positive, finite number of seconds."""
+    if timeout is None:
+        return None
+    seconds = None
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        try:
+            seconds = float(timeout)
+        except OverflowError:  # an int beyond float's range
+            seconds = None
+    if seconds is None or not 0 < seconds < float("inf"):
+        shown = (f"an integer of {timeout.bit_length()} bits"
+                 if isinstance(timeout, int) and timeout.bit_length() > 64 else repr(timeout))
+        raise InvalidInputError(
+            f"timeout must be a positive number of seconds or None, got {shown}",
+            field="timeout", execution_id=execution_id,
+        )
+    return seconds
+
+
+
+def caller_metadata(metadata: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """An execution's own metadata without the keys only the provider states (status
+    metadata such as `deployment_id`, `stopped_by`, `redriven_from`: operators act on
+    them as facts), and the keys dropped."""
+    dropped = sorted(key for key in metadata if key in PROVIDER_METADATA_KEYS)
+    return {k: v for k, v in metadata.items() if k not in PROVIDER_METADATA_KEYS}, dropped

@@ -32,7 +32,7 @@ from landlord_restate.restate.naming import (
     WORKFLOW_ID,
     WORKFLOW_KEY,
 )
-from landlord_restate.restate.status import UnexpectedRow, state_from_journal, state_from_rows
+from landlord_restate.restate.records import UnexpectedRow, state_from_journal, state_from_rows
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.vocabulary import (
     NOT_STARTED,

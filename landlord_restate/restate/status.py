@@ -1,15 +1,15 @@
-"""From Restate's introspection rows to Landlord's ExecutionStatus.
+"""From what Restate holds of an execution to Landlord's ExecutionStatus: pure functions.
 
 `sys_invocation` says where Restate is (status, times, retries); `sys_journal` is the
-history, each entry stamped by Restate when it was appended, and it also carries what the
-shim wrote to workflow state (input, output, error, why it stopped) in its SetState entries.
+history, each entry stamped by Restate when it was appended; what the shim and the provider
+recorded (`records`) says how it ended and why. `reading` gathers all of it in one read;
+`build_status` builds the status from that, and `build_summary` a list line from a row.
 
 Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -18,6 +18,13 @@ from typing import Any
 import attrs
 
 from landlord_restate.restate.naming import split_workflow_key
+from landlord_restate.restate.records import (
+    ExecutionRecord,
+    entry_json,
+    read_outcome,
+    row_time,
+    unexpected,
+)
 from landlord_restate.restate.vocabulary import (
     CANCEL_SIGNAL_INDEX,
     NOT_STARTED,
@@ -29,13 +36,13 @@ from landlord_restate.restate.vocabulary import (
 from landlord_restate.restate.wire import (
     ENVELOPE_STATE,
     OUTCOME_STATE,
+    PROVIDER_METADATA_KEYS,
     PROVIDER_TYPE,
     REDRIVEN_CALLBACK_STEP,
     STOP_STATE,
     Outcome,
     OutcomeError,
 )
-from landlord_restate.workflow.convert import parse_rfc3339
 from landlord_restate.workflow.types import (
     ExecutionError,
     ExecutionEvent,
@@ -72,24 +79,11 @@ def _awaiting(history: Sequence[ExecutionEvent]) -> bool:
     return bool(history) and history[-1].type in ("timer_started", "callback_waiting")
 
 
-def read_outcome(value: Any) -> Outcome | None:
-    """What the shim recorded as the outcome, through the one converter.
-
-    A record the shim would not have written is the server side's fault: UnexpectedRow.
-    """
-    if value is None:
-        return None
-    try:
-        return Outcome.from_json(value)
-    except Exception as exc:
-        raise UnexpectedRow("an Outcome record", json.dumps(value, default=str)) from exc
-
-
 def live_state(status: str) -> tuple[ExecutionState, str]:
     """(state, sub-state) of a Restate status other than `completed`."""
     live = _LIVE_STATES.get(status)
     if live is None:
-        raise _unexpected(f"unknown invocation status {status!r}", {"status": status})
+        raise unexpected(f"unknown invocation status {status!r}", {"status": status})
     return live
 
 
@@ -105,13 +99,13 @@ def map_state(
     if status != InvocationStatus.COMPLETED:
         live = _LIVE_STATES.get(str(status))
         if live is None:
-            raise _unexpected(f"unknown invocation status {status!r}", invocation)
+            raise unexpected(f"unknown invocation status {status!r}", invocation)
         return live
     result = invocation.get("completion_result")
     if result == CompletionResult.SUCCESS:
         return ExecutionState.SUCCEEDED, "succeeded"
     if result != CompletionResult.FAILURE:
-        raise _unexpected(f"unknown completion_result {result!r}", invocation)
+        raise unexpected(f"unknown completion_result {result!r}", invocation)
     recorded = _OUTCOME_STATES.get(outcome.state) if outcome is not None else None
     if recorded is not None:
         return recorded, "failed"
@@ -120,89 +114,13 @@ def map_state(
     return ExecutionState.FAILED, "failed"
 
 
-class UnexpectedRow(ValueError):
-    """A row of Restate's introspection this provider was not built for: what was expected,
-    and an excerpt of what came. The caller, which knows the URL it asked, raises it as
-    RestateProtocolError."""
-
-    def __init__(self, expected: str, got: str) -> None:
-        super().__init__(f"expected {expected}, got: {got[:400]}")
-        self.expected = expected
-        self.got = got
-
-
-def _unexpected(what: str, row: Mapping[str, Any]) -> UnexpectedRow:
-    """Restate answered something this provider was not built for: say so, with the row."""
-    return UnexpectedRow(what, json.dumps(dict(row), default=str))
-
-
 def _count(value: Any, row: Mapping[str, Any]) -> int:
     """A count column (None is zero); UnexpectedRow for anything but an integer."""
     if value is None or value == "":
         return 0
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-        raise _unexpected(f"a count, not {value!r}", row)
+        raise unexpected(f"a count, not {value!r}", row)
     return int(value)
-
-
-def _time(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_rfc3339(value) if isinstance(value, str) else None
-    except ValueError:
-        raise _unexpected(f"unparseable time {value!r}", {"value": value}) from None
-
-
-def state_from_journal(journal: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """What the shim recorded, read from the journal: its SetState commands, the run's
-    Input (the envelope the provider sent) and its Output (a success's output).
-
-    The journal holds each value, so status needs no query of the `state` table (which
-    Restate can only reach by a scan when joined to an invocation id), and the shim need
-    not write again what the journal already holds.
-    """
-    values: dict[str, Any] = {}
-    success: list[Any] = []  # the Output entry's value, when the run succeeded
-    for row in journal:
-        entry_type = row.get("entry_type")
-        command = _lite(row).get("Command", {})
-        if entry_type == EntryType.SET_STATE:
-            written = command.get("SetState", {})
-            key, raw = written.get("key"), written.get("value")
-            if key not in _RECORDED:
-                continue  # a handler's own state: not ours to read
-        elif entry_type == EntryType.INPUT:
-            key, raw = ENVELOPE_STATE, command.get("Input", {}).get("payload")
-            if ENVELOPE_STATE in values:
-                continue  # an older shim's own record of it
-        elif entry_type == EntryType.OUTPUT:
-            result = command.get("Output", {}).get("result")
-            raw = result.get("Success") if isinstance(result, dict) else None
-            if isinstance(raw, list):
-                success.append(_decoded(raw, "the run's Output", row))
-            continue
-        else:
-            continue
-        if isinstance(raw, list):
-            values[str(key)] = _decoded(raw, f"the shim's {key!r}", row)
-    if success and OUTCOME_STATE not in values:
-        values[OUTCOME_STATE] = Outcome(state="succeeded", output=success[0]).to_json()
-    return values
-
-
-#: the state keys the shim writes that status reads
-_RECORDED = frozenset({ENVELOPE_STATE, OUTCOME_STATE})
-
-
-def _decoded(raw: list[Any], what: str, row: Mapping[str, Any]) -> Any:
-    """A journaled value the shim or the provider wrote as JSON; UnexpectedRow when it is
-    not (the journal is Restate's record of what they wrote)."""
-    try:
-        return json.loads(bytes(raw))
-    except (ValueError, TypeError) as exc:
-        raise UnexpectedRow(f"JSON in {what} (journal entry {row.get('index')})",
-                            repr(raw[:64])) from exc
 
 
 #: "[500 Internal] RuntimeError('x')": Restate's status prefix on a failure's first line
@@ -228,7 +146,7 @@ def _retrying_error(invocation: Mapping[str, Any]) -> ExecutionError | None:
         code=code or "retrying",
         message=message,
         cause=f"step {step}" if step else "",
-        failed_at=_time(invocation.get("modified_at")),
+        failed_at=row_time(invocation.get("modified_at")),
     )
 
 
@@ -271,7 +189,7 @@ def build_history(
     events: list[ExecutionEvent] = []
     names: dict[int, tuple[str, str]] = {}  # completion id -> (kind, name)
     for row in journal:
-        at = _time(row.get("appended_at"))
+        at = row_time(row.get("appended_at"))
         if at is None:
             continue
         event = _journal_event(row, names)
@@ -304,21 +222,13 @@ def _mark_reused(events: list[ExecutionEvent], reused: Sequence[str]) -> None:
             pending.pop(0)
 
 
-def _lite(row: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        value = json.loads(str(row.get("entry") or row.get("entry_lite_json") or "{}"))
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _journal_event(
     row: Mapping[str, Any], names: dict[int, tuple[str, str]]
 ) -> tuple[str, dict[str, Any]] | None:
     """Map one journal entry to (event type, details), or None for bookkeeping entries."""
     entry_type = str(row.get("entry_type", ""))
     name = str(row.get("name") or "")
-    lite = _lite(row)
+    lite = entry_json(row)
     if entry_type == EntryType.INPUT:
         return "execution_started", {}
     if entry_type == EntryType.RUN:
@@ -378,9 +288,9 @@ def build_summary(
     state, sub_state = map_state(invocation, read_outcome(recorded_outcome))
     key = str(invocation.get("target_service_key", ""))
     workflow_id, name = split_workflow_key(key)
-    start = _time(invocation.get("running_at")) or _time(invocation.get("created_at"))
+    start = row_time(invocation.get("running_at")) or row_time(invocation.get("created_at"))
     if start is None:
-        raise _unexpected("invocation without created_at", invocation)
+        raise unexpected("invocation without created_at", invocation)
     return ExecutionSummary(
         execution_id=str(invocation.get("id", "")),
         workflow_id=workflow_id,
@@ -388,7 +298,7 @@ def build_summary(
         state=state,
         sub_state=sub_state,
         start_time=start,
-        stop_time=_time(invocation.get("completed_at")) if state.is_terminal else None,
+        stop_time=row_time(invocation.get("completed_at")) if state.is_terminal else None,
     )
 
 
@@ -406,66 +316,38 @@ def _reused_steps(envelope: Mapping[str, Any]) -> list[str]:
     return steps
 
 
-def needs_state_rows(invocation: Mapping[str, Any], recorded: Mapping[str, Any]) -> bool:
-    """Whether `recorded` (read from the journal) lacks the envelope, or a failure's outcome."""
-    if invocation.get("status") in NOT_STARTED:
-        return False
-    if ENVELOPE_STATE not in recorded:
-        return True
-    return (invocation.get("completion_result") == CompletionResult.FAILURE
-            and OUTCOME_STATE not in recorded)
+def build_status(record: ExecutionRecord) -> ExecutionStatus:
+    """The ExecutionStatus of one execution, from everything `reading` gathered of it.
 
-
-def state_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Workflow state from `state` table rows (key, value_utf8)."""
-    values: dict[str, Any] = {}
-    for row in rows:
-        try:
-            values[str(row.get("key"))] = json.loads(str(row.get("value_utf8")))
-        except ValueError:
-            continue
-    return values
-
-
-def build_status(
-    execution_id: str,
-    invocation: Mapping[str, Any],
-    journal: Sequence[Mapping[str, Any]],
-    recorded: Mapping[str, Any] | None = None,
-    control: Mapping[str, Any] | None = None,
-) -> ExecutionStatus:
-    """Assemble the ExecutionStatus of one invocation from its introspection rows.
-
-    `recorded` is what the shim wrote to workflow state; read from `journal` when not given.
-    `control` is what the provider recorded of the execution (`LandlordControl`): a stopped
-    execution's reason is the provider's, whether the run recorded its cancellation or was
-    killed before it could.
+    A stopped execution's reason is the provider's record (`record.control`), whether the
+    run recorded its cancellation or was killed before it could.
     """
-    values = state_from_journal(journal) if recorded is None else recorded
-    envelope: dict[str, Any] = values.get(ENVELOPE_STATE) or {}
+    invocation, journal = record.invocation, record.journal
+    envelope: dict[str, Any] = record.recorded.get(ENVELOPE_STATE) or {}
     if not isinstance(envelope, dict):
         envelope = {}
-    outcome = read_outcome(values.get(OUTCOME_STATE))
+    outcome = read_outcome(record.recorded.get(OUTCOME_STATE))
     state, sub_state = map_state(invocation, outcome)
-    stop = (control or {}).get(STOP_STATE)
+    stop = record.control.get(STOP_STATE)
     if state is ExecutionState.STOPPED and isinstance(stop, dict) and stop.get("reason"):
         reason = str(stop["reason"])
         outcome = Outcome(state="stopped", reason=reason,
                           error=OutcomeError(code="stopped", message=reason))
-    start_time = _time(invocation.get("running_at")) or _time(invocation.get("created_at"))
+    start_time = row_time(invocation.get("running_at")) or row_time(invocation.get("created_at"))
     if start_time is None:
-        raise _unexpected("invocation without created_at", invocation)
-    stop_time = _time(invocation.get("completed_at")) if state.is_terminal else None
+        raise unexpected("invocation without created_at", invocation)
+    stop_time = row_time(invocation.get("completed_at")) if state.is_terminal else None
     history = build_history(journal, state, outcome, stop_time, _reused_steps(envelope))
     if sub_state == "running" and _awaiting(history):
         # a bidi stream stays "running" in Restate until it is suspended for inactivity
         sub_state = "waiting"
     key = str(invocation.get("target_service_key", ""))
     given = envelope.get("metadata")
-    # the execution's own metadata first: the provider's keys below win on a clash
+    # the execution's own metadata, without keys only the provider may state (a start
+    # drops them; an execution started before that rule may hold them)
     metadata = {
         str(k): v for k, v in (given.items() if isinstance(given, dict) else ())
-        if isinstance(v, str)
+        if isinstance(v, str) and k not in PROVIDER_METADATA_KEYS
     }
     metadata |= {
         "restate_status": str(invocation.get("status", "")),
@@ -479,6 +361,8 @@ def build_status(
         # how it was stopped: "killed" (at once, or after stop_grace) or "cancelled"
         failure = str(invocation.get("completion_failure", ""))
         metadata["stopped_by"] = "killed" if "killed" in failure else "cancelled"
+    if envelope.get("redriven_from"):
+        metadata["redriven_from"] = str(envelope["redriven_from"])
     if invocation.get("pinned_deployment_id"):  # once Restate has chosen the code it runs
         metadata["deployment_id"] = str(invocation["pinned_deployment_id"])
     if invocation.get("trace_id"):  # recorded when restate-server exports traces
@@ -488,7 +372,7 @@ def build_status(
         if invocation.get("last_failure_related_command_name"):
             metadata["last_failure_step"] = str(invocation["last_failure_related_command_name"])
     return ExecutionStatus(
-        execution_id=execution_id,
+        execution_id=record.execution_id,
         workflow_id=str(envelope.get("workflow_id") or split_workflow_key(key)[0]),
         provider_type=PROVIDER_TYPE,
         state=state,

@@ -42,6 +42,14 @@ REDRIVE_STATE = "redrive"
 #: service metadata key listing the Go handler names a service hosts (comma-separated)
 HANDLERS_METADATA = "landlord.handlers"
 
+#: the status metadata keys the provider writes: facts about the execution, which an
+#: execution's own metadata may not carry (a start that names one is refused)
+PROVIDER_METADATA_KEYS = frozenset({
+    "restate_status", "workflow_sub_state", "retry_count", "service_name", "workflow_key",
+    "stopped_by", "deployment_id", "trace_id", "last_failure", "last_failure_step",
+    "redriven_from",
+})
+
 def callback_delivery(service: str, key: str, payload_json: bytes) -> bytes:
     """The body of `DELIVER_CALLBACK_HANDLER`: where the run is, and the compute callback's
     payload, already checked and encoded by the caller, spliced in rather than encoded
@@ -95,6 +103,8 @@ class ExecutionEnvelope:
     retry_policy: RetryPolicy | None = None
     #: a redrive's plan: what the original completed, in order
     redrive: list[Reuse] = field(factory=list)
+    #: the execution a redrive started from (status reports it as `redriven_from`)
+    redriven_from: str = ""
     #: the invocation id of the workflow's catalog entry, which the run attaches to before
     #: its first step (without it, the run calls the catalog)
     catalog_entry: str = ""
@@ -114,7 +124,7 @@ class ExecutionEnvelope:
         (checked and encoded once, by the caller) spliced in rather than encoded again."""
         head = self.to_json()
         del head["input"]
-        for empty in ("redrive", "catalog_entry"):
+        for empty in ("redrive", "redriven_from", "catalog_entry"):
             if not head[empty]:
                 del head[empty]  # the common case stays as small as it was
         encoded = json.dumps(head, separators=(",", ":"))

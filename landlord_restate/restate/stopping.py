@@ -1,0 +1,114 @@
+"""Stopping executions: the reason recorded by the server first, then a cancel (the
+handler's cancellation runs when it can) or a kill, and the kill that follows a cancel
+not finished within `stop_grace`.
+
+Internal: not API (the public names are in the package's `__all__`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from landlord_restate.restate.limits import MAX_REASON, check_text
+from landlord_restate.restate.naming import check_execution_id, split_workflow_key
+from landlord_restate.restate.parts import Parts
+from landlord_restate.restate.vocabulary import InvocationStatus
+from landlord_restate.restate.wire import CONTROL_SERVICE, STOP_STATE
+from landlord_restate.workflow.convert import format_rfc3339
+from landlord_restate.workflow.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+
+class Stopping:
+    """Stop and kill executions; own the kills promised after `stop_grace`."""
+
+    def __init__(self, parts: Parts) -> None:
+        self._parts = parts
+        #: stopped executions to kill once stop_grace has passed, by execution id
+        self._pending_kills: dict[str, asyncio.Task[None]] = {}
+
+    async def stop(self, execution_id: str, reason: str) -> None:
+        """Record, cancel, kill after the grace (see `RestateProvider.stop_execution`)."""
+        check_execution_id(execution_id)
+        check_text(reason, "reason", MAX_REASON, execution_id=execution_id)
+        log, finished = await self._record(execution_id, reason, "stop")
+        if finished:
+            log.info("stop: execution already finished, nothing to do")
+            return
+        cancelled = await self._parts.admin.cancel_invocation(execution_id)
+        grace = self._parts.config.stop_grace.total_seconds()
+        if cancelled and execution_id not in self._pending_kills:
+            task = asyncio.get_running_loop().create_task(
+                self._kill_after_grace(execution_id, grace)
+            )
+            self._pending_kills[execution_id] = task
+            task.add_done_callback(lambda _: self._pending_kills.pop(execution_id, None))
+        log.bind(reason=reason, stop_grace=grace).info(
+            "stop: {}", "cancellation requested" if cancelled else "execution already finished"
+        )
+
+    async def kill(self, execution_id: str, reason: str) -> None:
+        """Record, then kill at once (see `RestateProvider.kill_execution`)."""
+        check_execution_id(execution_id)
+        check_text(reason, "reason", MAX_REASON, execution_id=execution_id)
+        log, finished = await self._record(execution_id, reason, "kill")
+        if finished:
+            log.info("kill: execution already finished, nothing to do")
+            return
+        answer = await self._parts.admin.invocation_action(execution_id, "kill")
+        log.bind(reason=reason).info(
+            "kill: {}", "killed" if answer in (200, 202) else "execution already finished"
+        )
+
+    async def _kill_after_grace(self, execution_id: str, grace: float) -> None:
+        """Kill the execution if its cancellation has not ended it within `grace` seconds
+        (the deployment is down, or the handler's cancellation does not finish)."""
+        log = self._parts.bind(execution_id=execution_id)
+        try:
+            async with asyncio.timeout(grace):
+                await self._parts.ingress.attach(execution_id)
+        except TimeoutError:
+            pass
+        except WorkflowError as exc:
+            log.info("stop: waiting for the cancellation failed ({}); killing", exc)
+        else:
+            return  # it ended within the grace
+        try:
+            answer = await self._parts.admin.invocation_action(execution_id, "kill")
+        except WorkflowError as exc:  # nobody awaits this task: say it here
+            log.error("stop: the kill after stop_grace failed: {}", exc)  # noqa: TRY400 (the message says it; no traceback)
+            return
+        if answer in (200, 202):
+            log.bind(stop_grace=grace).warning("stop: not ended within stop_grace; killed")
+
+    async def _record(self, execution_id: str, reason: str, how: str) -> tuple[Logger, bool]:
+        """Keep why the execution is stopped where status reads it (first reason wins);
+        answer a bound logger and whether the execution had already finished."""
+        sql = self._parts.sql
+        target = await sql.target(execution_id)
+        service, key = str(target["target_service_name"]), str(target["target_service_key"])
+        log = self._parts.bind(execution_id=execution_id, service=service,
+                               workflow_id=split_workflow_key(key)[0])
+        if target.get("status") == InvocationStatus.COMPLETED:
+            return log, True
+        recorded = await sql.control_state(execution_id)
+        if STOP_STATE not in recorded:
+            stop = {"reason": reason or "stopped", "how": how,
+                    "requested_at": format_rfc3339(datetime.now(UTC))}
+            await self._parts.admin.set_state(CONTROL_SERVICE, execution_id,
+                                              recorded | {STOP_STATE: stop})
+        return log, False
+
+    async def aclose(self) -> None:
+        """Drop the kills still waiting for their stop_grace (logged): those executions
+        end `stopped` when their cancellation reaches the deployment."""
+        pending, self._pending_kills = self._pending_kills, {}
+        for execution_id, task in pending.items():
+            if task.cancel():
+                self._parts.bind(execution_id=execution_id).warning(
+                    "provider closed before stop_grace passed: {} is not killed", execution_id
+                )
