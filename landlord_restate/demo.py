@@ -3,7 +3,7 @@
 This is an application entry point, so unlike the library it configures loguru's sink.
 Ctrl-C, SIGTERM and SIGHUP (a closed terminal) stop it the same way: the server and the
 deployment are stopped cleanly. When it dies without a chance to (`kill -9`), they end with
-it anyway (see `landlord_restate.restate.local`).
+it anyway (see `landlord_restate.testing._processes`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,10 @@ from rich.console import Console
 
 from landlord_restate.rendering import status_view
 from landlord_restate.restate.config import RestateConfig
-from landlord_restate.restate.local import (
-    DeploymentProcess,
-    LocalCluster,
-    PortInUseError,
-    ServerProcess,
-    check_ports_free,
-    project_root,
-)
 from landlord_restate.restate.provider import RestateProvider
+from landlord_restate.testing import DeploymentProcess, LocalCluster, ServerProcess
+from landlord_restate.testing._binaries import project_root
+from landlord_restate.testing._ports import PortInUseError, check_ports_free
 from landlord_restate.trace_tree import TraceCollector, render_tree
 from landlord_restate.workflow.types import (
     ExecutionInput,

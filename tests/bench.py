@@ -27,15 +27,11 @@ from landlord_restate import (
     WorkflowNotFoundError,
     WorkflowSpec,
 )
-from landlord_restate.restate.local import (
-    DeploymentProcess,
-    LocalCluster,
-    ServerProcess,
-    describe_machine,
-)
 from landlord_restate.restate.naming import workflow_key
 from landlord_restate.restate.waiting import poll_until_terminal
 from landlord_restate.restate.wire import ExecutionEnvelope
+from landlord_restate.testing import DeploymentProcess, LocalCluster, ServerProcess
+from landlord_restate.testing._binaries import describe_machine
 from landlord_restate.workflow.convert import parse_rfc3339, to_json
 from tests.conftest import spec_for
 

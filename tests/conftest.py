@@ -28,13 +28,8 @@ from loguru import logger
 
 from landlord_restate import RestateConfig, RestateProvider, WorkflowSpec
 from landlord_restate.cli import main as cli_main
-from landlord_restate.restate.local import (
-    DeploymentProcess,
-    ServerProcess,
-    describe_machine,
-    project_root,
-)
-from landlord_restate.testing import LocalRestate
+from landlord_restate.testing import DeploymentProcess, LocalRestate, ServerProcess
+from landlord_restate.testing._binaries import describe_machine, project_root
 
 ROOT = project_root(Path(__file__).parent)
 #: handler modules the test deployment hosts besides the built-in ones

@@ -23,10 +23,9 @@ from landlord_restate import (
     ExecutionStatus,
     RestateProvider,
 )
-from landlord_restate.restate.local import DeploymentProcess
 from landlord_restate.restate.naming import split_workflow_key
 from landlord_restate.restate.status import build_history
-from landlord_restate.testing import LocalRestate
+from landlord_restate.testing import DeploymentProcess, LocalRestate
 from tests.conftest import deployment_env, spec_for, unique_id
 
 #: every report of this test session, printed by conftest at the end

@@ -22,7 +22,7 @@ from landlord_restate import (
     RestateServerError,
     WorkflowError,
 )
-from landlord_restate.restate.local import DeploymentProcess, ServerProcess
+from landlord_restate.testing import DeploymentProcess, ServerProcess
 from tests.conftest import ROOT, SHARED_SERVICE, deployment_env, spec_for, unique_id
 from tests.fakes import AuthProxy, serve
 from tests.waiting import wait_for, wait_terminal

@@ -21,7 +21,7 @@ from landlord_restate import (
     RestateConfig,
     RestateProvider,
 )
-from landlord_restate.restate.local import DeploymentProcess, LocalCluster
+from landlord_restate.testing import DeploymentProcess, LocalCluster
 from tests.conftest import ROOT, cli, deployment_env, spec_for, unique_id
 from tests.faults import FaultReport, assert_clean, crash_scenario
 from tests.waiting import read_marks, wait_status, wait_terminal

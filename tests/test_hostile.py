@@ -35,12 +35,12 @@ from landlord_restate import (
     load_config,
     to_json,
 )
-from landlord_restate.restate.local import DeploymentProcess
 from landlord_restate.restate.naming import (
     check_execution_id,
     check_execution_name,
     check_workflow_id,
 )
+from landlord_restate.testing import DeploymentProcess
 from landlord_restate.workflow.convert import parse_go_duration, parse_rfc3339
 from services.app import create_app
 from tests.conftest import cli, dead_endpoint, spec_for, unique_id

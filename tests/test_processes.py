@@ -24,8 +24,8 @@ import aiohttp
 import pytest
 
 from landlord_restate.demo import PORTS_ENV
-from landlord_restate.restate.local import DeploymentProcess, free_port
-from landlord_restate.testing import LocalRestate
+from landlord_restate.testing import DeploymentProcess, LocalRestate
+from landlord_restate.testing._ports import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(120)

@@ -14,7 +14,7 @@ import pytest
 import landlord_restate
 import landlord_restate.testing
 from landlord_restate import ExecutionInput, ExecutionState, RestateProvider
-from landlord_restate.restate import local
+from landlord_restate.testing import _binaries
 from tests.conftest import ROOT, spec_for
 from tests.waiting import wait_status, wait_terminal
 
@@ -25,13 +25,13 @@ def test_a_missing_server_binary_names_all_three_places(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No env variable, nothing on PATH, no checkout: the error says where it looked."""
-    monkeypatch.delenv(local.SERVER_BINARY_ENV, raising=False)
+    monkeypatch.delenv(_binaries.SERVER_BINARY_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(local, "_NPM_GLOB", "no/such/restate-server")
+    monkeypatch.setattr(_binaries, "_NPM_GLOB", "no/such/restate-server")
     with pytest.raises(FileNotFoundError) as caught:
-        local.find_server_binary(tmp_path)
+        _binaries.find_server_binary(tmp_path)
     message = str(caught.value)
-    assert local.SERVER_BINARY_ENV in message
+    assert _binaries.SERVER_BINARY_ENV in message
     assert "PATH" in message
     assert "make setup" in message
 
@@ -72,7 +72,8 @@ def test_the_exported_names_are_pinned() -> None:
 
     assert sorted(services.__all__) == ["HandlerContext", "HandlerError", "handler"]
     assert sorted(landlord_restate.testing.__all__) == [
-        "LocalCluster", "LocalRestate", "find_server_binary", "poll_until_terminal",
+        "DeploymentProcess", "LocalCluster", "LocalRestate", "ServerProcess",
+        "find_server_binary", "poll_until_terminal",
     ]
 
 

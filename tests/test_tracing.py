@@ -22,8 +22,7 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from landlord_restate import ExecutionInput, ExecutionState, RestateConfig, RestateProvider
-from landlord_restate.restate.local import DeploymentProcess
-from landlord_restate.testing import LocalRestate
+from landlord_restate.testing import DeploymentProcess, LocalRestate
 from tests.conftest import (
     ROOT,
     SHARED_SERVICE,

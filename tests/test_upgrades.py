@@ -19,8 +19,7 @@ from landlord_restate import (
     ExecutionState,
     RestateProvider,
 )
-from landlord_restate.restate.local import DeploymentProcess
-from landlord_restate.testing import LocalRestate
+from landlord_restate.testing import DeploymentProcess, LocalRestate
 from tests.conftest import ROOT, deployment_env, spec_for, unique_id
 from tests.handlers import CODE_VERSION_ENV
 from tests.waiting import wait_status, wait_terminal

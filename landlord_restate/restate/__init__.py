@@ -16,8 +16,9 @@ One module per concept:
   journal), `deployments` (`DeploymentInfo`).
 - `http` (where HTTP meets Restate: errors, retries, nodes), `transience` (which answers
   mean "not ready"), `admin` and `ingress` (the two APIs), `errors`, `tracing`.
-- `local` (server, cluster and deployment processes for tests and `make run`),
-  `waiting`.
+- `waiting` (polling an execution until it ends). The local server, cluster and deployment
+  processes (for tests and `make run`) are `landlord_restate.testing`, which builds on
+  this package, never the other way round.
 
 `RestateProvider` (and with it aiohttp) is imported on first use, so the handler
 deployment, which imports the wire contract and config from here, never loads an HTTP

@@ -14,167 +14,26 @@ project installs with `make setup` (`.restate/npm`). `kill_*` and `restart_*` (a
 coroutines) crash and bring back either process, for durability tests; `LocalCluster` is a
 3-node cluster. A `LocalRestate` starts once: a second start while it runs is an error, and
 both processes end with the process that started them, however it ends.
+
+`ServerProcess` and `DeploymentProcess` are the types of `local.server` and
+`local.deployment`; each also runs alone, as a second deployment beside a stack (the next
+version of your handlers, for an upgrade test) or a server with settings of its own.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-import tempfile
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Self
-
-from landlord_restate.restate.config import RestateConfig
-from landlord_restate.restate.local import (
-    DeploymentProcess,
-    LocalCluster,
-    ServerProcess,
-    StartStop,
-    find_server_binary,
-)
 from landlord_restate.restate.waiting import poll_until_terminal
-from services.settings import HANDLER_MODULES_ENV, SERVICE_NAME_ENV
+from landlord_restate.testing._binaries import find_server_binary
+from landlord_restate.testing._cluster import LocalCluster
+from landlord_restate.testing._deployment import DeploymentProcess
+from landlord_restate.testing._local import LocalRestate
+from landlord_restate.testing._server import ServerProcess
 
-__all__ = ["LocalCluster", "LocalRestate", "find_server_binary", "poll_until_terminal"]
-
-
-#: restate-server's environment for `always_replay` (the Restate SDK harness's setting)
-_ALWAYS_REPLAY = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
-
-
-class LocalRestate(StartStop):
-    """restate-server and a handler deployment of your own, for one test or a session."""
-
-    def __init__(
-        self,
-        *,
-        handlers: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        service_name: str | None = None,
-        base_dir: Path | None = None,
-        config_file: Path | None = None,
-        startup_timeout: float = 60.0,
-        always_replay: bool = False,
-        server_env: Mapping[str, str] | None = None,
-    ) -> None:
-        """`handlers`: module paths whose `@handler` functions the deployment hosts (they
-        must import in the caller's environment; the caller's `sys.path` is passed on).
-        `env`: added to the caller's environment for the deployment. `service_name`: one
-        service hosting every handler (default: one per handler). `config_file`: a
-        restate-server TOML (ports and data dir are set here regardless).
-        `always_replay`: the server ends every attempt as soon as the handler waits
-        (inactivity timeout 0, as Restate's own test harness does), so each step is reached
-        by replaying the journal: a handler that is not deterministic fails here, not in
-        production. `server_env`: added to restate-server's environment (its `RESTATE_*`
-        settings, e.g. `RESTATE_TRACING_ENDPOINT`)."""
-        self._server_env = dict(server_env or {}) | (_ALWAYS_REPLAY if always_replay else {})
-        self._handlers = list(handlers)
-        self._extra_env = dict(env or {})
-        self._service_name = service_name
-        self._base_dir = base_dir
-        self._config_file = config_file
-        self._startup_timeout = startup_timeout
-        self._temporary: tempfile.TemporaryDirectory[str] | None = None
-        self._server: ServerProcess | None = None
-        self._deployment: DeploymentProcess | None = None
-
-    @property
-    def server(self) -> ServerProcess:
-        """The restate-server process (started by `async with`)."""
-        if self._server is None:
-            raise RuntimeError("LocalRestate is not started: use `async with LocalRestate(...)`")
-        return self._server
-
-    @property
-    def deployment(self) -> DeploymentProcess:
-        """The hypercorn process serving `services.app:app` with your handlers."""
-        if self._deployment is None:
-            raise RuntimeError("LocalRestate is not started: use `async with LocalRestate(...)`")
-        return self._deployment
-
-    def config(self, **overrides: object) -> RestateConfig:
-        """A RestateConfig that reaches this server and deployment (fields may be overridden)."""
-        settings: dict[str, object] = {
-            "endpoint": self.server.ingress_url,
-            "admin_endpoint": self.server.admin_url,
-            "deployment_url": self.deployment.url,
-            "service_name": self._service_name,
-        }
-        return RestateConfig(**(settings | overrides)).check()  # type: ignore[arg-type]
-
-    async def __aenter__(self) -> Self:
-        self._refuse_second_start()  # before StartStop's clean-up, which would stop the first
-        return await super().__aenter__()
-
-    def _refuse_second_start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError(
-                "LocalRestate is already started (entered twice, or start() called again): "
-                "one LocalRestate runs one server and one deployment; use restart_server() "
-                "or restart_deployment() to bring back a killed process, or another "
-                "LocalRestate for a second stack"
-            )
-
-    async def start(self) -> None:
-        """Start restate-server, then the deployment, and wait until both serve; a second
-        start while started raises RuntimeError and leaves the running stack as it is."""
-        self._refuse_second_start()
-        if self._base_dir is None:
-            self._temporary = tempfile.TemporaryDirectory(
-                prefix="landlord-restate-", ignore_cleanup_errors=True
-            )
-            base = Path(self._temporary.name)
-        else:
-            base = self._base_dir
-        self._server = ServerProcess(
-            base / "data", config_file=self._config_file, startup_timeout=self._startup_timeout,
-            env=self._server_env,
-        )
-        self._deployment = DeploymentProcess(
-            base / "hypercorn.log", env=self._deployment_env(),
-            startup_timeout=self._startup_timeout,
-        )
-        await self._server.start()
-        await self._deployment.start()
-
-    def _deployment_env(self) -> dict[str, str]:
-        importable = [p for p in sys.path if p and Path(p).is_dir()]
-        paths = [*importable, *filter(None, [os.environ.get("PYTHONPATH")])]
-        env = {"PYTHONPATH": os.pathsep.join(paths)}
-        if self._handlers:
-            env[HANDLER_MODULES_ENV] = ",".join(self._handlers)
-        if self._service_name:
-            env[SERVICE_NAME_ENV] = self._service_name
-        return env | self._extra_env
-
-    async def aclose(self) -> None:
-        """Stop the deployment and the server, remove the temporary dir; safe twice."""
-        deployment, self._deployment = self._deployment, None
-        server, self._server = self._server, None
-        if deployment is not None:
-            await deployment.aclose()
-        if server is not None:
-            await server.aclose()
-        temporary, self._temporary = self._temporary, None
-        if temporary is not None:
-            # cleanup(), not a bare rmtree: it also disarms the object's finalizer, which
-            # would fail on the removed dir when the object is collected
-            await asyncio.to_thread(temporary.cleanup)
-
-    async def kill_server(self) -> None:
-        """SIGKILL restate-server, as a crash would (returns once it is gone)."""
-        await asyncio.to_thread(self.server.kill)
-
-    async def restart_server(self, *, wait_for_partitions: bool = True) -> None:
-        """Start restate-server again on the same data dir and ports."""
-        await self.server.start(wait_for_partitions=wait_for_partitions)
-
-    async def kill_deployment(self) -> None:
-        """SIGKILL the handler deployment (returns once it is gone)."""
-        await asyncio.to_thread(self.deployment.kill)
-
-    async def restart_deployment(self) -> None:
-        """Start the deployment again on the same socket (the same URL)."""
-        await self.deployment.start()
+__all__ = [
+    "DeploymentProcess",
+    "LocalCluster",
+    "LocalRestate",
+    "ServerProcess",
+    "find_server_binary",
+    "poll_until_terminal",
+]
