@@ -4,18 +4,30 @@
 - `time.Time` is RFC 3339 (Go writes up to nanoseconds; Python keeps microseconds).
 - `json.RawMessage` fields are any JSON value.
 - Unknown keys are refused, and a failure names the JSON path of what is wrong.
+- `omitempty` fields are left out when empty (Go's zero value), as Go writes them.
+
+The compute types (`landlord_restate.compute.types`) are registered here too; a provider
+package registers its own with `register_go_type` and `register_go_enum`.
 """
 
 from __future__ import annotations
 
+import enum
 import re
+import typing
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn
+from cattrs.cols import list_structure_factory
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.v import format_exception
 
+# compute.types and compute.errors import nothing that imports this module
+from landlord_restate.compute import types as compute
+from landlord_restate.compute.errors import InvalidComputeConfigError
 from landlord_restate.workflow.errors import InvalidInputError, InvalidSpecError
 from landlord_restate.workflow.types import (
     ComputeCallbackPayload,
@@ -184,6 +196,21 @@ def _structure_state(value: Any, _: type) -> ExecutionState:
         raise ValueError(f"unknown execution state {value!r} (one of: {valid})") from None
 
 
+def _is_list_type(type_: Any) -> bool:
+    return typing.get_origin(type_) is list
+
+
+def _strict_list_factory(type_: Any, conv: cattrs.Converter) -> Any:
+    inner = list_structure_factory(type_, conv)
+
+    def structure(value: Any, _: type) -> Any:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        return inner(value, type_)
+
+    return structure
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
     conv.register_structure_hook(timedelta, _structure_duration)
@@ -198,8 +225,14 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(ExecutionState, _structure_state)
     conv.register_structure_hook(datetime | None, _structure_optional_datetime)
     conv.register_structure_hook(bool, _structure_strict_bool)
+    # cattrs makes a list of any iterable ("abc" -> ["a", "b", "c"]); Go wants an array
+    conv.register_structure_hook_factory(_is_list_type, _strict_list_factory)
     for cls in _CONTRACT_TYPES:
         conv.register_structure_hook(cls, _object_hook(conv, cls))
+    for enum_cls in _COMPUTE_ENUMS:
+        _register_enum(conv, enum_cls)
+    for cls, omit_empty in _COMPUTE_OMIT_EMPTY.items():
+        _register_go_type(conv, cls, omit_empty=omit_empty, forbid_extra_keys=True)
     return conv
 
 
@@ -208,6 +241,32 @@ _CONTRACT_TYPES: tuple[type, ...] = (
     ExecutionStatus, ExecutionError, ExecutionEvent, ProvisionRequest, WorkflowStatus,
     ExecutionSummary,
     ComputeCallbackPayload,
+)
+#: Landlord's `internal/compute` types, each with its `omitempty` fields (their Python
+#: defaults are Go's zero values, so "omitted when equal to the default" is `omitempty`)
+_COMPUTE_OMIT_EMPTY: dict[type, tuple[str, ...]] = {
+    compute.TenantComputeSpec: ("secrets", "labels", "provider_config"),
+    compute.ContainerSpec: ("command", "args", "env", "ports", "health_check", "resources"),
+    compute.PortMapping: ("host_port", "name"),
+    compute.HealthCheckConfig: ("http_path", "port", "command"),
+    compute.ResourceRequirements: ("storage",),
+    compute.NetworkConfig: ("security_groups", "subnets", "dns"),
+    compute.DNSConfig: ("hostname", "domain"),
+    compute.SecretReference: ("env_var",),
+    compute.ProvisionResult: ("endpoints", "message"),
+    compute.UpdateResult: ("message",),
+    compute.Endpoint: ("url",),
+    compute.ComputeStatus: ("metadata",),
+    compute.ContainerStatus: ("message",),
+}
+_COMPUTE_ENUMS: tuple[type[enum.Enum], ...] = (
+    compute.ProvisionStatus, compute.UpdateStatus, compute.ComputeState, compute.HealthStatus,
+)
+#: malformed, these are a compute spec (`InvalidComputeConfigError`), not an input
+_COMPUTE_SPEC_TYPES: tuple[type, ...] = (
+    compute.TenantComputeSpec, compute.ContainerSpec, compute.PortMapping,
+    compute.HealthCheckConfig, compute.ResourceRequirements, compute.NetworkConfig,
+    compute.DNSConfig, compute.SecretReference,
 )
 _EMPTY_WHEN_NULL: dict[str, Any] = {
     "tags": {}, "metadata": {}, "resource_ids": {}, "details": {}, "history": [],
@@ -236,7 +295,118 @@ def _object_hook(conv: cattrs.Converter, cls: type[T]) -> Any:
     return structure
 
 
+def _register_enum(conv: cattrs.Converter, enum_cls: type[enum.Enum]) -> None:
+    # singledispatch would send a StrEnum to the strict str hook: name each one explicitly
+    def structure(value: Any, _: type) -> enum.Enum:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a {enum_cls.__name__} string, got {value!r}")
+        try:
+            return enum_cls(value)
+        except ValueError:
+            valid = ", ".join(str(member.value) for member in enum_cls)
+            raise ValueError(
+                f"unknown {enum_cls.__name__} {value!r} (one of: {valid})"
+            ) from None
+
+    conv.register_structure_hook(enum_cls, structure)
+
+
+def _collection_fields(cls: type) -> dict[str, type]:
+    """The fields of `cls` that are maps or slices in Go, with their empty Python type."""
+    attrs.resolve_types(cls)
+    empty: dict[str, type] = {}
+    for attribute in attrs.fields(cls):
+        origin = typing.get_origin(attribute.type)
+        if origin in (list, dict):
+            empty[attribute.name] = origin
+    return empty
+
+
+def _register_go_type(
+    conv: cattrs.Converter, cls: type, *, omit_empty: Collection[str], forbid_extra_keys: bool,
+) -> None:
+    empty_when_null = _collection_fields(cls)
+    names = {attribute.name for attribute in attrs.fields(cls)}
+    unknown = set(omit_empty) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    # both generated on first use: cattrs binds nested hooks when it generates, and a nested
+    # type may be registered after this one
+    structure_inner: Any = None
+    unstructure_inner: Any = None
+
+    def structure(value: Any, _: type) -> Any:
+        nonlocal structure_inner
+        if structure_inner is None:
+            structure_inner = make_dict_structure_fn(
+                cls, conv, _cattrs_forbid_extra_keys=forbid_extra_keys,
+            )
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+        value = {
+            k: empty_when_null[k]() if v is None and k in empty_when_null else v
+            for k, v in value.items()
+        }
+        return structure_inner(value, cls)
+
+    order = [attribute.name for attribute in attrs.fields(cls)]
+
+    def unstructure(value: Any) -> Any:
+        nonlocal unstructure_inner
+        if unstructure_inner is None:
+            overrides: dict[str, Any] = {
+                name: override(omit_if_default=True) for name in omit_empty
+            }
+            unstructure_inner = make_dict_unstructure_fn(cls, conv, **overrides)
+        data = unstructure_inner(value)
+        # cattrs writes omittable fields last; Go writes every field in declaration order
+        return {name: data[name] for name in order if name in data}
+
+    conv.register_structure_hook(cls, structure)
+    conv.register_unstructure_hook(cls, unstructure)
+
+
 converter = _make_converter()
+
+
+def register_go_type(
+    cls: type, *, omit_empty: Collection[str] = (), forbid_extra_keys: bool = True,
+) -> None:
+    """Teach the converter a Go struct mirrored as the attrs class `cls` (field names = the
+    Go JSON tags): a JSON object only, Go's `null` for a map or slice read as empty, the
+    `omit_empty` fields left out of the output when they hold their default (Go's zero
+    value). `forbid_extra_keys=False` ignores unknown keys, as Go's decoder does."""
+    _register_go_type(converter, cls, omit_empty=omit_empty, forbid_extra_keys=forbid_extra_keys)
+
+
+def register_go_enum(enum_cls: type[enum.Enum]) -> None:
+    """Teach the converter a Go string type with named constants, mirrored as an Enum: only
+    its values are read, and a wrong one is named with the valid ones."""
+    _register_enum(converter, enum_cls)
+
+
+def structure_problems(exc: BaseException) -> list[tuple[str, str]]:
+    """What a failed `converter.structure` found wrong, as (JSON path, message) pairs; the
+    path is Landlord's (`ports[0].container_port`, `env.KEY`; "" for the whole value)."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        problems = cattrs.transform_error(exc, path="$", format_exception=_describe)
+    else:
+        problems = [f"{_describe(exc, None)} @ $"]
+    pairs = []
+    for problem in problems:
+        message, _, path = problem.rpartition(" @ ")
+        pairs.append((landlord_path(path), message))
+    return pairs
+
+
+_KEY_STEP = re.compile(r"\['((?:[^'\\]|\\.)*)'\]")
+
+
+def landlord_path(path: str) -> str:
+    """cattrs' `$.env['KEY']` as Landlord's messages write it: `env.KEY` ("" for `$`)."""
+    path = path.removeprefix("$")
+    path = _KEY_STEP.sub(lambda match: "." + match.group(1), path)
+    return path.removeprefix(".")
 
 _SPEC_TYPES: tuple[type, ...] = (WorkflowSpec, RetryPolicy)
 
@@ -244,12 +414,18 @@ _SPEC_TYPES: tuple[type, ...] = (WorkflowSpec, RetryPolicy)
 def from_json(cls: type[T], data: Any) -> T:
     """Structure Go-shaped JSON data into `cls`; errors name the JSON path.
 
-    A malformed spec raises `InvalidSpecError`, any other malformed payload
-    `InvalidInputError`.
+    A malformed workflow spec raises `InvalidSpecError`, a malformed compute spec
+    `InvalidComputeConfigError`, any other malformed payload `InvalidInputError`.
     """
     try:
         value: T = converter.structure(data, cls)
     except Exception as exc:
+        if cls in _COMPUTE_SPEC_TYPES:
+            pairs = structure_problems(exc)
+            raise InvalidComputeConfigError(
+                [f"{path or '$'}: {message}" for path, message in pairs],
+                field=pairs[0][0] if pairs else None,
+            ) from exc
         if isinstance(exc, cattrs.BaseValidationError):
             problems = cattrs.transform_error(exc, path="$", format_exception=_describe)
         else:
