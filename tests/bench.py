@@ -511,7 +511,7 @@ async def start_profile(bench: Bench, n: int = 300) -> None:
     own work (timed around the first two)."""
     workflow_id = await bench.workflow("Noop")
     provider = bench.provider
-    catalog, ingress = provider._specs, provider.ingress
+    catalog, ingress = provider._room.parts.specs, provider.ingress
     read: list[float] = []
     send: list[float] = []
     real_get, real_send = catalog.route, ingress.send_workflow

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from landlord_restate.restate.admin import AdminClient
-from landlord_restate.restate.catalog import CatalogClient
-from landlord_restate.restate.config import RestateConfig
-from landlord_restate.restate.ingress import IngressClient
-from landlord_restate.restate.introspection import Introspection
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the public DeploymentInfo beside a room must not load aiohttp
     from loguru import Logger
+
+    from landlord_restate.restate.admin import AdminClient
+    from landlord_restate.restate.catalog import CatalogClient
+    from landlord_restate.restate.config import RestateConfig
+    from landlord_restate.restate.ingress import IngressClient
+    from landlord_restate.restate.introspection import Introspection
 
 
 @frozen
