@@ -2,8 +2,12 @@
 
 One module per concept:
 
-- `provider`: `RestateProvider`, a facade; each contract method reads top-down through
-  the modules below, with no SQL or HTTP detail of its own.
+- `provider`: `RestateProvider`, the one public door; it hands `parts` (the clients, the
+  spec catalog, the logger) to a room per family of operations: `workflows` (validate,
+  create, delete), `deployments` (discover, register, list, remove; `DeploymentInfo`),
+  `executions` (start, invoke, status, wait, the compute callback), `stopping` (stop,
+  kill, the kill after `stop_grace`), `actions` (pause, resume, purge, redrive) and
+  `search` (finding executions).
 - `config` (the value and its cross-field rules), `settings` (its sources: file <
   environment < flags), `urls` (the URL grammar).
 - `wire` (what provider and deployment share: handler, state and promise names, the
@@ -11,9 +15,10 @@ One module per concept:
   `vocabulary` (Restate's statuses, entry kinds and rows), `limits` and `inputs` (bounds and
   checks of what callers pass), `validation` (offline spec checks).
 - `catalog` (specs: written once through the deployment, read and deleted with the
-  server alone), `introspection` (every SQL statement), `status` (rows to an
-  ExecutionStatus and its history), `redrive` (what a failed run completed, from its
-  journal), `deployments` (`DeploymentInfo`).
+  server alone), `introspection` (every SQL statement), `reading` (one read of all a
+  status needs), `records` (what the shim and the provider recorded, from the rows),
+  `status` (a pure build of the ExecutionStatus and its history), `redrive` (what a failed
+  run completed, from its journal).
 - `http` (where HTTP meets Restate: errors, retries, nodes), `transience` (which answers
   mean "not ready"), `admin` and `ingress` (the two APIs), `errors`, `tracing`.
 - `waiting` (polling an execution until it ends). The local server, cluster and deployment
