@@ -1,147 +1,20 @@
-"""`make bench`: the provider against raw HTTP to the same restate-server, in one run.
-
-Each line runs both sides in this process against one server and one deployment, in
-alternating rounds, and prints medians (and p99 where latencies are measured) with the
-ratio. Figures only: nothing here asserts a timing.
-"""
+"""The provider against raw Restate on the shared stack: starts, status, shim completions,
+waits, strictness after a delete, and where a start's time goes (lines 1-9, 13)."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-import aiohttp
-import attrs
-
-from landlord_restate import (
-    ExecutionInput,
-    RestateConfig,
-    RestateProvider,
-    WorkflowNotFoundError,
-    WorkflowSpec,
-)
+from landlord_restate import ExecutionInput, RestateConfig, RestateProvider, WorkflowNotFoundError
 from landlord_restate.restate.naming import workflow_key
 from landlord_restate.restate.waiting import poll_until_terminal
-from landlord_restate.restate.wire import ExecutionEnvelope
-from landlord_restate.testing import DeploymentProcess, LocalCluster, ServerProcess
-from landlord_restate.testing._binaries import describe_machine
-from landlord_restate.workflow.convert import parse_rfc3339, to_json
+from landlord_restate.workflow.convert import parse_rfc3339
+from tests.bench import SERVICE, Bench, Run, gated, line, pct, rss_mb
 from tests.conftest import spec_for
-
-ROOT = Path(__file__).resolve().parent.parent
-SERVICE = "Bench"
-CONCURRENCY = 64
-
-
-def rss_mb() -> float:
-    """Resident memory of this process now, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of values."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-class Bench:
-    """One server, one deployment, one provider and one raw session."""
-
-    def __init__(self, server: ServerProcess, provider: RestateProvider,
-                 raw: aiohttp.ClientSession) -> None:
-        self.server = server
-        self.provider = provider
-        self.raw = raw
-        self.lines: list[tuple[str, str, str, str]] = []
-        #: workflow id -> its catalog entry's invocation id
-        self.entries: dict[str, str] = {}
-
-    async def workflow(self, handler: str) -> str:
-        """Create a fresh workflow running `handler` on the bench service."""
-        workflow_id = f"bench-{handler.lower()}-{uuid.uuid4().hex[:8]}"
-        await self.create(self.provider, WorkflowSpec(
-            workflow_id=workflow_id, provider_type="restate", definition={"handler": handler}))
-        return workflow_id
-
-    def envelope(self, workflow_id: str, handler: str, name: str) -> dict[str, Any]:
-        """Exactly the body the provider sends for a start (naming the workflow's catalog
-        entry, which the run attaches to)."""
-        return ExecutionEnvelope(
-            workflow_id=workflow_id, handler=handler, execution_name=name, input={},
-            timeout=to_json(self.provider.config.timeout),
-            catalog_entry=self.entries.get(workflow_id, ""),
-        ).to_json()
-
-    async def create(self, provider: RestateProvider, spec: WorkflowSpec) -> None:
-        """Create the workflow through `provider`; remember its catalog entry."""
-        created = await provider.create_workflow(spec)
-        self.entries[spec.workflow_id] = created.resource_ids["catalog_entry"]
-
-    async def raw_send(self, service: str, key: str, body: Any) -> str:
-        """One raw start through the ingress; answers the invocation id."""
-        url = f"{self.server.ingress_url}/{service}/{key}/run/send"
-        async with self.raw.post(url, json=body) as resp:
-            assert resp.status in (200, 202), await resp.text()
-            answer: dict[str, Any] = await resp.json()
-            return str(answer["invocationId"])
-
-    async def raw_query(self, sql: str) -> list[dict[str, Any]]:
-        """One raw SQL query on the admin API."""
-        async with self.raw.post(f"{self.server.admin_url}/query", json={"query": sql},
-                                 headers={"accept": "application/json"}) as resp:
-            assert resp.status == 200, await resp.text()
-            rows: list[dict[str, Any]] = (await resp.json())["rows"]
-            return rows
-
-    async def drain(self) -> None:
-        """Wait until no invocation is still running, so rounds start alike."""
-        while True:
-            rows = await self.raw_query(
-                "SELECT count(*) AS n FROM sys_invocation "
-                "WHERE target_handler_name = 'run' AND status != 'completed'"
-            )
-            if rows[0]["n"] == 0:
-                return
-            await asyncio.sleep(0.2)
-
-    async def wait_completed(self, prefix: str, n: int) -> None:
-        """Wait until n runs whose key starts with prefix have completed."""
-        while True:
-            rows = await self.raw_query(
-                "SELECT count(*) AS n FROM sys_invocation WHERE status = 'completed' "
-                f"AND target_handler_name = 'run' AND target_service_key LIKE '{prefix}%'"
-            )
-            if rows[0]["n"] >= n:
-                return
-            await asyncio.sleep(0.05)
-
-    def add(self, line: str, provider: str, raw: str, ratio: str) -> None:
-        """Record and print one line of the table."""
-        self.lines.append((line, provider, raw, ratio))
-        print(f"  {line}: provider {provider} | raw {raw} | {ratio}", flush=True)
-
-
-async def gated(n: int, call: Callable[[int], Awaitable[Any]]) -> float:
-    """Run call(0..n-1) at CONCURRENCY; answer the seconds it took."""
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(i: int) -> None:
-        async with gate:
-            await call(i)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(n)))
-    return time.perf_counter() - began
 
 
 async def scale_and_memory(bench: Bench) -> None:
@@ -440,71 +313,6 @@ async def completions(bench: Bench, service: str, provider: RestateProvider, n: 
     return rate
 
 
-async def tracing_cost(bench: Bench, config: RestateConfig, base: Path, n: int = 500) -> None:
-    """Lines 10 and 11: starts through the provider and shim completions, with tracing off
-    and on (the provider's spans to an in-memory SDK exporter; the deployment's over OTLP
-    to a receiver), in one run. Last: a tracer provider, once set, stays set."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from landlord_restate.trace_tree import TraceCollector
-
-    workflow_id = await bench.workflow("Noop")
-    run = uuid.uuid4().hex[:6]
-
-    async def start(i: int, prefix: str) -> Any:
-        return await bench.provider.start_execution(
-            workflow_id, ExecutionInput(execution_name=f"{prefix}{run}{i}", input={}))
-
-    off = 2000 / await gated(2000, lambda i: start(i, "off"))
-    await bench.drain()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
-    trace.set_tracer_provider(provider)
-    on = 2000 / await gated(2000, lambda i: start(i, "on"))
-    await bench.drain()
-    bench.add("10. starts/s, provider tracing off / on", f"{on:.0f}/s (on)", f"{off:.0f}/s (off)",
-              f"{on / off:.2f}x")
-    plain = await completions(bench, SERVICE, bench.provider, n)
-    collector = TraceCollector()
-    async with collector.serving():
-        env = {"PYTHONPATH": str(ROOT), "BENCH_SERVICE": "BenchTraced",
-               "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces"}
-        traced = DeploymentProcess(base / "hypercorn-traced.log", env=env,
-                                   app="tests.bench_app:app")
-        async with traced, RestateProvider(attrs.evolve(
-            config, deployment_url=traced.url, service_name="BenchTraced")) as other:
-            with_spans = await completions(bench, "BenchTraced", other, n)
-    bench.add("11. shim completions/s, deployment tracing off / on", f"{with_spans:.0f}/s (on)",
-              f"{plain:.0f}/s (off)", f"{with_spans / plain:.2f}x ({len(collector.spans)} spans)")
-
-
-async def on_the_cluster(base: Path, n: int = 1000) -> list[tuple[str, str, str, str]]:
-    """Line 12: strict starts and status against a local 3-node cluster (replication 2),
-    through a provider that knows all three nodes, against raw sends and queries."""
-    lines: list[tuple[str, str, str, str]] = []
-    env = {"PYTHONPATH": str(ROOT), "BENCH_SERVICE": SERVICE}
-    cluster = LocalCluster(base / "cluster")
-    deployment = DeploymentProcess(base / "hypercorn-cluster.log", env=env,
-                                   app="tests.bench_app:app")
-    async with cluster, deployment:
-        config = RestateConfig(endpoint=",".join(cluster.ingress_urls),
-                               admin_endpoint=",".join(cluster.admin_urls),
-                               deployment_url=deployment.url, service_name=SERVICE)
-        async with RestateProvider(config) as provider, aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256)
-        ) as raw:
-            bench = Bench(cluster.nodes[0], provider, raw)
-            await start_throughput(bench, provider, " (3-node cluster)", n=n, rounds=2)
-            await status_latency(bench, n=30, rounds=3)
-            for name, ours, theirs, ratio in bench.lines:
-                label = name.split(". ", 1)[1].replace(" (3-node cluster)", "")
-                lines.append((f"12. {label} (3-node cluster)", ours, theirs, ratio))
-    return lines
-
-
 async def start_profile(bench: Bench, n: int = 300) -> None:
     """Line 13: where a start's time goes, one start at a time: finding the workflow's
     service (an SQL read the first time, remembered after), the send, and the provider's
@@ -546,57 +354,51 @@ async def start_profile(bench: Bench, n: int = 300) -> None:
               f"service lookup {r:.2f} ms, send {s_:.1f} ms", f"own work {t - r - s_:.1f} ms")
 
 
-ALL_LINES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "13")
 
 
-async def main(lines: Sequence[str] = ALL_LINES) -> int:
-    """Start the stack, run the lines asked for (all by default), print the table."""
-    machine = describe_machine(ROOT)
-    print(f"machine: {machine}", flush=True)
-    began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="landlord-bench-") as tmp:
-        base = Path(tmp)
-        env = {"PYTHONPATH": str(ROOT), "BENCH_SERVICE": SERVICE}
-        server = ServerProcess(base / "data", config_file=ROOT / "restate.toml")
-        deployment = DeploymentProcess(base / "hypercorn.log", env=env, app="tests.bench_app:app")
-        async with server, deployment:
-            config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
-                                   deployment_url=deployment.url, service_name=SERVICE)
-            connector = aiohttp.TCPConnector(limit=256)
-            async with RestateProvider(config) as provider, aiohttp.ClientSession(
-                connector=connector
-            ) as raw:
-                bench = Bench(server, provider, raw)
-                if "4" in lines or "5" in lines:
-                    await scale_and_memory(bench)
-                if "1" in lines:
-                    await start_throughput(bench, provider, "")
-                if "2" in lines:
-                    await status_latency(bench)
-                if "3" in lines:
-                    await shim_overhead(bench)
-                if "6" in lines:
-                    await single_start_latency(bench)
-                if "7" in lines:
-                    await notice_latency(bench)
-                if "8" in lines:
-                    await strict_with_two_providers(bench, config)
-                if "9" in lines:
-                    await status_under_load(bench)
-                if "13" in lines:
-                    await start_profile(bench)
-                if "10" in lines:  # last on this stack: it leaves a tracer provider set
-                    await tracing_cost(bench, config, base)
-        if "12" in lines:
-            for line in await on_the_cluster(base):
-                bench.add(*line)
-    print(f"\n{machine}; total {time.perf_counter() - began:.0f} s\n")
-    print("| line | provider | raw Restate | ratio |")
-    print("|---|---|---|---|")
-    for line in sorted(bench.lines):
-        print("| " + " | ".join(line) + " |")
-    return 0
+@line("1")
+async def _line_1(run: Run) -> None:
+    await start_throughput(run.bench, run.bench.provider, "")
 
 
-if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:] or ALL_LINES)))
+@line("2")
+async def _line_2(run: Run) -> None:
+    await status_latency(run.bench)
+
+
+@line("3")
+async def _line_3(run: Run) -> None:
+    await shim_overhead(run.bench)
+
+
+@line("4", order=0)  # first, on an empty server: it measures growth from 100 retained
+async def _line_4(run: Run) -> None:
+    await scale_and_memory(run.bench)
+
+
+line("5", order=0)(_line_4)  # line 4's run prints line 5 too
+
+
+@line("6")
+async def _line_6(run: Run) -> None:
+    await single_start_latency(run.bench)
+
+
+@line("7")
+async def _line_7(run: Run) -> None:
+    await notice_latency(run.bench)
+
+
+@line("8")
+async def _line_8(run: Run) -> None:
+    await strict_with_two_providers(run.bench, run.config)
+
+
+@line("9")
+async def _line_9(run: Run) -> None:
+    await status_under_load(run.bench)
+
+
+@line("13")
+async def _line_13(run: Run) -> None:
+    await start_profile(run.bench)
