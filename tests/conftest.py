@@ -37,9 +37,12 @@ TEST_HANDLERS = "tests.handlers"
 
 
 def deployment_env(**extra: str) -> dict[str, str]:
-    """Environment for a test deployment: test handlers importable and registered."""
+    """Environment for a test deployment: test handlers importable and registered, and
+    TenantProvisioning on Landlord's in-memory `mock` compute provider (Landlord's worker
+    key), unless a test names another."""
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {"PYTHONPATH": pythonpath, "LANDLORD_RESTATE_HANDLERS": TEST_HANDLERS, **extra}
+    return {"PYTHONPATH": pythonpath, "LANDLORD_RESTATE_HANDLERS": TEST_HANDLERS,
+            "WORKFLOW_RESTATE_WORKER_COMPUTE_PROVIDER": "mock", **extra}
 
 
 @pytest.fixture(scope="session", autouse=True)
