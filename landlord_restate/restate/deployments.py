@@ -78,6 +78,16 @@ class Deployments:
             workflow_id,
         )
 
+    async def register_configured(self) -> str:
+        """Discover and register the configured deployment; answer its id (see
+        `RestateProvider.register_deployment`)."""
+        deployment = await self.register(await self.discover())
+        deployment_id = str(deployment.get("id", ""))
+        self._parts.bind(deployment_id=deployment_id,
+                         deployment=self._parts.config.deployment_address).info(
+            "deployment registered")
+        return deployment_id
+
     async def register(
         self, described: list[dict[str, Any]], workflow_id: str | None = None
     ) -> dict[str, Any]:

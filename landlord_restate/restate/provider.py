@@ -171,8 +171,9 @@ class RestateProvider(Provider):
     async def aclose(self) -> None:
         """Close the sessions; safe to call twice.
 
-        Kills still waiting for their stop_grace are dropped (logged): those executions
-        end `stopped` when their cancellation reaches the deployment.
+        A kill promised by `stop_execution` (once `stop_grace` has passed) is kept: the
+        close waits until each stopped execution has ended or been killed, at most
+        `stop_grace`, so closing a provider never leaves a stuck execution running.
         """
         rooms, self._rooms = self._rooms, None
         if rooms is not None:
@@ -254,12 +255,7 @@ class RestateProvider(Provider):
         run there, executions in flight finish where they started). At an address already
         registered whose process now serves other handlers, it is registered again only
         while no execution runs on it; else DeploymentInUseError says how many do."""
-        room = self._room
-        deployment = await room.deployments.register(await room.deployments.discover())
-        deployment_id = str(deployment.get("id", ""))
-        room.parts.bind(deployment_id=deployment_id,
-                        deployment=self._config.deployment_address).info("deployment registered")
-        return deployment_id
+        return await self._room.deployments.register_configured()
 
     @traced("delete_workflow")
     async def delete_workflow(self, workflow_id: str) -> None:

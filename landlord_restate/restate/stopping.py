@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 class Stopping:
-    """Stop and kill executions; own the kills promised after `stop_grace`."""
+    """Stop and kill executions; own the kills promised after `stop_grace` (a task each,
+    which `aclose` waits for: the promise outlives the caller that made it)."""
 
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
@@ -104,11 +105,15 @@ class Stopping:
         return log, False
 
     async def aclose(self) -> None:
-        """Drop the kills still waiting for their stop_grace (logged): those executions
-        end `stopped` when their cancellation reaches the deployment."""
-        pending, self._pending_kills = self._pending_kills, {}
-        for execution_id, task in pending.items():
-            if task.cancel():
-                self._parts.bind(execution_id=execution_id).warning(
-                    "provider closed before stop_grace passed: {} is not killed", execution_id
-                )
+        """Keep the kills promised by stops: wait until each stopped execution has ended
+        or its stop_grace has passed and it was killed (at most stop_grace), so a provider
+        closed inside a grace (a CLI, a process shutting down) never drops a kill."""
+        pending = list(self._pending_kills.items())
+        if not pending:
+            return
+        grace = self._parts.config.stop_grace.total_seconds()
+        self._parts.bind(stops=len(pending), stop_grace=grace).info(
+            "closing: waiting up to {:g}s (stop_grace) for {} stopped executions to end "
+            "or be killed", grace, len(pending),
+        )
+        await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
