@@ -12,9 +12,10 @@ daemon, and a call retried after a crash finds what the first attempt left:
 - `update` replaces the container only when the plan changed: the old one is renamed
   `landlord-tenant-<tenant>-replaced`, the new one is created with the list of changes in a
   label (`<prefix>.changes`), the old one is stopped, the new one started, the old one
-  removed last. A retry after a crash at any point finds one of these states and finishes
-  the same update with the same answer; a container made by an update answers a repeated
-  update to its plan with the changes it recorded.
+  removed last. A retry after a crash part way finds one of these states and finishes the
+  same update with the same answer. An update to the plan the container already runs is
+  `no_changes`, as in Landlord, also right after an update made it: a retry after a crash
+  that had completed the recreate answers `no_changes` too (the container is right).
 - `destroy` removes the tenant's containers, found by name and by the `landlord.tenant_id`
   label; nothing to remove is success.
 
@@ -347,9 +348,9 @@ class DockerProvider:
             if old is None:
                 assert main is not None
                 if self._hash(main) == plan.digest():
-                    recorded = read_changes(_labels(main), self._prefix)
-                    if recorded:  # made by an update to this plan: that update's answer
-                        return self._updated(tenant_id, recorded, main)
+                    # Landlord's answer for the spec it runs, also right after an update
+                    # made it (a retry after a crash that completed the recreate too: the
+                    # container is right either way)
                     return UpdateResult(
                         tenant_id=tenant_id, provider_type=NAME,
                         status=UpdateStatus.NO_CHANGES, changes=[],

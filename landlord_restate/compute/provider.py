@@ -42,10 +42,11 @@ class ComputeProvider(Protocol):
         """Bring the tenant's compute to `spec`; answer what changed, in words.
 
         Must be idempotent: with the spec it already runs, nothing is touched and the status
-        is `no_changes`, except that a provider which records its updates (docker) answers
-        an update to the spec an update brought it to with that update's own answer, so a
-        step retried after a crash gets the answer the first attempt would have had. A
-        tenant the provider does not run is `TenantNotFoundError`.
+        is `no_changes` (Landlord's answer), also right after an update brought it there. So
+        a step retried after a crash that had completed the change answers `no_changes`:
+        the compute is right either way; an update cut short part way is finished by the
+        retry, with the changes listed. A tenant the provider does not run is
+        `TenantNotFoundError`.
         """
         ...
 

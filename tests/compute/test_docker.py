@@ -97,7 +97,7 @@ async def test_update_recreates_only_on_change(
     docker_daemon: DockerDaemon, docker_provider: DockerProvider, docker_client: aiodocker.Docker,
 ) -> None:
     """An unchanged update touches nothing; a changed env recreates the container and says
-    so; repeating that update answers the same (it is what made the container)."""
+    so; repeating that update is `no_changes`, as in Landlord (it runs that spec now)."""
     tenant = new_tenant()
     spec = busybox_spec(docker_daemon, tenant, env={"MODE": "blue"})
     first = await docker_provider.provision(spec)
@@ -116,7 +116,10 @@ async def test_update_recreates_only_on_change(
     assert "MODE=green" in container["Config"]["Env"]
     assert container["HostConfig"]["NanoCpus"] == 250_000_000
     assert container["HostConfig"]["Memory"] == 64 * 1024 * 1024
-    assert await docker_provider.update(tenant, changed_spec) == changed
+    again = await docker_provider.update(tenant, changed_spec)
+    assert (again.status, again.changes) == (UpdateStatus.NO_CHANGES, [])
+    (same,) = await tenant_containers(docker_client, tenant)
+    assert same["Id"] == container["Id"]
 
     image_and_ports = busybox_spec(
         docker_daemon, tenant, env={"MODE": "green"}, cpu=250, memory=64,
