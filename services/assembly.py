@@ -13,7 +13,7 @@ from datetime import timedelta
 import restate
 
 from landlord_restate.restate.naming import check_service_name
-from services.catalog import catalog, entry
+from services.catalog import catalog, records
 from services.control import control
 from services.registry import HandlerFn
 from services.settings import DEFAULT_RETENTION, handler_modules
@@ -31,9 +31,10 @@ def build_services(
     handlers: Mapping[str, HandlerFn],
     service_name: str | None,
     retention: timedelta = DEFAULT_RETENTION,
-) -> list[restate.Workflow | restate.VirtualObject]:
+) -> list[restate.Workflow | restate.VirtualObject | restate.Service]:
     """The catalog and the control object, plus the workflow services that host `handlers`."""
-    workflows: list[restate.Workflow | restate.VirtualObject] = [catalog, entry, control]
+    workflows: list[restate.Workflow | restate.VirtualObject | restate.Service] = [
+        catalog, records, control]
     if service_name:
         workflows.append(
             build_workflow(check_service_name(service_name), handlers, retention=retention)

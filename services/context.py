@@ -21,11 +21,12 @@ from landlord_restate.restate.tracing import add_trace_ids
 from landlord_restate.restate.wire import (
     COMPUTE_CALLBACK_PROMISE,
     REDRIVEN_CALLBACK_STEP,
+    REUSED_STATE,
     ExecutionEnvelope,
     Reuse,
 )
 from services import tracing
-from services.errors import HandlerError, terminal_failure
+from services.errors import CANCELLED, ExecutionTimedOut, HandlerError, terminal_failure
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -149,8 +150,17 @@ def handler_error_from(error: restate.TerminalError, default_code: str) -> Handl
 class HandlerContext:
     """What a Go-style handler gets instead of Restate's WorkflowContext."""
 
-    def __init__(self, ctx: restate.WorkflowContext, envelope: ExecutionEnvelope) -> None:
+    def __init__(
+        self,
+        ctx: restate.WorkflowContext,
+        envelope: ExecutionEnvelope,
+        deadline: restate.RestateDurableFuture[None] | None = None,
+        timeout: str = "",
+    ) -> None:
         self._ctx = ctx
+        #: the run's durable deadline timer (None: no timeout), raced by every wait below
+        self._deadline = deadline
+        self._timeout = timeout
         self._run_options = _retry_options(envelope)
         self.execution_id: str = ctx.request().id
         self.workflow_id: str = envelope.workflow_id
@@ -165,6 +175,10 @@ class HandlerContext:
         #: a redrive's plan: what the original completed, consumed in order while the
         #: handler's steps match it (the plan is in the run's input, so replay agrees)
         self._reuse = list(envelope.redrive)
+        #: the steps this run answered from the plan instead of running them, in order
+        self._reused_steps: list[str] = []
+        #: whether that list is recorded (or there was no plan to record)
+        self._reuse_settled = not self._reuse
 
     def _reused(self, kind: str, name: str) -> Reuse | None:
         """The plan's next entry if it is this `kind` and `name`; at the first mismatch
@@ -173,11 +187,40 @@ class HandlerContext:
             return None
         head = self._reuse[0]
         if head.kind == kind and head.name == name:
-            return self._reuse.pop(0)
+            taken = self._reuse.pop(0)
+            if kind != "sleep":
+                self._reused_steps.append(name or REDRIVEN_CALLBACK_STEP)
+            if not self._reuse:
+                self.settle_reuse()
+            return taken
         self.logger.info("redrive: reuse ends at {} {!r} (the original had {} {!r})",
                          kind, name, head.kind, head.name)
         self._reuse.clear()
+        self.settle_reuse()
         return None
+
+    def settle_reuse(self) -> None:
+        """Record, once, which steps this redrive answered from its original without
+        running them: status marks exactly those as reused (a step that ran again under a
+        name the plan also had is not). Called when the plan runs out or stops matching,
+        and by the shim when the run ends with plan left over."""
+        if self._reuse_settled:
+            return
+        self._reuse_settled = True
+        self._reuse.clear()
+        self._ctx.set(REUSED_STATE, list(self._reused_steps))
+
+    async def _within_deadline(self, future: restate.RestateDurableFuture[T]) -> T:
+        """`future`'s result, unless the run's deadline timer fires first: then (and at
+        every wait after) ExecutionTimedOut. A stop (Restate's cancellation) raises its
+        TerminalError here as at any await. Journals nothing: which of the two completed
+        is in the journal's order, so a replay decides the same."""
+        if self._deadline is None:
+            return await future
+        done, _ = await restate.wait_completed(future, self._deadline)
+        if future not in done:
+            raise ExecutionTimedOut(self._timeout)
+        return await future
 
     @property
     def restate(self) -> restate.WorkflowContext:
@@ -204,9 +247,8 @@ class HandlerContext:
         """
         reused = self._reused("step", name)
         if reused is not None:
-            value = reused.value
             with tracing.span(f"step {name} (reused)", step=name, **self._ids):
-                return await self._ctx.run_typed(name, lambda: value, self._run_options)
+                return await self._ctx.run_typed(name, _answer, self._run_options, reused.value)
         if inspect.iscoroutinefunction(fn):
 
             async def action_async() -> Any:
@@ -231,9 +273,12 @@ class HandlerContext:
             action = action_sync
         try:
             with tracing.span(f"step {name}", step=name, **self._ids):
-                return await self._ctx.run_typed(name, action, self._run_options)
+                return await self._within_deadline(
+                    self._ctx.run_typed(name, action, self._run_options))
+        except ExecutionTimedOut:
+            raise
         except restate.TerminalError as exc:
-            if exc.status_code == 409:  # cancelled: not this step's failure
+            if exc.status_code == CANCELLED:  # stopped: not this step's failure
                 raise
             raise handler_error_from(exc, "step_failed") from exc
 
@@ -241,9 +286,11 @@ class HandlerContext:
         """A durable timer: survives restarts of the server and of this deployment. In a
         redrive, a sleep the original completed is not slept again."""
         if self._reused("sleep", name or "") is not None:
+            # journaled, but not slept: a redrive of this redrive finds the sleep done too
+            await self._ctx.sleep(timedelta(0), name=name)
             return
         with tracing.span(f"sleep {name or ''}".rstrip(), **self._ids):
-            await self._ctx.sleep(duration, name=name)
+            await self._within_deadline(self._ctx.sleep(duration, name=name))
 
     async def compute_callback(self) -> dict[str, Any]:
         """Wait for Landlord's compute callback (`post_compute_callback`); returns its payload.
@@ -251,8 +298,15 @@ class HandlerContext:
         reused = self._reused("callback", "")
         if reused is not None:
             received = reused.value if isinstance(reused.value, dict) else {}
-            return await self._ctx.run_typed(REDRIVEN_CALLBACK_STEP, lambda: received)
+            return await self._ctx.run_typed(REDRIVEN_CALLBACK_STEP, _answer,
+                                             restate.RunOptions(), received)
         promise = self._ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict)
         with tracing.span("compute callback wait", **self._ids):
-            payload: dict[str, Any] = await promise.value()
+            payload: dict[str, Any] = await self._within_deadline(promise.value())
         return payload
+
+
+async def _answer(value: Any) -> Any:
+    """A reused step's journaled result: async, so the SDK runs it on the event loop rather
+    than hopping to a worker thread for a value already at hand."""
+    return value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import restate
+
 from landlord_restate.restate.limits import MAX_MAP_VALUE, MAX_MESSAGE
 
 
@@ -77,3 +79,30 @@ def terminal_failure(exc: BaseException, where: str) -> HandlerError | None:
     return HandlerError("handler_crashed",
                         f"{where} raised {described}; the execution ends here, the deployment "
                         "stays up")
+
+
+#: Restate's cancellation: a stop, as a handler sees it at its next await
+CANCELLED = 409
+#: what a run that ran past its timeout ends with (HTTP's Request Timeout)
+TIMED_OUT = 408
+
+
+class ExecutionTimedOut(restate.TerminalError):
+    """The execution ran past its timeout: raised at the handler's next step, sleep or
+    callback wait once the run's durable deadline timer has fired, and again at every one
+    after (a handler that catches it cannot run on)."""
+
+    def __init__(self, timeout: str) -> None:
+        super().__init__(f"timeout: the execution exceeded its timeout of {timeout}", TIMED_OUT)
+
+
+def status_code_for(code: str) -> int:
+    """The HTTP-like status a run's terminal failure carries, by Landlord's code, so
+    Restate's UI tells a caller's mistake (4xx) from a failure of the work (500)."""
+    if code.startswith("invalid_"):
+        return 400
+    return _STATUS_BY_CODE.get(code, 500)
+
+
+_STATUS_BY_CODE = {"workflow_not_found": 404, "handler_not_found": 404,
+                   "unknown_operation": 400, "timeout": TIMED_OUT, "stopped": CANCELLED}

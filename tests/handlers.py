@@ -257,3 +257,35 @@ async def not_deterministic(ctx: HandlerContext, request: Any) -> dict[str, Any]
     first = await ctx.step(f"at-{time.time_ns()}", lambda: 1)
     second = await ctx.step(f"at-{time.time_ns()}", lambda: 2)
     return {"sum": first + second}
+
+
+@handler("Chain")
+async def chain(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Steps one and two, a durable sleep, steps three to five; each marks when it really
+    runs, and step N fails terminally while the file request['broken'] + '-N' exists (an
+    operator fixes it by deleting the file): a redrive chain's workload."""
+    marks, broken = request["marks"], request.get("broken", "")
+
+    def work(name: str) -> str:
+        _mark(marks, name)
+        if broken and Path(f"{broken}-{name}").exists():
+            raise HandlerError("dependency_down", f"step {name}'s dependency is down")
+        return f"{name}-done"
+
+    done = [await ctx.step("one", work, "one"), await ctx.step("two", work, "two")]
+    await ctx.sleep(timedelta(milliseconds=int(request.get("sleep_ms", 50))), name="settle")
+    for name in ("three", "four", "five"):
+        done.append(await ctx.step(name, work, name))
+    return {"done": done}
+
+
+@handler("IgnoresCancel")
+async def ignores_cancel(ctx: HandlerContext, request: dict[str, Any]) -> dict[str, Any]:
+    """A handler whose cancellation never completes: it takes the cancel and sleeps on."""
+    try:
+        await ctx.sleep(timedelta(seconds=float(request.get("sleep_s", 60))), name="first")
+    except HandlerError:
+        raise
+    except Exception:  # the cancellation, as a TerminalError: ignored on purpose
+        await ctx.sleep(timedelta(seconds=float(request.get("sleep_s", 60))), name="again")
+    return {"ended": "normally"}

@@ -22,6 +22,7 @@ from landlord_restate import (
     WorkflowSubState,
     extract_workflow_details,
 )
+from landlord_restate.restate.redrive import redrive_name
 from landlord_restate.testing import LocalRestate
 from tests.conftest import ROOT, TEST_HANDLERS, deployment_env, spec_for, unique_id
 from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
@@ -251,7 +252,9 @@ async def test_redrive_after_a_fix_reuses_the_completed_steps(
     assert status.input == failed.input
     summaries = await shared_provider.list_executions(workflow_id=workflow_id)
     names = {s.execution_id: s.execution_name for s in summaries}
-    assert names[redriven.execution_id] == "acme-provision-redrive"
+    # the original's name, then a digest of the original's id: its redrive's alone
+    assert names[redriven.execution_id] == redrive_name("acme-provision", original.execution_id)
+    assert names[redriven.execution_id].startswith("acme-provision-redrive-")
     steps = [(e.details.get("step"), e.details.get("reused", False))
              for e in status.history if e.type == "step_completed"]
     assert steps == [("one", True), ("two", True), ("three", False), ("four", False)]
@@ -263,7 +266,8 @@ async def test_redrive_of_a_timed_out_execution_does_not_sleep_again(
     shared_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """A run that slept and then timed out waiting for its callback: the redrive reuses
-    the steps and the sleep (no timer again) and waits only for the callback."""
+    the steps and the sleep (journaled again as a timer of no length, so a redrive of the
+    redrive reuses it too) and waits only for the callback."""
     marks = tmp_path / "marks"
     workflow_id = await created(shared_provider, "Fixable", timeout=timedelta(seconds=2))
     original = await shared_provider.start_execution(workflow_id, ExecutionInput(
@@ -273,7 +277,10 @@ async def test_redrive_of_a_timed_out_execution_does_not_sleep_again(
     assert "timer_fired" in [e.type for e in timed_out.history]
     redriven = await shared_provider.redrive_execution(original.execution_id)
     status = await wait_status(shared_provider, redriven.execution_id, callback_waiting)
-    assert "timer_started" not in [e.type for e in status.history]
+    timers = [e for e in status.history if e.type == "timer_started"]
+    assert [e.details["timer"] for e in timers] == ["settle"]
+    slept_ms = timers[0].details["wake_up_time_ms"] - timers[0].timestamp.timestamp() * 1000
+    assert slept_ms < 100  # not the original's 500 ms again
     await shared_provider.post_compute_callback(redriven.execution_id, ComputeCallbackPayload(
         execution_id="c", tenant_id="t", status="succeeded"))
     done = await wait_terminal(shared_provider, redriven.execution_id)

@@ -10,6 +10,7 @@ import json
 
 from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.executions import Executions
+from landlord_restate.restate.introspection import Row
 from landlord_restate.restate.naming import check_execution_id
 from landlord_restate.restate.parts import Parts
 from landlord_restate.restate.records import UnexpectedRow, state_from_journal
@@ -29,6 +30,8 @@ from landlord_restate.workflow.errors import (
 from landlord_restate.workflow.types import ExecutionInput, ExecutionResult, ExecutionState
 
 COMPLETED = InvocationStatus.COMPLETED
+#: how many names a redrive tries when users' own executions hold the first ones
+_NAME_ATTEMPTS = 8
 #: the states a redrive starts from
 _REDRIVABLE = frozenset({ExecutionState.FAILED, ExecutionState.STOPPED, ExecutionState.TIMEOUT})
 
@@ -81,32 +84,62 @@ class OperatorActions:
                 "or timed-out execution can be redriven",
                 field="execution_id", execution_id=execution_id,
             )
+        journal = await self._parts.sql.full_journal(execution_id)
+        original = await self._original(execution_id, journal)
+        plan = reusable(journal)
+        log = self._parts.bind(workflow_id=original.workflow_id, redriven_from=execution_id,
+                               reused=len(plan))
+        for attempt in range(1, _NAME_ATTEMPTS + 1):
+            execution = ExecutionInput(
+                execution_name=redrive_name(original.execution_name, execution_id, attempt),
+                input=original.input,
+                tags=original.tags,
+                metadata=original.metadata,
+                trigger_source=original.trigger_source,
+            )
+            result, accepted = await self._executions.start(
+                original.workflow_id, execution, redrive=plan, redriven_from=execution_id
+            )
+            if accepted or await self._redrives(result.execution_id, execution_id):
+                log.bind(execution_id=result.execution_id).info(
+                    "redrive: {}", "started" if accepted else "already started")
+                return result
+            # a user's own execution holds that name: the next one is the redrive's
+            log.bind(taken_by=result.execution_id).info(
+                "redrive: name {} is another execution's", execution.execution_name)
+        raise ExecutionStateError(
+            f"execution {execution_id!r}: {_NAME_ATTEMPTS} names for its redrive are held by "
+            "other executions", execution_id=execution_id, state=status.state.value,
+        )
+
+    async def _original(self, execution_id: str, journal: list[Row]) -> ExecutionEnvelope:
+        """The envelope the original was started with, from its journal's Input entry.
+
+        A journal without it belongs to an execution purged since its status was read
+        (ExecutionNotFoundError) or one whose journal Restate no longer retains."""
         sql = self._parts.sql
-        journal = await sql.full_journal(execution_id)
         try:
             recorded = state_from_journal(journal).get(ENVELOPE_STATE)
-            original = ExecutionEnvelope.from_json(recorded)
         except UnexpectedRow as exc:
             raise sql.protocol_error(exc, execution_id=execution_id) from exc
+        if recorded is None:
+            target = await sql.target(execution_id)  # ExecutionNotFoundError once purged
+            raise ExecutionStateError(
+                f"execution {execution_id!r} has no journal left to redrive from (journal "
+                "retention passed)", execution_id=execution_id,
+                state=str(target.get("status")),
+            )
+        try:
+            return ExecutionEnvelope.from_json(recorded)
         except Exception as exc:
             raise RestateProtocolError(
                 method="POST", url=f"{self._parts.admin.endpoint}/query",
                 expected=f"the execution envelope in the journal of {execution_id}",
                 got=json.dumps(recorded, default=str), execution_id=execution_id,
             ) from exc
-        plan = reusable(journal)
-        execution = ExecutionInput(
-            execution_name=redrive_name(original.execution_name),
-            input=original.input,
-            tags=original.tags,
-            metadata=original.metadata,
-            trigger_source=original.trigger_source,
-        )
-        result, accepted = await self._executions.start(
-            original.workflow_id, execution, redrive=plan, redriven_from=execution_id
-        )
-        self._parts.bind(
-            workflow_id=original.workflow_id, execution_id=result.execution_id,
-            redriven_from=execution_id, reused=len(plan),
-        ).info("redrive: {}", "started" if accepted else "already started")
-        return result
+
+    async def _redrives(self, candidate: str, original: str) -> bool:
+        """Whether the execution `candidate` is a redrive of `original` (not a user's own
+        execution that happens to hold the name)."""
+        status = await self._executions.status(candidate)
+        return status.metadata.get("redriven_from") == original

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import attrs
+
 from landlord_restate.restate.limits import (
     CALLBACK_DELAY_CAP,
     MAX_CALLBACK_DELAY,
@@ -120,7 +122,15 @@ def callback_body(payload: ComputeCallbackPayload, execution_id: str) -> bytes:
     if not isinstance(payload.is_retriable, bool):
         raise InvalidInputError("payload.is_retriable must be true or false",
                                 field="payload.is_retriable", execution_id=execution_id)
-    check_json(payload.resource_ids, "payload.resource_ids", execution_id=execution_id)
+    resource_ids = {} if payload.resource_ids is None else payload.resource_ids  # Go's null
+    if not isinstance(resource_ids, Mapping):
+        raise InvalidInputError(
+            "payload.resource_ids must be a JSON object (resource type -> id), got "
+            f"{type(resource_ids).__name__}", field="payload.resource_ids",
+            execution_id=execution_id,
+        )
+    check_json(resource_ids, "payload.resource_ids", execution_id=execution_id)
+    payload = attrs.evolve(payload, resource_ids=dict(resource_ids))
     return encode_json(to_json(payload), "payload", limit=MAX_INPUT_BYTES,
                        execution_id=execution_id).encode()
 

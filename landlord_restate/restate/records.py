@@ -19,7 +19,7 @@ from typing import Any
 from attrs import field, frozen
 
 from landlord_restate.restate.vocabulary import EntryType
-from landlord_restate.restate.wire import ENVELOPE_STATE, OUTCOME_STATE, Outcome
+from landlord_restate.restate.wire import ENVELOPE_STATE, OUTCOME_STATE, REUSED_STATE, Outcome
 from landlord_restate.workflow.convert import parse_rfc3339
 
 Row = Mapping[str, Any]
@@ -111,7 +111,7 @@ def state_from_journal(journal: Sequence[Row]) -> dict[str, Any]:
 
 
 #: the state keys the shim writes that status reads
-_RECORDED = frozenset({ENVELOPE_STATE, OUTCOME_STATE})
+_RECORDED = frozenset({ENVELOPE_STATE, OUTCOME_STATE, REUSED_STATE})
 
 
 def _decoded(raw: list[Any], what: str, row: Row) -> Any:

@@ -10,25 +10,37 @@ Internal: not API (the public names are in the package's `__all__`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from landlord_restate.restate.naming import EXECUTION_NAME
-from landlord_restate.restate.wire import COMPUTE_CALLBACK_PROMISE, REDRIVEN_CALLBACK_STEP, Reuse
+from landlord_restate.restate.wire import (
+    COMPUTE_CALLBACK_PROMISE,
+    DEADLINE_TIMER,
+    REDRIVEN_CALLBACK_STEP,
+    Reuse,
+)
 
-#: "<name>-redrive" (the first redrive), "<name>-redrive<n>" (the n-th)
-_REDRIVE_NAME = re.compile(r"^(?P<base>.+)-redrive(?P<n>[0-9]*)$")
-_SUFFIX = "-redrive"
+#: a redrive's suffix: "-redrive-" and a digest of the original's execution id (and, when a
+#: user's execution already holds that name, "-2", "-3", ...)
+_REDRIVE_SUFFIX = re.compile(r"-redrive-[0-9a-f]{10}(-[0-9]+)?$")
+_DIGEST_LENGTH = 10
 _MAX_NAME = 128
 
 
-def redrive_name(original: str) -> str:
-    """The execution name of a redrive of `original`: says it is one, and of which."""
-    matched = _REDRIVE_NAME.fullmatch(original)
-    base, n = (matched["base"], int(matched["n"] or 1) + 1) if matched else (original, 1)
-    suffix = _SUFFIX + (str(n) if n > 1 else "")
+def redrive_name(original_name: str, original_id: str, attempt: int = 1) -> str:
+    """The execution name of a redrive of the execution `original_id` named `original_name`.
+
+    Readable (the original's name, without an earlier redrive's suffix) and unique to the
+    original (a digest of its id), so two originals never share a redrive however long
+    their names; `attempt` > 1 steps past a name a user's own execution already holds.
+    """
+    base = _REDRIVE_SUFFIX.sub("", original_name) or original_name
+    digest = hashlib.sha256(original_id.encode()).hexdigest()[:_DIGEST_LENGTH]
+    suffix = f"-redrive-{digest}" + (f"-{attempt}" if attempt > 1 else "")
     name = base[: _MAX_NAME - len(suffix)] + suffix
     assert EXECUTION_NAME.fullmatch(name), name
     return name
@@ -39,8 +51,8 @@ def reusable(journal: Sequence[Mapping[str, Any]]) -> list[Reuse]:
 
     Steps (`Command: Run`) with a successful result, sleeps (`Command: Sleep`) that fired,
     the compute callback's promise (`Command: GetPromise`) once resolved. Other commands
-    (the catalog read, the timeout's delayed call, state writes) are the shim's own and
-    are done again by any run.
+    (the catalog check, the deadline timer, state writes) are the shim's own and are done
+    again by any run.
     """
     commands: list[tuple[int, Reuse]] = []  # (completion id, what it would reuse)
     done: dict[int, Any] = {}  # completion id -> its value (None for a sleep)
@@ -79,7 +91,10 @@ def _planned(command: Mapping[str, Any], name: str) -> tuple[int, Reuse] | None:
             reuse = "callback" if step == REDRIVEN_CALLBACK_STEP else "step"
             return completion_id, Reuse(kind=reuse, name="" if reuse == "callback" else step)
         if kind == "Sleep":
-            return completion_id, Reuse(kind="sleep", name=str(body.get("name") or name))
+            sleep = str(body.get("name") or name)
+            if sleep == DEADLINE_TIMER:
+                return None  # the run's own timeout timer: every run starts one of its own
+            return completion_id, Reuse(kind="sleep", name=sleep)
         if kind == "GetPromise" and body.get("key") == COMPUTE_CALLBACK_PROMISE:
             return completion_id, Reuse(kind="callback")
     return None

@@ -34,11 +34,13 @@ from landlord_restate.restate.vocabulary import (
     InvocationStatus,
 )
 from landlord_restate.restate.wire import (
+    DEADLINE_TIMER,
     ENVELOPE_STATE,
     OUTCOME_STATE,
     PROVIDER_METADATA_KEYS,
     PROVIDER_TYPE,
     REDRIVEN_CALLBACK_STEP,
+    REUSED_STATE,
     STOP_STATE,
     Outcome,
     OutcomeError,
@@ -72,6 +74,8 @@ _TERMINAL_EVENTS = {
     ExecutionState.TIMEOUT: "execution_timed_out",
 }
 _CANCELLED_PREFIX = "[409]"
+#: how Restate records a killed invocation's failure (a stop reason may say "killed" too)
+_KILLED = "[409] killed"
 
 
 def _awaiting(history: Sequence[ExecutionEvent]) -> bool:
@@ -235,6 +239,8 @@ def _journal_event(
         _remember(names, lite, "Run", "step", name)
         return "step_started", {"step": name}
     if entry_type == EntryType.SLEEP:
+        if name == DEADLINE_TIMER:
+            return None  # the shim's own timeout timer: its firing is the timeout event
         _remember(names, lite, "Sleep", "timer", name)
         sleep = lite.get("Command", {}).get("Sleep", {})
         timer: dict[str, Any] = {"timer": name} if name else {}
@@ -282,9 +288,13 @@ def _notification_event(
 
 
 def build_summary(
-    invocation: Mapping[str, Any], recorded_outcome: Any
+    invocation: Mapping[str, Any],
+    recorded_outcome: Any,
+    tags: Mapping[str, str] | None = None,
+    trigger_source: str = "",
 ) -> ExecutionSummary:
-    """One list line from a sys_invocation row and the shim's recorded outcome."""
+    """One list line from a sys_invocation row, the shim's recorded outcome, and the tags
+    and trigger source its start carried (the provider's record of them)."""
     state, sub_state = map_state(invocation, read_outcome(recorded_outcome))
     key = str(invocation.get("target_service_key", ""))
     workflow_id, name = split_workflow_key(key)
@@ -299,12 +309,17 @@ def build_summary(
         sub_state=sub_state,
         start_time=start,
         stop_time=row_time(invocation.get("completed_at")) if state.is_terminal else None,
+        tags=dict(tags or {}),
+        trigger_source=trigger_source,
     )
 
 
-def _reused_steps(envelope: Mapping[str, Any]) -> list[str]:
-    """The step names a redrive's plan answers from its original's journal, in order (a
-    callback reused is journaled as a step of its own name)."""
+def _reused_steps(recorded: Mapping[str, Any], envelope: Mapping[str, Any]) -> list[str]:
+    """The steps a redrive answered from its original without running them, in order, as
+    the shim recorded them; for a redrive from before that record, its plan's steps."""
+    reused = recorded.get(REUSED_STATE)
+    if isinstance(reused, list):
+        return [str(name) for name in reused]
     steps = []
     for reuse in envelope.get("redrive") or ():
         if not isinstance(reuse, dict):
@@ -337,7 +352,8 @@ def build_status(record: ExecutionRecord) -> ExecutionStatus:
     if start_time is None:
         raise unexpected("invocation without created_at", invocation)
     stop_time = row_time(invocation.get("completed_at")) if state.is_terminal else None
-    history = build_history(journal, state, outcome, stop_time, _reused_steps(envelope))
+    history = build_history(journal, state, outcome, stop_time,
+                            _reused_steps(record.recorded, envelope))
     if sub_state == "running" and _awaiting(history):
         # a bidi stream stays "running" in Restate until it is suspended for inactivity
         sub_state = "waiting"
@@ -360,7 +376,7 @@ def build_status(record: ExecutionRecord) -> ExecutionStatus:
     if isinstance(stop, dict) and state is ExecutionState.STOPPED:
         # how it was stopped: "killed" (at once, or after stop_grace) or "cancelled"
         failure = str(invocation.get("completion_failure", ""))
-        metadata["stopped_by"] = "killed" if "killed" in failure else "cancelled"
+        metadata["stopped_by"] = "killed" if failure.startswith(_KILLED) else "cancelled"
     if envelope.get("redriven_from"):
         metadata["redriven_from"] = str(envelope["redriven_from"])
     if invocation.get("pinned_deployment_id"):  # once Restate has chosen the code it runs

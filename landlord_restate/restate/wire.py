@@ -27,18 +27,24 @@ PROVIDER_TYPE = "restate"
 CATALOG_SERVICE = "LandlordCatalog"
 CATALOG_PUT, CATALOG_GET = "put", "get"
 CATALOG_RECORD = "record"
-#: a Workflow whose `run`, keyed by workflow id, returns the record it was given: the record
-#: as a completed invocation, which a run attaches to (answered by the server alone, no
-#: call through the deployment) and which a delete purges (an attach then answers 404)
-CATALOG_ENTRY_SERVICE = "LandlordCatalogEntry"
+#: a Service whose `record` handler answers the record it was given, sent once per create
+#: with an idempotency key, so Restate keeps it completed: the record as a completed
+#: invocation, which a run attaches to (answered by the server alone, no call through the
+#: deployment) and which a delete purges (an attach then answers 404)
+CATALOG_RECORD_SERVICE = "LandlordCatalogRecord"
+CATALOG_RECORD_HANDLER = "record"
+#: the old name of the record's service, still excluded by listings' SQL (TODO: drop)
+CATALOG_ENTRY_SERVICE = CATALOG_RECORD_SERVICE
+#: service metadata marking the provider's own services (Restate's UI shows metadata)
+INTERNAL_METADATA = {"landlord.internal": "true"}
 #: the Virtual Object keyed by execution (invocation) id where the provider keeps what it
 #: must say of an execution without the deployment: why it was stopped, what redrove it.
 #: Written with the admin state API; its `deliver_callback` relays a compute callback to
 #: the run (a private service still takes calls from other services).
 CONTROL_SERVICE = "LandlordControl"
 DELIVER_CALLBACK_HANDLER = "deliver_callback"
+STOP_RECORD_HANDLER = "stop_record"
 STOP_STATE = "stop"
-REDRIVE_STATE = "redrive"
 #: service metadata key listing the Go handler names a service hosts (comma-separated)
 HANDLERS_METADATA = "landlord.handlers"
 
@@ -58,16 +64,19 @@ def callback_delivery(service: str, key: str, payload_json: bytes) -> bytes:
     return f'{head[:-1]},"payload":{payload_json.decode()}}}'.encode()
 
 
-#: a shim's handlers: the execution, and the shared handlers beside it
+#: a shim's handlers: the execution, and the shared handler beside it
 RUN_HANDLER = "run"
-EXPIRE_HANDLER = "expire"
 COMPUTE_CALLBACK_HANDLER = "compute_callback"
+#: the name of a run's durable deadline timer (a sleep the handler's waits race): internal,
+#: neither a step of the history nor a sleep a redrive reuses
+DEADLINE_TIMER = "landlord.deadline"
 
 #: workflow state keys the shim writes and status reads (from the journal's SetState)
 ENVELOPE_STATE = "envelope"
 OUTCOME_STATE = "outcome"
-#: durable promises of the control paths
-EXPIRED_PROMISE = "expired"
+#: the steps a redrive answered from its original's journal, without running them
+REUSED_STATE = "reused"
+#: the durable promise of Landlord's compute callback
 COMPUTE_CALLBACK_PROMISE = "compute_callback"
 
 
@@ -174,7 +183,7 @@ class CatalogRecord:
     created_at: str
     service: str = ""
     handler: str = ""
-    #: the invocation id of the record's catalog entry (`CATALOG_ENTRY_SERVICE`)
+    #: the invocation id of the record's `CATALOG_RECORD_SERVICE` invocation
     entry: str = ""
 
     def to_json(self) -> dict[str, Any]:
