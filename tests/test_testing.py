@@ -56,8 +56,9 @@ def test_the_exported_names_are_pinned() -> None:
     assert sorted(landlord_restate.__all__) == sorted([
         "AuthType", "BackoffType", "CallbackOptions", "ComputeCallbackPayload", "ConfigError",
         "CreateWorkflowResult", "DeploymentError", "DeploymentInUseError", "DeploymentInfo",
-        "ExecutionError", "ExecutionStateError", "ExecutionEvent", "ExecutionInput",
-        "ExecutionMechanism", "ExecutionNotFoundError", "ExecutionResult", "ExecutionState",
+        "ExecutionCount", "ExecutionError", "ExecutionStateError", "ExecutionEvent",
+        "ExecutionInput", "ExecutionMechanism", "ExecutionNotFoundError", "ExecutionPage",
+        "ExecutionResult", "ExecutionState",
         "ExecutionStatus", "ExecutionSummary", "InvalidInputError", "InvalidSpecError",
         "Provider", "ProviderConflictError", "ProviderNotFoundError", "ProviderStateError",
         "ProvisionRequest", "Registry", "RestateConfig", "RestateConnectionError",

@@ -32,9 +32,11 @@ from landlord_restate.workflow.errors import InvalidInputError, InvalidSpecError
 from landlord_restate.workflow.types import (
     ComputeCallbackPayload,
     CreateWorkflowResult,
+    ExecutionCount,
     ExecutionError,
     ExecutionEvent,
     ExecutionInput,
+    ExecutionPage,
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
@@ -239,7 +241,7 @@ def _make_converter() -> cattrs.Converter:
 _CONTRACT_TYPES: tuple[type, ...] = (
     WorkflowSpec, RetryPolicy, ExecutionInput, CreateWorkflowResult, ExecutionResult,
     ExecutionStatus, ExecutionError, ExecutionEvent, ProvisionRequest, WorkflowStatus,
-    ExecutionSummary,
+    ExecutionSummary, ExecutionPage, ExecutionCount,
     ComputeCallbackPayload,
 )
 #: Landlord's `internal/compute` types, each with its `omitempty` fields (their Python

@@ -148,6 +148,27 @@ class ExecutionSummary:
     sub_state: str
     start_time: datetime
     stop_time: datetime | None = None
+    #: the tags its start carried (Landlord's reconciler: tenant_id, tenant_uuid, operation)
+    tags: dict[str, str] = field(factory=dict)
+    #: what started it ("reconciler", "cli", ...), as its start said
+    trigger_source: str = ""
+
+
+@frozen(kw_only=True)
+class ExecutionPage:
+    """One page of a search for executions, newest first."""
+
+    executions: list[ExecutionSummary] = field(factory=list)
+    #: hand it back (with the same filters) for the next page; None on the last page
+    next_page_token: str | None = None
+
+
+@frozen(kw_only=True)
+class ExecutionCount:
+    """How many executions a search matches, in all and by state (every state, zeros too)."""
+
+    total: int
+    by_state: dict[ExecutionState, int] = field(factory=dict)
 
 
 @frozen(kw_only=True)
