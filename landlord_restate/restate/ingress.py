@@ -14,9 +14,11 @@ from landlord_restate.restate.errors import RestateProtocolError, RestateServerE
 from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.transience import Backoff
 
-#: what `/restate/invocation/{id}/output` and `.../attach` answer about an invocation: its
-#: result (200), "still running" (470, output only), "no such invocation" (404). A failed
-#: invocation answers its own failure, marked `"source": "invocation"`; anything else
+#: what `/restate/output/{id}` and `/restate/attach/{id}` answer about an invocation (the
+#: 1.7 forms; the `/restate/invocation/{id}/...` ones are deprecated and answer alike,
+#: checked on 1.7.12): its result (200), "still running" (470, output only), "no such
+#: invocation" (404). A failed invocation answers its own failure, marked
+#: `"source": "invocation"` (a stopped one `409 cancelled` or `409 killed`); anything else
 #: (401, 400, ...) is an error, never read as "it exists"
 _OUTPUT_ANSWERS = frozenset({200, 404, 470})
 
@@ -117,6 +119,24 @@ class IngressClient:
             idempotent=idempotent, backoff=backoff,
         )
 
+    async def lookup_workflow(self, service: str, key: str) -> str:
+        """The invocation id of workflow `service`/`key`'s `run`, as the partition that owns
+        the key computes it (`POST /restate/lookup`, Restate 1.7). Whether that invocation
+        exists is another question (`invocation_exists`): the id is answered either way."""
+        path = "/restate/lookup"
+        _, answer = await self._http.request(
+            "POST", path, body={"target": "workflow", "workflowName": service,
+                                "workflowKey": key},
+            idempotent=True,  # a read
+        )
+        found = answer.get("invocationId") if isinstance(answer, dict) else None
+        if not isinstance(found, str):
+            raise RestateProtocolError(
+                method="POST", url=self.endpoint + path, expected='{"invocationId": "inv_..."}',
+                got=str(answer),
+            )
+        return found
+
     async def invocation_exists(
         self, invocation_id: str, *, backoff: Backoff | None = None
     ) -> bool:
@@ -127,7 +147,7 @@ class IngressClient:
         answers 404 only for an invocation that does not exist (470 while it runs, its
         result or its failure once it ended).
         """
-        path = f"/restate/invocation/{quote(invocation_id, safe='')}/output"
+        path = f"/restate/output/{quote(invocation_id, safe='')}"
         try:
             status, _ = await self._http.request(
                 "GET", path, ok=_OUTPUT_ANSWERS, execution_id=invocation_id,
@@ -143,7 +163,7 @@ class IngressClient:
     async def attach(self, invocation_id: str) -> None:
         """Wait, without polling, until the invocation ends (Restate answers its result or
         its failure then). A restart or failover while waiting attaches again (idempotent)."""
-        path = f"/restate/invocation/{quote(invocation_id, safe='')}/attach"
+        path = f"/restate/attach/{quote(invocation_id, safe='')}"
         try:
             await self._waits.request(
                 "GET", path, ok=_OUTPUT_ANSWERS, execution_id=invocation_id,

@@ -186,7 +186,7 @@ async def notice_latency(bench: Bench, n: int = 15) -> None:
         return time.time()
 
     async def by_raw_attach(execution_id: str) -> float:
-        url = f"{bench.server.ingress_url}/restate/invocation/{execution_id}/attach"
+        url = f"{bench.server.ingress_url}/restate/attach/{execution_id}"
         async with bench.raw.get(url) as resp:
             await resp.read()
         return time.time()
