@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from landlord_restate import ExecutionState, RestateProtocolError
-from landlord_restate.restate.introspection import Introspection, sql_literal
+from landlord_restate.restate.introspection import Introspection, RunFilter, sql_literal
 from landlord_restate.restate.naming import INVOCATION_ID, WORKFLOW_KEY
 from landlord_restate.restate.records import (
     ExecutionRecord,
@@ -166,25 +166,26 @@ class CannedAdmin:
         return self.answers.pop(0)
 
 
-async def test_recent_runs_reads_failure_outcomes_by_id() -> None:
-    """One query for the rows, one for the failed ones' outcomes, keyed by invocation id."""
+async def test_a_page_reads_rows_then_outcomes_by_id() -> None:
+    """One query for the rows, one for the outcomes of the ids asked for, keyed by id."""
     failed = {"id": ID, "target_service_key": "w.a", "status": "completed",
               "created_at": "2026-11-26T10:00:00Z", "completion_result": "failure"}
     outcome = Outcome(state="stopped", reason="r",
                       error=OutcomeError(code="stopped", message="r")).to_json()
     admin = CannedAdmin([failed], [dict(set_state(1, "outcome", outcome), id=ID)])
     sql = Introspection(admin, None, Backoff())  # type: ignore[arg-type]
-    rows, outcomes = await sql.recent_runs("w", ExecutionState.STOPPED, 5)
+    rows = await sql.runs_page(RunFilter(workflow_id="w",
+                                         states=frozenset({ExecutionState.STOPPED})),
+                               after=None, limit=5)
     assert rows == [failed]
-    assert outcomes == {ID: outcome}
+    assert await sql.outcomes([ID]) == {ID: outcome}
 
 
 async def test_ids_the_server_returns_that_break_the_rule_are_its_fault() -> None:
     """A row whose id is not an invocation id: RestateProtocolError, not InvalidInputError."""
-    bad = {"id": "x'; DROP", "completion_result": "failure"}
-    sql = Introspection(CannedAdmin([bad]), None, Backoff())  # type: ignore[arg-type]
+    sql = Introspection(CannedAdmin(), None, Backoff())  # type: ignore[arg-type]
     with pytest.raises(RestateProtocolError):
-        await sql.recent_runs(None, None, 5)
+        await sql.outcomes(["x'; DROP"])
 
 
 def test_the_envelope_and_a_success_come_from_input_and_output_entries() -> None:

@@ -120,18 +120,24 @@ class AdminClient:
             )
         return rows
 
-    async def set_state(self, service: str, key: str, state: dict[str, Any]) -> None:
+    async def set_state(
+        self, service: str, key: str, state: dict[str, Any], *, scope: str | None = None
+    ) -> None:
         """Replace the whole state of `service`/`key` with `state` (name -> JSON value).
 
         Restate applies it without invoking the deployment (202, visible in SQL at once).
+        `scope` (Restate 1.7) names a scoped instance of the object instead: its own state,
+        kept in the partition of the scope, so all instances of one scope are read together.
         """
         new_state = {
             name: list(json.dumps(value, separators=(",", ":")).encode())
             for name, value in state.items()
         }
+        body: dict[str, Any] = {"object_key": key, "new_state": new_state}
+        if scope is not None:
+            body["scope"] = scope
         await self._http.request(
-            "POST", f"/services/{quote(service, safe='')}/state",
-            body={"object_key": key, "new_state": new_state}, ok=(200, 202),
+            "POST", f"/services/{quote(service, safe='')}/state", body=body, ok=(200, 202),
             idempotent=True,  # writing the same whole state twice is writing it once
         )
 

@@ -33,6 +33,7 @@ from landlord_restate.restate.naming import check_execution_id, check_workflow_i
 from landlord_restate.restate.parts import Parts
 from landlord_restate.restate.reading import read_execution
 from landlord_restate.restate.records import UnexpectedRow
+from landlord_restate.restate.search import TagIndex
 from landlord_restate.restate.status import build_status
 from landlord_restate.restate.tracing import annotate
 from landlord_restate.restate.vocabulary import InvocationStatus
@@ -73,6 +74,8 @@ class Executions:
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
         self._observed: OrderedDict[str, ExecutionState] = OrderedDict()
+        #: where a start's tags are kept for searches (search.py says where and why)
+        self._tags = TagIndex(parts)
 
     # -- starting -------------------------------------------------------------------------
 
@@ -83,7 +86,9 @@ class Executions:
         """Start (or find) the run named by `execution`; also answer whether it is new.
 
         One send through the ingress, which Restate accepts durably whether or not the
-        deployment is up. The run itself checks its workflow before its first step.
+        deployment is up; a start carrying tags or a trigger source then records them
+        with the admin API (no deployment either). The run itself checks its workflow
+        before its first step.
         """
         name, input_json = check_execution_input(workflow_id, execution)
         specs = self._parts.specs
@@ -105,6 +110,9 @@ class Executions:
             invocation_id, accepted = await self._send(
                 stored, execution, name, input_json, redrive, redriven_from
             )
+        # findable by its tags from the moment this returns (the first start's tags win)
+        await self._tags.record(invocation_id, execution.tags, execution.trigger_source,
+                                accepted=accepted)
         self._parts.bind(
             workflow_id=workflow_id, execution_id=invocation_id,
             service=stored.resolved.service, key=key,

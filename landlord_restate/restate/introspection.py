@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from attrs import frozen
 from loguru import logger
 
 from landlord_restate.restate.admin import AdminClient
@@ -41,10 +43,11 @@ from landlord_restate.restate.vocabulary import (
     InvocationStatus,
 )
 from landlord_restate.restate.wire import (
-    CATALOG_ENTRY_SERVICE,
     CATALOG_RECORD,
+    CATALOG_RECORD_SERVICE,
     CATALOG_SERVICE,
     CONTROL_SERVICE,
+    ENVELOPE_STATE,
     OUTCOME_STATE,
     RUN_HANDLER,
 )
@@ -78,28 +81,62 @@ _JOURNAL_COLUMNS = (
     f"('{EntryType.SET_STATE}', '{EntryType.INPUT}', '{EntryType.OUTPUT}') "
     "THEN entry_json ELSE entry_lite_json END AS entry"
 )
-def _status_in(statuses: frozenset[InvocationStatus]) -> str:
+
+
+def _status_in(statuses: Iterable[InvocationStatus]) -> str:
     return "status IN (" + ", ".join(f"'{s}'" for s in sorted(statuses)) + ")"
 
 
+#: the statuses of an invocation that runs (or waits, retries, is paused) between its
+#: first attempt and its end
+_RUNNING = frozenset(InvocationStatus) - NOT_STARTED - {InvocationStatus.COMPLETED}
+#: each row's class, in SQL: its state, except that every failure is `failure` (failed,
+#: stopped or timeout, told apart by the shim's recorded outcome, as status.map_state
+#: does: how a run ends in Restate's words is the shim's choice, not a contract), and
+#: `unknown` for a status this provider was not built for
+_CLASS = (
+    f"CASE WHEN status = '{InvocationStatus.COMPLETED}' AND "
+    f"completion_result = '{CompletionResult.SUCCESS}' THEN 'succeeded' "
+    f"WHEN status = '{InvocationStatus.COMPLETED}' AND "
+    f"completion_result = '{CompletionResult.FAILURE}' THEN 'failure' "
+    f"WHEN {_status_in(NOT_STARTED)} THEN 'pending' "
+    f"WHEN {_status_in(_RUNNING)} THEN 'running' ELSE 'unknown' END"
+)
+_FAILURE = f"completion_result = '{CompletionResult.FAILURE}'"
+#: the rows each state is among: exactly its rows, but for the three kinds of failure,
+#: which are all the failures (the caller tells them apart by their outcomes)
 _STATE_FILTERS = {
     ExecutionState.PENDING: _status_in(NOT_STARTED),
-    ExecutionState.RUNNING: _status_in(frozenset(InvocationStatus) - NOT_STARTED
-                                       - {InvocationStatus.COMPLETED}),
+    ExecutionState.RUNNING: _status_in(_RUNNING),
     ExecutionState.SUCCEEDED: f"completion_result = '{CompletionResult.SUCCESS}'",
-    ExecutionState.FAILED: f"completion_result = '{CompletionResult.FAILURE}'",
-    ExecutionState.STOPPED: f"completion_result = '{CompletionResult.FAILURE}'",
-    ExecutionState.TIMEOUT: f"completion_result = '{CompletionResult.FAILURE}'",
+    ExecutionState.FAILED: _FAILURE,
+    ExecutionState.STOPPED: _FAILURE,
+    ExecutionState.TIMEOUT: _FAILURE,
 }
-#: the catalog's entries are `run` invocations too, of a service of their own: not executions
-_NOT_AN_ENTRY = f"target_service_name != '{CATALOG_ENTRY_SERVICE}'"
-#: states told apart only after the query, by the shim's recorded outcome
-_OUTCOME_DECIDED = {ExecutionState.FAILED, ExecutionState.STOPPED, ExecutionState.TIMEOUT}
+#: the catalog's records are invocations of a service of their own, not executions; before
+#: they were a Service's, they were `run`s of the Workflow `LandlordCatalogEntry`, which a
+#: server upgraded in place still retains
+_CATALOG_ENTRIES = frozenset({CATALOG_RECORD_SERVICE, "LandlordCatalogEntry"})
+_NOT_AN_ENTRY = ("target_service_name NOT IN ("
+                 + ", ".join(f"'{s}'" for s in sorted(_CATALOG_ENTRIES)) + ")")
+_RUNS = f"target_handler_name = '{RUN_HANDLER}' AND {_NOT_AN_ENTRY}"
 #: a LIKE prefix: a workflow key, or a workflow id and the separator
 _KEY_PREFIX = re.compile(
     WORKFLOW_ID.pattern.removesuffix("$") + f"({re.escape(KEY_SEPARATOR)}"
     + EXECUTION_NAME.pattern.removeprefix("^").removesuffix("{1,128}$") + "*)?$"
 )
+#: a time as Restate's SQL writes it (milliseconds, UTC), the only form a time enters SQL in
+SQL_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$")
+#: a scope of the provider's scoped `LandlordControl` instances: `lt.` a tag's, `le.` an
+#: execution's record, then 32 hex digits of a digest (Restate: [a-zA-Z0-9_.-], 36 at most)
+SCOPE = re.compile(r"^l[te]\.[0-9a-f]{32}$")
+#: the `LandlordControl` state keys of a tag's entry and of an execution's record
+TAG_KEY, RECORD_KEY = "tag", "record"
+#: a state key the provider names (never a caller's text)
+_STATE_KEY = re.compile(r"^[a-z]{1,16}$")
+#: ids, scopes or keys in one `IN (...)` list at most: every one names a partition key,
+#: and Restate reads each of them
+IN_CHUNK = 1000
 
 
 def sql_literal(value: str, rule: re.Pattern[str]) -> str:
@@ -111,6 +148,39 @@ def sql_literal(value: str, rule: re.Pattern[str]) -> str:
     if not isinstance(value, str) or not rule.fullmatch(value):
         raise ValueError(f"{value!r} may not enter SQL: it does not match {rule.pattern}")
     return "'" + value.replace("'", "''") + "'"
+
+
+def sql_time(value: datetime, *, ceil: bool = False) -> str:
+    """`value` (timezone-aware) as Restate's SQL writes times: UTC, whole milliseconds.
+
+    Restate keeps times in milliseconds, so "at or after `value`" is "at or after the next
+    whole millisecond" (`ceil`) and bounds are exact.
+    """
+    utc = value.astimezone(UTC)
+    whole = utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+    if ceil and whole < utc:
+        whole += timedelta(milliseconds=1)
+    return (f"{whole.year:04d}-{whole.month:02d}-{whole.day:02d}T{whole.hour:02d}:"
+            f"{whole.minute:02d}:{whole.second:02d}.{whole.microsecond // 1000:03d}Z")
+
+
+@frozen(kw_only=True)
+class RunFilter:
+    """What a search asks of `sys_invocation`. Each value is checked by the room that made
+    it and again where it enters SQL."""
+
+    workflow_id: str | None = None
+    #: the start of the execution name
+    name_prefix: str | None = None
+    #: None: every state
+    states: frozenset[ExecutionState] | None = None
+    #: start time (Restate's `created_at`) at or after `since`, before `until` (SQL times)
+    since: str | None = None
+    until: str | None = None
+
+
+#: a keyset position: (created_at as an SQL time, invocation id) of the last row read
+Cursor = tuple[str, str]
 
 
 class Introspection:
@@ -155,48 +225,149 @@ class Introspection:
     async def state_rows(self, service: str, key: str) -> list[Row]:
         """The shim's workflow state, by a point lookup on (service, key)."""
         try:
-            where = (f"service_name = {sql_literal(service, SERVICE_NAME)} AND "
-                     f"service_key = {sql_literal(key, WORKFLOW_KEY)}")
+            where = (f"scope IS NULL AND service_name = {sql_literal(service, SERVICE_NAME)} "
+                     f"AND service_key = {sql_literal(key, WORKFLOW_KEY)}")
         except ValueError:
             return []  # not a shim's key: it has no state of ours
         return await self._admin.query(
             f"SELECT key, value_utf8 FROM state WHERE {where}"  # noqa: S608
         )
 
-    async def recent_runs(
+    async def runs_page(
         self,
-        workflow_id: str | None,
-        state: ExecutionState | None,
+        where: RunFilter,
+        *,
+        after: Cursor | None,
         limit: int,
-        name_prefix: str | None = None,
-    ) -> tuple[list[Row], dict[str, Any]]:
-        """Newest-first `run` rows (of one workflow, in one state, whose execution name
-        starts with `name_prefix`) and the recorded outcome of each failed one, by id.
-        Failures are told apart (failed, stopped, timeout) only by those outcomes, so more
-        rows are read when one of those states is asked for. `_` in a prefix is a LIKE
-        wildcard, which only widens the match: callers compare names exactly."""
-        where = [f"target_handler_name = '{RUN_HANDLER}'", _NOT_AN_ENTRY]
-        if workflow_id is not None:
-            key_prefix = workflow_id + KEY_SEPARATOR + (name_prefix or "")
-            where.append(f"target_service_key LIKE {_prefix(key_prefix)}")
-        elif name_prefix is not None:
-            literal = sql_literal(name_prefix, EXECUTION_NAME)
-            where.append(f"target_service_key LIKE '%{KEY_SEPARATOR}{literal[1:-1]}%'")
-        if state is not None:
-            where.append(_STATE_FILTERS[state])
-        fetch = limit * 4 if state in _OUTCOME_DECIDED or name_prefix else limit
-        rows = await self._admin.query(
-            f"SELECT {_SUMMARY_COLUMNS} FROM sys_invocation WHERE {' AND '.join(where)} "  # noqa: S608
-            f"ORDER BY created_at DESC LIMIT {int(fetch)}"
+        ids: Sequence[str] | None = None,
+    ) -> list[Row]:
+        """`run` rows matching `where` (and among `ids`, at most IN_CHUNK of them), newest
+        first by (created_at, id), strictly after the keyset position `after`.
+
+        Exact for every state but the three kinds of failure (failed, stopped, timeout):
+        for those, every failure is answered, and the caller tells them apart by their
+        outcomes."""
+        conditions = self._conditions(where, ids)
+        if after is not None:
+            at, last = sql_literal(after[0], SQL_TIME), sql_literal(after[1], INVOCATION_ID)
+            conditions.append(f"(created_at < {at} OR (created_at = {at} AND id < {last}))")
+        return await self._admin.query(
+            f"SELECT {_SUMMARY_COLUMNS} FROM sys_invocation "  # noqa: S608
+            f"WHERE {' AND '.join(conditions)} ORDER BY created_at DESC, id DESC "
+            f"LIMIT {int(limit)}"
         )
-        return rows, await self._outcomes(rows)
+
+    async def count_by_class(self, where: RunFilter) -> dict[str, int]:
+        """How many `run` rows match `where`, by class (`_CLASS`), in one query."""
+        # the ORDER BY also makes Restate answer in one batch: an answer of several chunks
+        # waits ~40 ms on a kept-alive connection (delayed ACK) before its second chunk
+        rows = await self._admin.query(
+            f"SELECT {_CLASS} AS class, count(*) AS n FROM sys_invocation "  # noqa: S608
+            f"WHERE {' AND '.join(self._conditions(where, None))} GROUP BY {_CLASS} "
+            "ORDER BY class"
+        )
+        try:
+            return _counts(rows, "class")
+        except UnexpectedRow as exc:
+            raise self.protocol_error(exc) from exc
+
+    async def classes(self, where: RunFilter, ids: Sequence[str] | None = None,
+                      *, failures_only: bool = False) -> list[Row]:
+        """(id, class, completion_result, completion_failure, status) of every `run` row
+        matching `where` (among `ids`, at most IN_CHUNK): what a count reads per row when
+        it cannot group in SQL alone."""
+        conditions = self._conditions(where, ids)
+        if failures_only:
+            conditions.append(_FAILURE)
+        return await self._admin.query(
+            f"SELECT id, {_CLASS} AS class, status, completion_result, completion_failure "  # noqa: S608
+            f"FROM sys_invocation WHERE {' AND '.join(conditions)} ORDER BY id"
+        )
+
+    def _conditions(self, where: RunFilter, ids: Sequence[str] | None) -> list[str]:
+        conditions = [_RUNS]
+        if ids is not None:
+            if not 0 < len(ids) <= IN_CHUNK:
+                raise ValueError(f"between 1 and {IN_CHUNK} ids, not {len(ids)}")
+            conditions.append(
+                "id IN (" + ", ".join(sql_literal(i, INVOCATION_ID) for i in ids) + ")"
+            )
+        if where.workflow_id is not None:
+            key = where.workflow_id + KEY_SEPARATOR + (where.name_prefix or "")
+            conditions.append(f"starts_with(target_service_key, {sql_literal(key, _KEY_PREFIX)})")
+        elif where.name_prefix is not None:
+            name = sql_literal(where.name_prefix, EXECUTION_NAME)
+            conditions.append(
+                f"starts_with(split_part(target_service_key, '{KEY_SEPARATOR}', 2), {name})"
+            )
+        if where.states is not None:
+            conditions.append(
+                "(" + " OR ".join(f"({_STATE_FILTERS[s]})" for s in sorted(where.states)) + ")"
+            )
+        if where.since is not None:
+            conditions.append(f"created_at >= {sql_literal(where.since, SQL_TIME)}")
+        if where.until is not None:
+            conditions.append(f"created_at < {sql_literal(where.until, SQL_TIME)}")
+        return conditions
+
+    async def run_by_key(self, key: str) -> Row | None:
+        """The newest `run` invocation of the workflow key `key`, or None: a read of the one
+        partition the key lives in (an unscoped key names its partition)."""
+        rows = await self._admin.query(
+            "SELECT id, created_at FROM sys_invocation WHERE scope IS NULL AND "  # noqa: S608
+            f"target_service_key = {sql_literal(key, WORKFLOW_KEY)} AND {_RUNS} "
+            "ORDER BY created_at DESC LIMIT 1"
+        )
+        return rows[0] if rows else None
+
+    async def scoped_values(
+        self, scopes: Sequence[str], key: str
+    ) -> list[Row]:
+        """(scope, service_key, value_utf8) of `LandlordControl`'s instances in `scopes` (at
+        most IN_CHUNK) that hold state `key`: each scope is read in its own partition."""
+        if not 0 < len(scopes) <= IN_CHUNK:
+            raise ValueError(f"between 1 and {IN_CHUNK} scopes, not {len(scopes)}")
+        listed = ", ".join(sql_literal(scope, SCOPE) for scope in scopes)
+        return await self._admin.query(
+            f"SELECT scope, service_key, value_utf8 FROM state WHERE scope IN ({listed}) "  # noqa: S608
+            f"AND service_name = '{CONTROL_SERVICE}' AND key = {sql_literal(key, _STATE_KEY)} "
+            "ORDER BY scope, service_key"
+        )
+
+    async def scope_sizes(self, scopes: Sequence[str], key: str) -> dict[str, int]:
+        """How many instances of each of `scopes` hold state `key` (scopes with none are
+        left out)."""
+        if not 0 < len(scopes) <= IN_CHUNK:
+            raise ValueError(f"between 1 and {IN_CHUNK} scopes, not {len(scopes)}")
+        listed = ", ".join(sql_literal(scope, SCOPE) for scope in scopes)
+        rows = await self._admin.query(
+            f"SELECT scope, count(*) AS n FROM state WHERE scope IN ({listed}) "  # noqa: S608
+            f"AND service_name = '{CONTROL_SERVICE}' AND key = {sql_literal(key, _STATE_KEY)} "
+            "GROUP BY scope ORDER BY scope"
+        )
+        try:
+            return _counts(rows, "scope")
+        except UnexpectedRow as exc:
+            raise self.protocol_error(exc) from exc
+
+    async def input_envelope(self, execution_id: str) -> Any:
+        """The envelope a run was started with, as its journal's Input holds it (from the
+        moment Restate accepted the start), or None."""
+        literal = sql_literal(execution_id, INVOCATION_ID)
+        rows = await self._admin.query(
+            "SELECT index, entry_type, entry_json AS entry FROM sys_journal "  # noqa: S608
+            f"WHERE id = {literal} AND entry_type = '{EntryType.INPUT}' ORDER BY index LIMIT 1"
+        )
+        try:
+            return state_from_journal(rows).get(ENVELOPE_STATE)
+        except UnexpectedRow as exc:
+            raise self.protocol_error(exc, execution_id=execution_id) from exc
 
     async def runs_by_key_prefix(self, prefix: str) -> dict[str, Any]:
         """Status of every `run` whose workflow key starts with `prefix`, by key."""
         rows = await self._admin.query(
             "SELECT target_service_key, status FROM sys_invocation "  # noqa: S608
-            f"WHERE target_handler_name = '{RUN_HANDLER}' AND {_NOT_AN_ENTRY} AND "
-            f"target_service_key LIKE {_prefix(prefix)}"
+            f"WHERE {_RUNS} AND target_service_key LIKE {_prefix(prefix)}"
         )
         return {str(row.get("target_service_key", "")): row.get("status") for row in rows}
 
@@ -214,8 +385,7 @@ class Introspection:
         Restate pinned them to at their first attempt)."""
         rows = await self._admin.query(
             "SELECT pinned_deployment_id AS deployment, count(*) AS n FROM sys_invocation "  # noqa: S608
-            f"WHERE target_handler_name = '{RUN_HANDLER}' AND {_NOT_AN_ENTRY} "
-            f"AND status != '{InvocationStatus.COMPLETED}' "
+            f"WHERE {_RUNS} AND status != '{InvocationStatus.COMPLETED}' "
             "AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id"
         )
         return {str(row["deployment"]): int(row["n"]) for row in rows if row.get("deployment")}
@@ -229,7 +399,8 @@ class Introspection:
     async def catalog_records(self, workflow_id: str | None) -> list[Row]:
         """The catalog's records (`service_key` is the workflow id, `value_utf8` the record):
         of one workflow, or all of them."""
-        where = (f"service_name = '{CATALOG_SERVICE}' AND key = '{CATALOG_RECORD}'")
+        where = (f"scope IS NULL AND service_name = '{CATALOG_SERVICE}' "
+                 f"AND key = '{CATALOG_RECORD}'")
         if workflow_id is not None:
             where += f" AND service_key = {sql_literal(workflow_id, WORKFLOW_ID)}"
         return await self._admin.query(
@@ -239,7 +410,7 @@ class Introspection:
     async def control_state(self, execution_id: str) -> dict[str, Any]:
         """What the provider recorded of an execution (stop reason, redrive), by key."""
         rows = await self._admin.query(
-            "SELECT key, value_utf8 FROM state WHERE "  # noqa: S608
+            "SELECT key, value_utf8 FROM state WHERE scope IS NULL AND "  # noqa: S608
             f"service_name = '{CONTROL_SERVICE}' AND "
             f"service_key = {sql_literal(execution_id, INVOCATION_ID)}"
         )
@@ -257,22 +428,26 @@ class Introspection:
     def _troubled(self) -> bool:
         return self._admin.troubled(_TROUBLE_SECONDS) or self._ingress.troubled(_TROUBLE_SECONDS)
 
-    async def _outcomes(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        failed = [r for r in rows if r.get("completion_result") == CompletionResult.FAILURE]
-        if not failed:
-            return {}
-        try:
-            ids = ", ".join(sql_literal(str(r.get("id")), INVOCATION_ID) for r in failed)
-        except ValueError as exc:  # the server's rows, not the caller's input
-            raise self.protocol_error(UnexpectedRow(
-                "invocation ids", str([r.get("id") for r in failed]))) from exc
-        journal = await self._admin.query(
-            "SELECT id, entry_type, entry_json AS entry FROM sys_journal "  # noqa: S608
-            f"WHERE id IN ({ids}) AND entry_type = '{EntryType.SET_STATE}'"
-        )
+    async def outcomes(self, ids: Sequence[str]) -> dict[str, Any]:
+        """What the shim recorded as the outcome of each of `ids` (invocation ids as
+        Restate's rows gave them), by id; ids without one are left out."""
+        checked = []
+        for invocation_id in ids:
+            try:
+                checked.append(sql_literal(str(invocation_id), INVOCATION_ID))
+            except ValueError as exc:  # the server's rows, not the caller's input
+                raise self.protocol_error(UnexpectedRow(
+                    "invocation ids", str(list(ids)))) from exc
+        chunks = [checked[i:i + IN_CHUNK] for i in range(0, len(checked), IN_CHUNK)]
+        answers = await asyncio.gather(*(self._admin.query(
+            "SELECT id, index, entry_type, entry_json AS entry FROM sys_journal "  # noqa: S608
+            f"WHERE id IN ({', '.join(chunk)}) AND entry_type = '{EntryType.SET_STATE}' "
+            "ORDER BY id, index"  # one batch, in journal order
+        ) for chunk in chunks))
         by_id: dict[str, list[Row]] = {}
-        for row in journal:
-            by_id.setdefault(str(row["id"]), []).append(row)
+        for journal in answers:
+            for row in journal:
+                by_id.setdefault(str(row["id"]), []).append(row)
         outcomes = {}
         for invocation_id, entries in by_id.items():
             try:
@@ -345,11 +520,22 @@ class Introspection:
 _TROUBLE_SECONDS = 10.0
 
 
+def _counts(rows: Sequence[Mapping[str, Any]], name: str) -> dict[str, int]:
+    """`name` -> `n` of count rows; UnexpectedRow for a count that is not one."""
+    counts = {}
+    for row in rows:
+        value = row.get("n")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UnexpectedRow("a count n", str(dict(row)))
+        counts[str(row.get(name))] = value
+    return counts
+
+
 def _run_row(rows: Sequence[Row], execution_id: str) -> Row:
     """The row of a shim's `run` invocation; any other invocation (a catalog entry's `run`
     among them) is not an execution."""
     if (not rows or rows[0].get("target_handler_name") != RUN_HANDLER
-            or rows[0].get("target_service_name") == CATALOG_ENTRY_SERVICE):
+            or rows[0].get("target_service_name") in _CATALOG_ENTRIES):
         raise ExecutionNotFoundError(execution_id)
     return rows[0]
 

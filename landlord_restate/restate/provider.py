@@ -10,6 +10,8 @@ checks nothing and knows nothing of SQL or HTTP: it is a traced call into its ro
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -40,7 +42,9 @@ from landlord_restate.workflow.types import (
     CallbackOptions,
     ComputeCallbackPayload,
     CreateWorkflowResult,
+    ExecutionCount,
     ExecutionInput,
+    ExecutionPage,
     ExecutionResult,
     ExecutionState,
     ExecutionStatus,
@@ -364,14 +368,89 @@ class RestateProvider(Provider):
     async def list_executions(
         self,
         workflow_id: str | None = None,
-        state: ExecutionState | str | None = None,
+        state: ExecutionState | str | Iterable[ExecutionState | str] | None = None,
         limit: int = 50,
         name_prefix: str | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[ExecutionSummary]:
-        """Recent executions, newest first, from Restate's introspection: of one workflow,
-        in one state, whose execution name starts with `name_prefix` (one tenant's runs:
-        `acme-`)."""
-        return await self._room.search.list(workflow_id, state, limit, name_prefix)
+        """The newest `limit` executions (at most 10,000) matching every filter given, from
+        Restate's introspection: of one workflow, in one state or several, carrying every
+        tag in `tags` exactly (`{"tenant_id": "acme"}`), whose execution name starts with
+        `name_prefix`, started at or after `since` and before `until`. Pages of any size:
+        `list_executions_page`."""
+        return await self._room.search.newest(
+            workflow_id, state, limit, name_prefix, tags=tags, since=since, until=until)
+
+    @traced("list_executions_page")
+    async def list_executions_page(
+        self,
+        workflow_id: str | None = None,
+        *,
+        state: ExecutionState | str | Iterable[ExecutionState | str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        name_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> ExecutionPage:
+        """One page of the executions matching every filter given (as `list_executions`),
+        newest first, and `next_page_token` (None on the last page) to pass back with the
+        same filters for the next one. Pages are keyset pages (start time, then id): paging
+        never repeats or skips an execution, also while new ones start between pages. A
+        token made for other filters, edited, or not made by this provider is an
+        InvalidInputError. Answered by restate-server alone; a search by tag reads the
+        tag's own partition, not every execution."""
+        return await self._room.search.page(
+            workflow_id, state=state, tags=tags, name_prefix=name_prefix, since=since,
+            until=until, page_size=page_size, page_token=page_token)
+
+    def iter_executions(
+        self,
+        workflow_id: str | None = None,
+        *,
+        state: ExecutionState | str | Iterable[ExecutionState | str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        name_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[ExecutionSummary]:
+        """Every execution matching the filters, newest first, read a page at a time
+        (`async for summary in provider.iter_executions(tags={"tenant_id": "acme"})`)."""
+        return self._room.search.iterate(
+            workflow_id, state=state, tags=tags, name_prefix=name_prefix, since=since,
+            until=until, page_size=page_size)
+
+    @traced("count_executions")
+    async def count_executions(
+        self,
+        workflow_id: str | None = None,
+        *,
+        state: ExecutionState | str | Iterable[ExecutionState | str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        name_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> ExecutionCount:
+        """How many executions match the filters (as `list_executions_page`): `total`, and
+        `by_state` for every state (zero for states not asked for). Restate answers it in
+        one grouped query; the outcomes of runs it ended by a cancel or a kill (stopped or
+        timed out) are read only when one of those states counts, and a search by tag
+        reads that tag's candidates."""
+        return await self._room.search.count(
+            workflow_id, state=state, tags=tags, name_prefix=name_prefix, since=since,
+            until=until)
+
+    @traced("lookup_execution")
+    async def lookup_execution(self, workflow_id: str, execution_name: str) -> str:
+        """The execution id of `workflow_id`'s run named `execution_name` (a run's name
+        given where its id is expected); ExecutionNotFoundError when there is none.
+        Answered by restate-server alone, by the partition that holds the run."""
+        return await self._room.search.lookup(workflow_id, execution_name)
 
     @traced("redrive_execution")
     async def redrive_execution(self, execution_id: str) -> ExecutionResult:

@@ -1,65 +1,634 @@
-"""Finding executions: recent ones of a workflow, in a state, of one tenant.
+"""Finding executions: pages, counts, a run by its name, and the tags that find them.
 
-Answered by restate-server alone (SQL introspection), also while the deployment is down.
+Answered by restate-server alone (SQL introspection, the admin API's state writes, the
+ingress's lookup), also while the handler deployment is down.
+
+Where tags live. Restate has no tag column, and a start's tags are in its journal only
+(the envelope), which no bounded query can search. So a start that carries tags (or a
+trigger source) also writes, with the admin state API and before it returns:
+
+- per tag, an instance of `LandlordControl` keyed by the execution id in the *scope* of
+  that tag (`lt.` and a digest of the key and value). Restate 1.7 keeps a scope's state in
+  the one partition the scope names, and a query on `scope = ...` reads only that one:
+  "this tenant's executions" is one read of one partition, as large as that tenant's
+  history, never a scan of every journal or of every execution;
+- the execution's record (its tags and trigger source) in a scope of its own (`le.` and a
+  digest of its id), read by id for every listed execution and checked against the
+  search: the record is the truth, the tag entries only find candidates.
+
+Each is an instance of its own, so no write ever replaces the stop reasons the provider
+keeps in the unscoped instance. A start that Restate answers `PreviouslyAccepted` writes
+nothing when the record exists: the first start's tags stay. When the record is missing
+(the first start ended between its send and its writes) it is written again from the
+first start's envelope in the journal, never from the repeat's.
 
 Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations
 
-from landlord_restate.restate.naming import EXECUTION_NAME, check_execution_name, check_workflow_id
+import asyncio
+import base64
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+from attrs import frozen
+
+from landlord_restate.restate.introspection import (
+    IN_CHUNK,
+    RECORD_KEY,
+    SQL_TIME,
+    TAG_KEY,
+    Cursor,
+    Row,
+    RunFilter,
+    sql_time,
+)
+from landlord_restate.restate.limits import check_string_map
+from landlord_restate.restate.naming import (
+    EXECUTION_NAME,
+    INVOCATION_ID,
+    check_execution_name,
+    check_workflow_id,
+    workflow_key,
+)
 from landlord_restate.restate.parts import Parts
-from landlord_restate.restate.records import UnexpectedRow
-from landlord_restate.restate.status import build_summary
-from landlord_restate.workflow.errors import InvalidInputError
-from landlord_restate.workflow.types import ExecutionState, ExecutionSummary
+from landlord_restate.restate.records import UnexpectedRow, read_outcome, row_time
+from landlord_restate.restate.status import build_summary, map_state
+from landlord_restate.restate.vocabulary import CompletionResult
+from landlord_restate.restate.wire import CONTROL_SERVICE, ExecutionEnvelope
+from landlord_restate.workflow.errors import (
+    ExecutionNotFoundError,
+    InvalidInputError,
+    WorkflowNotFoundError,
+)
+from landlord_restate.workflow.types import (
+    ExecutionCount,
+    ExecutionPage,
+    ExecutionState,
+    ExecutionSummary,
+)
+
+T = TypeVar("T")
+
+#: page sizes `list_executions_page` takes; `list_executions` reads up to MAX_LIMIT at once
+MAX_PAGE_SIZE = 1000
+MAX_LIMIT = 10_000
+#: rows read per round at most while filling a page (rounds double up to this)
+_MAX_BATCH = MAX_LIMIT + 1
+#: SQL reads in flight at once for one search (each names up to IN_CHUNK partitions)
+_READS_AT_ONCE = 4
+#: a page token's form, version and length: urlsafe base64 of a small JSON object
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,512}$")
+_TOKEN_VERSION = 1
+_DIGEST = re.compile(r"^[0-9a-f]{24}$")
+_STATES = frozenset(ExecutionState)
+#: the states a failure may be (the shim's recorded outcome says which)
+_DECIDED_BY_OUTCOME = frozenset({ExecutionState.FAILED, ExecutionState.STOPPED,
+                                 ExecutionState.TIMEOUT})
 
 
-class Search:
-    """List executions by workflow, state and name."""
+def _digest(text: str, length: int = 32) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def tag_scope(key: str, value: str) -> str:
+    """The scope of one tag's entries: `lt.` and 128 bits of a digest of (key, value)."""
+    return "lt." + _digest(json.dumps([key, value], separators=(",", ":")))
+
+
+def record_scope(execution_id: str) -> str:
+    """The scope of one execution's record: `le.` and 128 bits of a digest of its id."""
+    return "le." + _digest(execution_id)
+
+
+@frozen(kw_only=True)
+class TagRecord:
+    """What the provider keeps of a start for searches: its tags and trigger source."""
+
+    tags: dict[str, str]
+    trigger_source: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's JSON, as it is stored."""
+        return {"tags": self.tags, "trigger_source": self.trigger_source}
+
+    @classmethod
+    def from_json(cls, data: Any) -> TagRecord:
+        """A stored record; UnexpectedRow for anything the provider would not have written."""
+        tags = data.get("tags") if isinstance(data, dict) else None
+        source = data.get("trigger_source", "") if isinstance(data, dict) else None
+        if (not isinstance(tags, dict) or not isinstance(source, str)
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())):
+            raise UnexpectedRow("a tag record {tags, trigger_source}", json.dumps(data))
+        return cls(tags=dict(tags), trigger_source=source)
+
+    def has(self, tags: Iterable[tuple[str, str]]) -> bool:
+        """Whether every (key, value) is one of this record's tags, exactly."""
+        return all(self.tags.get(key) == value for key, value in tags)
+
+
+class TagIndex:
+    """Writes a start's tags where searches find them, and reads them back (see the
+    module's docstring for where they live and why)."""
 
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
 
-    async def list(
+    async def record(
+        self, execution_id: str, tags: Mapping[str, str], trigger_source: str, *,
+        accepted: bool,
+    ) -> None:
+        """Keep the tags and trigger source of the start of `execution_id`, before the start
+        returns. `accepted`: Restate took this start as the first; else the first start's
+        record stays, and is written from its envelope only when missing."""
+        if not tags and not trigger_source:
+            return  # nothing to find it by: a start without them writes nothing
+        record = TagRecord(tags=dict(tags), trigger_source=trigger_source)
+        if not accepted:
+            if execution_id in await self.read([execution_id]):
+                return
+            first = await self._first_start(execution_id)
+            if first is None or (not first.tags and not first.trigger_source):
+                return
+            record = first
+        admin = self._parts.admin
+        # the entries first, the record last: a record present means its entries are too
+        await asyncio.gather(*(
+            admin.set_state(CONTROL_SERVICE, execution_id, {TAG_KEY: [key, value]},
+                            scope=tag_scope(key, value))
+            for key, value in record.tags.items()
+        ))
+        await admin.set_state(CONTROL_SERVICE, execution_id, {RECORD_KEY: record.to_json()},
+                              scope=record_scope(execution_id))
+
+    async def _first_start(self, execution_id: str) -> TagRecord | None:
+        """The tags of the start Restate accepted, from the envelope in the run's journal."""
+        recorded = await self._parts.sql.input_envelope(execution_id)
+        if recorded is None:
+            self._parts.bind(execution_id=execution_id).warning(
+                "tags: the first start's envelope is not in the journal; nothing recorded")
+            return None
+        try:
+            envelope = ExecutionEnvelope.from_json(recorded)
+        except Exception as exc:
+            raise self._parts.sql.protocol_error(
+                UnexpectedRow("an execution envelope", json.dumps(recorded, default=str)),
+                execution_id=execution_id,
+            ) from exc
+        return TagRecord(tags=dict(envelope.tags), trigger_source=envelope.trigger_source)
+
+    async def read(self, execution_ids: Sequence[str]) -> dict[str, TagRecord]:
+        """The records of `execution_ids` that have one, by id: one read per IN_CHUNK ids,
+        each of the scopes it names read in its own partition."""
+        by_scope = {record_scope(i): i for i in execution_ids}
+        sql = self._parts.sql
+        answers = await _chunked(
+            list(by_scope), lambda chunk: sql.scoped_values(chunk, RECORD_KEY))
+        found = {}
+        for row in (row for rows in answers for row in rows):
+            execution_id = by_scope.get(str(row.get("scope")))
+            if execution_id is None or row.get("service_key") != execution_id:
+                continue  # another scope's, or a digest collision: not this execution's
+            try:
+                found[execution_id] = TagRecord.from_json(json.loads(str(row.get("value_utf8"))))
+            except (ValueError, UnexpectedRow) as exc:
+                unexpected = exc if isinstance(exc, UnexpectedRow) else UnexpectedRow(
+                    "a JSON tag record", str(row.get("value_utf8")))
+                raise sql.protocol_error(unexpected, execution_id=execution_id) from exc
+        return found
+
+    async def candidates(self, tags: Sequence[tuple[str, str]]) -> set[str]:
+        """The executions whose tag entries name every one of `tags` (one partition read
+        for the least common of them; the caller checks each against its record)."""
+        sql = self._parts.sql
+        scopes = {tag_scope(key, value): (key, value) for key, value in tags}
+        scope = next(iter(scopes))
+        if len(scopes) > 1:
+            sizes = await sql.scope_sizes(list(scopes), TAG_KEY)
+            if len(sizes) < len(scopes):
+                return set()  # a tag nothing carries
+            scope = min(sizes, key=lambda s: (sizes[s], s))
+        wanted = list(scopes[scope])
+        found = set()
+        for row in await sql.scoped_values([scope], TAG_KEY):
+            try:
+                entry = json.loads(str(row.get("value_utf8")))
+            except ValueError:
+                continue
+            if entry == wanted and INVOCATION_ID.fullmatch(str(row.get("service_key"))):
+                found.add(str(row["service_key"]))
+        return found
+
+
+@frozen(kw_only=True)
+class _Query:
+    """A search, checked: what is asked of the rows, and the tags every match carries."""
+
+    where: RunFilter
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def digest(self) -> str:
+        """What a page token is bound to: these filters (the time window travels in the
+        token itself, see `_read_token`)."""
+        where = self.where
+        return _digest(json.dumps({
+            "workflow_id": where.workflow_id, "name_prefix": where.name_prefix,
+            "states": sorted(where.states) if where.states is not None else None,
+            "tags": self.tags,
+        }, sort_keys=True, separators=(",", ":")), 24)
+
+
+class Search:
+    """Pages, counts and lookups of executions, by workflow, state, tags, name and time."""
+
+    def __init__(self, parts: Parts) -> None:
+        self._parts = parts
+        self._tags = TagIndex(parts)
+
+    # -- pages ----------------------------------------------------------------------------
+
+    async def page(
         self,
         workflow_id: str | None,
-        state: ExecutionState | str | None,
+        *,
+        state: Any,
+        tags: Mapping[str, str] | None,
+        name_prefix: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        page_size: int,
+        page_token: str | None,
+    ) -> ExecutionPage:
+        """One page, newest first (see `RestateProvider.list_executions_page`)."""
+        query = _query(workflow_id, state, tags, name_prefix, since, until)
+        size = _bounded(page_size, "page_size", MAX_PAGE_SIZE)
+        after = None
+        if page_token:
+            after, query = _read_token(page_token, query)
+        found, more = await self._collect(query, after, size)
+        return ExecutionPage(
+            executions=[summary for summary, _ in found],
+            next_page_token=_token(query, found[-1][1]) if more else None,
+        )
+
+    async def newest(
+        self,
+        workflow_id: str | None,
+        state: Any,
         limit: int,
         name_prefix: str | None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[ExecutionSummary]:
-        """Recent executions, newest first (see `RestateProvider.list_executions`)."""
-        if workflow_id is not None:
-            check_workflow_id(workflow_id)
-        if name_prefix is not None:
-            try:
-                check_execution_name(name_prefix)
-            except InvalidInputError:
-                raise InvalidInputError(
-                    f"name_prefix {name_prefix!r} must be the start of an execution name "
-                    f"({EXECUTION_NAME.pattern})", field="name_prefix",
-                ) from None
-        wanted = _wanted_state(state)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10_000:
-            raise InvalidInputError("limit must be between 1 and 10000", field="limit")
+        """The newest `limit` matches (see `RestateProvider.list_executions`)."""
+        query = _query(workflow_id, state, tags, name_prefix, since, until)
+        found, _ = await self._collect(query, None, _bounded(limit, "limit", MAX_LIMIT))
+        return [summary for summary, _ in found]
+
+    async def iterate(
+        self,
+        workflow_id: str | None,
+        *,
+        state: Any,
+        tags: Mapping[str, str] | None,
+        name_prefix: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        page_size: int,
+    ) -> AsyncIterator[ExecutionSummary]:
+        """Every match, newest first, a page at a time (see `iter_executions`)."""
+        token: str | None = None
+        while True:
+            page = await self.page(
+                workflow_id, state=state, tags=tags, name_prefix=name_prefix, since=since,
+                until=until, page_size=page_size, page_token=token,
+            )
+            for summary in page.executions:
+                yield summary
+            if page.next_page_token is None:
+                return
+            token = page.next_page_token
+
+    async def _collect(
+        self, query: _Query, after: Cursor | None, want: int
+    ) -> tuple[list[tuple[ExecutionSummary, Cursor]], bool]:
+        """Up to `want` matches after `after`, each with its keyset position, and whether
+        more exist. Rows are read newest first in rounds until `want` matched or none are
+        left: a round's rows that the query cannot tell apart exactly (a failure of another
+        kind than the one asked for, a tag candidate whose record says otherwise) are
+        dropped and the next round goes on after them, so a page is never short while more
+        matches exist, and never repeats or skips one."""
+        members = await self._tags.candidates(query.tags) if query.tags else None
+        if members is not None and not members:
+            return [], False
+        ids = sorted(members) if members is not None and len(members) <= IN_CHUNK else None
+        batch = min(want + 1, _MAX_BATCH)
+        found: list[tuple[ExecutionSummary, Cursor]] = []
+        while True:
+            rows = await self._parts.sql.runs_page(query.where, after=after, limit=batch,
+                                                   ids=ids)
+            kept = rows if members is None else [r for r in rows if r.get("id") in members]
+            for match in await self._matches(kept, query):
+                found.append(match)
+                if len(found) > want:
+                    return found[:want], True
+            if len(rows) < batch:
+                return found, False
+            after = self._cursor(rows[-1])
+            batch = min(batch * 2, _MAX_BATCH)
+
+    async def _matches(
+        self, rows: Sequence[Row], query: _Query
+    ) -> list[tuple[ExecutionSummary, Cursor]]:
+        """The rows that match, as summaries, in order: a failure's state is read from its
+        outcome, each row's tags from its record (in parallel)."""
+        if not rows:
+            return []
         sql = self._parts.sql
-        rows, outcomes = await sql.recent_runs(workflow_id, wanted, limit, name_prefix)
+        ids = [str(row.get("id")) for row in rows]
+        outcomes, records = await asyncio.gather(
+            sql.outcomes([i for i, row in zip(ids, rows, strict=True) if _needs_outcome(row)]),
+            self._tags.read(ids),
+        )
+        states = query.where.states
+        matches = []
         try:
-            summaries = [build_summary(row, outcomes.get(row["id"])) for row in rows]
+            for execution_id, row in zip(ids, rows, strict=True):
+                record = records.get(execution_id)
+                if query.tags and (record is None or not record.has(query.tags)):
+                    continue  # a candidate whose record says otherwise (see TagIndex)
+                summary = build_summary(
+                    row, outcomes.get(execution_id),
+                    record.tags if record else None, record.trigger_source if record else "",
+                )
+                if states is None or summary.state in states:
+                    matches.append((summary, self._cursor(row)))
         except UnexpectedRow as exc:
             raise sql.protocol_error(exc) from exc
-        if wanted is not None:
-            summaries = [s for s in summaries if s.state is wanted]
-        if name_prefix is not None:
-            summaries = [s for s in summaries if s.execution_name.startswith(name_prefix)]
-        return summaries[:limit]
+        return matches
+
+    def _cursor(self, row: Row) -> Cursor:
+        created = row_time(row.get("created_at"))
+        execution_id = str(row.get("id"))
+        if created is None or not INVOCATION_ID.fullmatch(execution_id):
+            raise self._parts.sql.protocol_error(UnexpectedRow(
+                "a run row with id and created_at", json.dumps(row, default=str)))
+        return sql_time(created), execution_id
+
+    # -- counts ---------------------------------------------------------------------------
+
+    async def count(
+        self,
+        workflow_id: str | None,
+        *,
+        state: Any,
+        tags: Mapping[str, str] | None,
+        name_prefix: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> ExecutionCount:
+        """How many match, by state (see `RestateProvider.count_executions`)."""
+        query = _query(workflow_id, state, tags, name_prefix, since, until)
+        wanted = query.where.states or _STATES
+        everything = RunFilter(
+            workflow_id=query.where.workflow_id, name_prefix=query.where.name_prefix,
+            since=query.where.since, until=query.where.until,
+        )
+        if query.tags:
+            counted = await self._count_tagged(everything, query.tags)
+        else:
+            counted = await self._count_all(everything, wanted)
+        by_state = {s: counted.get(s, 0) if s in wanted else 0 for s in ExecutionState}
+        return ExecutionCount(total=sum(by_state.values()), by_state=by_state)
+
+    async def _count_all(
+        self, where: RunFilter, wanted: frozenset[ExecutionState]
+    ) -> dict[ExecutionState, int]:
+        """One grouped query; then, only when a failure counts toward a state asked for
+        (failed, stopped or timeout), the failures' outcomes."""
+        sql = self._parts.sql
+        classes = await sql.count_by_class(where)
+        if classes.get("unknown"):
+            raise sql.protocol_error(UnexpectedRow(
+                "known invocation statuses", f"{classes['unknown']} rows of another status"))
+        counted = {s: classes.get(s.value, 0) for s in ExecutionState}
+        if classes.get("failure") and wanted & _DECIDED_BY_OUTCOME:
+            rows = await sql.classes(where, failures_only=True)
+            for s in await self._states(rows):
+                counted[s] += 1
+        return counted
+
+    async def _count_tagged(
+        self, where: RunFilter, tags: Sequence[tuple[str, str]]
+    ) -> dict[ExecutionState, int]:
+        """The tag's candidates' rows and records, each checked: as many reads as the least
+        common tag has IN_CHUNK candidates."""
+        counted = dict.fromkeys(ExecutionState, 0)
+        members = sorted(await self._tags.candidates(tags))
+        if not members:
+            return counted
+        sql = self._parts.sql
+        chunks, records = await asyncio.gather(
+            _chunked(members, lambda chunk: sql.classes(where, chunk)),
+            self._tags.read(members),
+        )
+        rows = [row for chunk in chunks for row in chunk
+                if (record := records.get(str(row.get("id")))) is not None and record.has(tags)]
+        for s in await self._states(rows):
+            counted[s] += 1
+        return counted
+
+    async def _states(self, rows: Sequence[Row]) -> list[ExecutionState]:
+        """The state of each row (a failure's from its outcome)."""
+        sql = self._parts.sql
+        outcomes = await sql.outcomes([str(r.get("id")) for r in rows if _needs_outcome(r)])
+        try:
+            return [map_state(row, read_outcome(outcomes.get(str(row.get("id")))))[0]
+                    for row in rows]
+        except UnexpectedRow as exc:
+            raise sql.protocol_error(exc) from exc
+
+    # -- a run by its name ----------------------------------------------------------------
+
+    async def lookup(self, workflow_id: str, execution_name: str) -> str:
+        """The execution id of `workflow_id`'s run named `execution_name` (see
+        `RestateProvider.lookup_execution`)."""
+        check_workflow_id(workflow_id)
+        check_execution_name(execution_name)
+        key = workflow_key(workflow_id, execution_name)
+        row = await self._parts.sql.run_by_key(key)
+        if row is not None and INVOCATION_ID.fullmatch(str(row.get("id"))):
+            return str(row["id"])
+        # no row: a query can miss a partition that is moving between nodes, so ask the
+        # partition that owns the key, through the ingress (answered without the deployment)
+        try:
+            stored = await self._parts.specs.route(workflow_id)
+        except WorkflowNotFoundError:
+            raise ExecutionNotFoundError(execution_name) from None
+        ingress = self._parts.ingress
+        execution_id = await ingress.lookup_workflow(stored.resolved.service, key)
+        if INVOCATION_ID.fullmatch(execution_id) and await ingress.invocation_exists(
+            execution_id
+        ):
+            return execution_id
+        raise ExecutionNotFoundError(execution_name)
 
 
-def _wanted_state(state: ExecutionState | str | None) -> ExecutionState | None:
+# -- checking what a search asks --------------------------------------------------------
+
+
+def _query(
+    workflow_id: str | None,
+    state: Any,
+    tags: Mapping[str, str] | None,
+    name_prefix: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> _Query:
+    if workflow_id is not None:
+        check_workflow_id(workflow_id)
+    if name_prefix is not None:
+        try:
+            check_execution_name(name_prefix)
+        except InvalidInputError:
+            raise InvalidInputError(
+                f"name_prefix {name_prefix!r} must be the start of an execution name "
+                f"({EXECUTION_NAME.pattern})", field="name_prefix",
+            ) from None
+    pairs: tuple[tuple[str, str], ...] = ()
+    if tags is not None:
+        pairs = tuple(sorted(check_string_map(tags, "tags").items()))
+    return _Query(
+        where=RunFilter(
+            workflow_id=workflow_id, name_prefix=name_prefix, states=_wanted_states(state),
+            since=_bound(since, "since", ceil=False), until=_bound(until, "until", ceil=True),
+        ),
+        tags=pairs,
+    )
+
+
+def _wanted_states(state: Any) -> frozenset[ExecutionState] | None:
+    """None (every state), or the states asked for: one, or several."""
     if state is None:
         return None
+    given = [state] if isinstance(state, str) else state
     try:
-        return ExecutionState.parse(str(state))
-    except ValueError:
+        wanted = frozenset(ExecutionState.parse(str(s)) for s in given)
+    except (ValueError, TypeError):
         valid = ", ".join(s.value for s in ExecutionState)
-        raise InvalidInputError(f"state {state!r} is not one of: {valid}", field="state") from None
+        raise InvalidInputError(f"state {state!r} is not one of: {valid} (or several of them)",
+                                field="state") from None
+    if not wanted:
+        raise InvalidInputError("state: name at least one state, or None for all",
+                                field="state")
+    return wanted
+
+
+def _bound(value: datetime | None, field: str, *, ceil: bool) -> str | None:
+    """A time bound as it enters SQL. Restate keeps start times in whole milliseconds
+    (cut, not rounded): a start in the millisecond of `since` or of `until` is inside."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInputError(f"{field} must be a timezone-aware datetime, got {value!r}",
+                                field=field)
+    return sql_time(value, ceil=ceil)
+
+
+def _bounded(value: Any, field: str, most: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= most:
+        raise InvalidInputError(f"{field} must be between 1 and {most}, got {value!r}",
+                                field=field)
+    return value
+
+
+def _needs_outcome(row: Row) -> bool:
+    """A failure: failed, stopped or timeout by the shim's recorded outcome."""
+    return row.get("completion_result") == CompletionResult.FAILURE
+
+
+async def _chunked(
+    items: Sequence[str], read: Callable[[Sequence[str]], Awaitable[T]]
+) -> list[T]:
+    """`read` of each IN_CHUNK of `items`, _READS_AT_ONCE at a time, in order."""
+    gate = asyncio.Semaphore(_READS_AT_ONCE)
+
+    async def one(chunk: Sequence[str]) -> T:
+        async with gate:
+            return await read(chunk)
+
+    return list(await asyncio.gather(*(
+        one(items[i:i + IN_CHUNK]) for i in range(0, len(items), IN_CHUNK)
+    )))
+
+
+# -- page tokens --------------------------------------------------------------------------
+#
+# A token is the keyset position after a page (Restate's created_at and the invocation id
+# of its last execution), the digest of the filters it was made for, the search's time
+# window, and a check over all of them: urlsafe base64 of a small JSON object. Nothing
+# secret, so any provider (another process, after a restart) reads any other's tokens;
+# every field is checked against its rule before it reaches SQL, and a token that was
+# edited, or made for other filters, is an InvalidInputError, never a query.
+#
+# The window travels in the token because a window is often relative ("the last day"):
+# asked again a minute later it is another window, and the pages would no longer join up.
+# So the next pages keep the first page's window; a caller may leave `since` and `until`
+# out, or give the same ones (other ones make the token foreign).
+
+_TOKEN_FIELDS = frozenset({"v", "f", "t", "i", "a", "b", "c"})
+
+
+def _token(query: _Query, cursor: Cursor) -> str:
+    body: dict[str, Any] = {"v": _TOKEN_VERSION, "f": query.digest, "t": cursor[0],
+                            "i": cursor[1], "a": query.where.since, "b": query.where.until}
+    body["c"] = _token_check(body)
+    encoded = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode())
+    return encoded.decode().rstrip("=")
+
+
+def _token_check(body: Mapping[str, Any]) -> str:
+    fields = {k: body[k] for k in sorted(_TOKEN_FIELDS - {"c"})}
+    return _digest("landlord-restate page token " + json.dumps(fields, sort_keys=True), 16)
+
+
+def _read_token(token: Any, query: _Query) -> tuple[Cursor, _Query]:
+    """The keyset position in `token`, and `query` with the token's time window; else
+    InvalidInputError (malformed, edited, or made for another search)."""
+    bad = InvalidInputError(
+        "page_token is not a token this provider made (pass the next_page_token of the "
+        "previous page unchanged)", field="page_token")
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise bad
+    try:
+        body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise bad from None
+    if (not isinstance(body, dict) or set(body) != _TOKEN_FIELDS
+            or body["v"] != _TOKEN_VERSION
+            or not all(isinstance(body[k], str) for k in ("f", "t", "i", "c"))
+            or not all(body[k] is None or isinstance(body[k], str) for k in ("a", "b"))
+            or body["c"] != _token_check(body)
+            or not _DIGEST.fullmatch(body["f"]) or not SQL_TIME.fullmatch(body["t"])
+            or not INVOCATION_ID.fullmatch(body["i"])
+            or not all(body[k] is None or SQL_TIME.fullmatch(body[k]) for k in ("a", "b"))):
+        raise bad
+    where = query.where
+    if body["f"] != query.digest or any(
+        given is not None and given != carried
+        for given, carried in ((where.since, body["a"]), (where.until, body["b"]))
+    ):
+        raise InvalidInputError(
+            "page_token belongs to a search with other filters: page with the filters it "
+            "was made for, or start again without a token", field="page_token")
+    windowed = attrs.evolve(query, where=attrs.evolve(where, since=body["a"], until=body["b"]))
+    return (body["t"], body["i"]), windowed
