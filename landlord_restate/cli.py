@@ -16,8 +16,9 @@ import re
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
 from rich.live import Live
@@ -27,6 +28,7 @@ from rich.text import Text
 from landlord_restate.doctor import run_checks, shown_settings
 from landlord_restate.rendering import status_view
 from landlord_restate.restate.config import RestateConfig
+from landlord_restate.restate.deployments import check_deployment_id
 from landlord_restate.restate.limits import MAX_REASON, check_text
 from landlord_restate.restate.naming import (
     check_execution_id,
@@ -34,10 +36,18 @@ from landlord_restate.restate.naming import (
     check_workflow_id,
 )
 from landlord_restate.restate.provider import RestateProvider
+from landlord_restate.restate.search import MAX_PAGE_SIZE
 from landlord_restate.restate.settings import FLAG_PREFIX, load_config, split_flags
-from landlord_restate.workflow.convert import format_rfc3339, from_json, to_json
+from landlord_restate.workflow.convert import (
+    format_rfc3339,
+    from_json,
+    parse_go_duration,
+    parse_rfc3339,
+    to_json,
+)
 from landlord_restate.workflow.errors import (
     ConfigError,
+    InvalidInputError,
     InvalidSpecError,
     WorkflowError,
 )
@@ -50,6 +60,7 @@ from landlord_restate.workflow.types import (
 )
 
 OK, FAILED, USAGE = 0, 1, 2
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -156,11 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
                       "run a failed, stopped or timed-out execution again from where it failed")
     redrive.add_argument("execution_id")
     redrive.add_argument("--wait", action="store_true", help="wait for a terminal state")
-    listing = command("list", cmd_list, "recent executions")
-    listing.add_argument("--workflow", dest="workflow_id")
-    listing.add_argument("--state", choices=[s.value for s in ExecutionState])
-    listing.add_argument("--name-prefix", help="only executions whose name starts so")
-    listing.add_argument("--limit", type=int, default=50)
+    listing = command("list", cmd_list, "executions, newest first, a page at a time")
+    _search_filters(listing)
+    listing.add_argument("--page-size", type=int, default=50, help="executions per page "
+                         f"(1-{MAX_PAGE_SIZE}, default 50)")
+    listing.add_argument("--limit", type=int, help="the same as --page-size")
+    listing.add_argument("--page-token", help="the next page: the token the last page printed")
+    _search_filters(command("count", cmd_count, "how many executions match, by state"))
     deployments = command("deployments", cmd_deployments,
                           "registered deployments; `deployments remove ID` removes one")
     actions = deployments.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -170,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="remove it even while executions run on it (strands them)")
     remove.set_defaults(func=cmd_remove_deployment)
     return parser
+
+
+def _search_filters(sub: argparse.ArgumentParser) -> None:
+    """The filters `list` and `count` share."""
+    sub.add_argument("--workflow", dest="workflow_id")
+    sub.add_argument("--state", action="append", choices=[s.value for s in ExecutionState],
+                     help="in this state (repeat for several)")
+    sub.add_argument("--tag", action="append", metavar="KEY=VALUE",
+                     help="carrying this tag exactly (repeat: every one)")
+    sub.add_argument("--name-prefix", help="only executions whose name starts so")
+    sub.add_argument("--since", help="started at or after: a duration ago (1h, 30m) or an "
+                     "RFC 3339 time")
+    sub.add_argument("--until", help="started before: a duration ago or an RFC 3339 time")
 
 
 def _read_json(source: str, what: str) -> Any:
@@ -364,26 +390,67 @@ async def cmd_redrive(args: argparse.Namespace, provider: RestateProvider, out: 
     return await _started(provider, out, started, wait=args.wait)
 
 
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The search filters given to `list` or `count`, as the provider takes them. A page
+    token keeps the time window of its first page: `--since 1h` on a later page (another
+    hour by now) is left to it; an absolute time is passed, and checked against it."""
+    paging = getattr(args, "page_token", None) is not None
+    return {
+        "state": args.state, "tags": args.tags, "name_prefix": args.name_prefix,
+        "since": None if paging and args.since_ago else args.since_time,
+        "until": None if paging and args.until_ago else args.until_time,
+    }
+
+
 @_provided
 async def cmd_list(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
-    """Recent executions, newest first."""
-    found = await provider.list_executions(
-        workflow_id=args.workflow_id, state=args.state, limit=args.limit,
-        name_prefix=args.name_prefix,
-    )
+    """One page of executions, newest first, and the token of the next page."""
+    page = await _searched(provider.list_executions_page(
+        args.workflow_id, **_filters(args), page_size=args.limit or args.page_size,
+        page_token=args.page_token,
+    ))
     if out.as_json:
-        out.data([to_json(s) for s in found])
+        out.data(to_json(page))
         return OK
     table = Table()
     table.add_column("execution", **_WHOLE)  # an operator copies ids from here
-    for column in ("workflow", "name", "state", "started", "stopped"):
+    for column in ("workflow", "name", "state", "started", "stopped", "tags"):
         table.add_column(column)
-    for s in found:
+    for s in page.executions:
         table.add_row(s.execution_id, s.workflow_id, s.execution_name,
                       f"{s.state.value} ({s.sub_state})", format_rfc3339(s.start_time),
-                      format_rfc3339(s.stop_time) if s.stop_time else "-")
+                      format_rfc3339(s.stop_time) if s.stop_time else "-",
+                      ", ".join(f"{k}={v}" for k, v in sorted(s.tags.items())) or "-")
+    out.console.print(table)
+    if page.next_page_token is not None:
+        out.line(f"next page: --page-token {page.next_page_token}")
+    return OK
+
+
+@_provided
+async def cmd_count(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
+    """How many executions match, in all and by state."""
+    counted = await _searched(provider.count_executions(args.workflow_id, **_filters(args)))
+    if out.as_json:
+        out.data(to_json(counted))
+        return OK
+    table = Table()
+    table.add_column("state")
+    table.add_column("executions", justify="right")
+    for state, n in counted.by_state.items():
+        table.add_row(state.value, str(n))
+    table.add_row("total", str(counted.total), style="bold")
     out.console.print(table)
     return OK
+
+
+async def _searched(search: Coroutine[Any, Any, T]) -> T:
+    """A search's answer; a filter or page token the provider refuses is a usage error
+    (exit 2), as a malformed flag is."""
+    try:
+        return await search
+    except InvalidInputError as exc:
+        raise UsageError(exc.message, field=exc.field) from None
 
 
 #: a column never cut or wrapped: the ids an operator copies into the next command
@@ -464,10 +531,6 @@ _REDRAW_SECONDS = 1.0
 
 # -- arguments, errors, entry point -------------------------------------------------------
 
-#: a Restate deployment id: `dp_` and base62 (checked before it enters a URL path)
-_DEPLOYMENT_ID = re.compile(r"dp_[0-9A-Za-z]{1,64}")
-
-
 def check_arguments(args: argparse.Namespace) -> None:
     """Ids, names, reasons and limits given on the command line: UsageError (exit 2) when
     malformed, as argparse's own errors are, before anything is sent."""
@@ -491,13 +554,51 @@ def check_arguments(args: argparse.Namespace) -> None:
                 f"--name-prefix {prefix!r} must be the start of an execution name: 1-128 "
                 "letters, digits, '_' or '-'", field="name_prefix",
             ) from None
-    limit = getattr(args, "limit", None)
-    if limit is not None and not 0 < limit <= 10_000:
-        raise UsageError("--limit must be between 1 and 10000", field="limit")
+    for flag in ("limit", "page_size"):
+        size = getattr(args, flag, None)
+        if size is not None and not 0 < size <= MAX_PAGE_SIZE:
+            raise UsageError(f"--{flag.replace('_', '-')} must be between 1 and "
+                             f"{MAX_PAGE_SIZE}", field=flag)
+    if hasattr(args, "tag"):
+        args.tags = _tags(args.tag)
+        args.since_time, args.since_ago = _time(args.since, "since")
+        args.until_time, args.until_ago = _time(args.until, "until")
     deployment_id = getattr(args, "deployment_id", None)
-    if deployment_id is not None and not _DEPLOYMENT_ID.fullmatch(deployment_id):
-        raise UsageError(f"deployment id {deployment_id!r} is not a Restate deployment id "
-                         "(dp_...)", field="deployment_id")
+    if deployment_id is not None:
+        try:
+            check_deployment_id(deployment_id)  # the provider's own rule
+        except WorkflowError as exc:
+            raise UsageError(exc.message, field="deployment_id") from None
+
+
+def _tags(given: list[str] | None) -> dict[str, str] | None:
+    """`--tag key=value` flags as a dict (a key given twice: the last value)."""
+    if not given:
+        return None
+    tags = {}
+    for flag in given:
+        key, equals, value = flag.partition("=")
+        if not equals or not key:
+            raise UsageError(f"--tag {flag!r} must be KEY=VALUE with a non-empty key",
+                             field="tag")
+        tags[key] = value
+    return tags
+
+
+def _time(given: str | None, flag: str) -> tuple[datetime | None, bool]:
+    """`--since`/`--until`: a Go duration ago ("1h", "90m") or an RFC 3339 time; and
+    whether it was a duration."""
+    if given is None:
+        return None, False
+    try:
+        return datetime.now(UTC) - parse_go_duration(given), True
+    except ValueError:
+        pass
+    try:
+        return parse_rfc3339(given), False
+    except ValueError:
+        raise UsageError(f"--{flag} {given!r} must be a duration ago (1h, 30m) or an RFC 3339 "
+                         "time (2026-12-01T00:00:00Z)", field=flag) from None
 
 
 def _wants_json(argv: Sequence[str]) -> bool:

@@ -148,11 +148,12 @@ def test_create_start_wait_status_list_stop_delete(
     second = json.loads(cli(cli_env, "start", workflow_id, "--name", "second",
                             "--input", f"@{input_file}", "--json").stdout)
     listed = json.loads(cli(cli_env, "list", "--workflow", workflow_id, "--json").stdout)
-    assert [s["execution_name"] for s in listed] == ["second", "first"]
-    assert listed[0]["execution_id"] == second["execution_id"]
+    assert [s["execution_name"] for s in listed["executions"]] == ["second", "first"]
+    assert listed["executions"][0]["execution_id"] == second["execution_id"]
+    assert listed["next_page_token"] is None
     only = json.loads(cli(cli_env, "list", "--workflow", workflow_id, "--limit", "1",
                           "--json").stdout)
-    assert len(only) == 1
+    assert len(only["executions"]) == 1
     table = cli(cli_env, "list", "--workflow", workflow_id)
     assert "second" in table.stdout
 
@@ -180,9 +181,9 @@ def test_stop_and_list_by_state(cli_env: dict[str, str], tmp_path: Path) -> None
     assert status["error"]["message"] == "operator said so"
     found = json.loads(cli(cli_env, "list", "--workflow", workflow_id, "--state", "stopped",
                            "--json").stdout)
-    assert [s["execution_id"] for s in found] == [started["execution_id"]]
+    assert [s["execution_id"] for s in found["executions"]] == [started["execution_id"]]
     assert json.loads(cli(cli_env, "list", "--workflow", workflow_id, "--state", "succeeded",
-                          "--json").stdout) == []
+                          "--json").stdout)["executions"] == []
     missing = cli(cli_env, "status", "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW")
     assert missing.returncode == 1
     assert "not found" in missing.stderr
@@ -240,6 +241,16 @@ def _one_json_error(stdout: str) -> dict[str, Any]:
         (("list", "--limit", "0"), 2, "UsageError", "limit"),
         (("list", "--limit", "many"), 2, "UsageError", "limit"),  # a bad flag value
         (("list", "--state", "sleeping"), 2, "UsageError", "state"),
+        (("list", "--page-size", "0"), 2, "UsageError", "page_size"),
+        (("list", "--page-size", "1001"), 2, "UsageError", "page_size"),
+        (("list", "--tag", "tenant_id"), 2, "UsageError", "tag"),
+        (("count", "--tag", "=acme"), 2, "UsageError", "tag"),
+        (("count", "--since", "yesterday"), 2, "UsageError", "since"),
+        (("list", "--until", "2026-13-01"), 2, "UsageError", "until"),
+        (("list", "--page-token", "not a token"), 2, "UsageError", "page_token"),
+        (("list", "--page-token", "eyJ2IjoxfQ"), 2, "UsageError", "page_token"),
+        (("deployments", "remove", "dp_abc"), 2, "UsageError", "deployment_id"),
+        (("deployments", "remove", "xx"), 2, "UsageError", "deployment_id"),
         (("frobnicate",), 2, "UsageError", "command"),  # an unknown command
         (("status",), 2, "UsageError", "execution_id"),  # a missing argument
         (("start", "wf", "--input", "{not json"), 2, "UsageError", "input"),
@@ -281,7 +292,7 @@ def test_json_before_the_command_and_operation_errors(cli_env: dict[str, str]) -
     assert shown["execution_id"] == missing
     listed = cli(cli_env, "--json", "list", "--limit", "1")
     assert listed.returncode == 0, listed.stderr
-    assert isinstance(json.loads(listed.stdout), list)
+    assert isinstance(json.loads(listed.stdout)["executions"], list)
     helped = cli(cli_env, "--json", "--help")
     assert helped.returncode == 0
     assert "usage: landlord-restate" in json.loads(helped.stdout)["help"]
@@ -401,7 +412,7 @@ def test_list_by_name_prefix(cli_env: dict[str, str], tmp_path: Path) -> None:
         assert cli(cli_env, "start", workflow_id, "--name", name).returncode == 0
     code, found = run_json(cli_env, "list", "--workflow", workflow_id, "--name-prefix", "acme-")
     assert code == 0, found
-    assert [s["execution_name"] for s in found] == ["acme-2", "acme-1"]
+    assert [s["execution_name"] for s in found["executions"]] == ["acme-2", "acme-1"]
     table = cli(cli_env, "list", "--workflow", workflow_id, "--name-prefix", "globex")
     assert table.returncode == 0, table.stderr
     assert "globex-1" in table.stdout
