@@ -5,7 +5,9 @@
 - `errors`: `ComputeError` and its subclasses, each saying whether a retry can help.
 - `provider`: the `ComputeProvider` protocol, each method's contract in its docstring.
 - `registry`: providers by name, built from Landlord's `compute:` config section through
-  the `landlord_restate.compute_providers` entry points.
+  the `landlord_restate.compute_providers` entry points (or `register_factory`).
+- `landlord_api` (imported on its own, it needs aiohttp): Landlord's API asked which
+  provider runs a tenant, as Landlord's worker asks it.
 - `mock`: Landlord's in-memory provider. `docker` (imported on its own, it needs
   aiodocker): one container per tenant on a Docker Engine, its state kept in Docker.
 """
@@ -42,6 +44,8 @@ from landlord_restate.compute.registry import (
     default_provider,
     installed_providers,
     load_registry,
+    provider_names,
+    register_factory,
 )
 from landlord_restate.compute.types import (
     ComputeState,
@@ -109,5 +113,7 @@ __all__ = [
     "load_registry",
     "merge_config",
     "merge_labels",
+    "provider_names",
+    "register_factory",
     "validate_compute_spec",
 ]

@@ -9,7 +9,9 @@ point group; the factory takes the provider's `compute.<name>` section and answe
     ecs = "acme_landlord_ecs:create"
 
 `load_registry(config["compute"])` creates every configured provider through its entry
-point; `async with` the registry closes them again.
+point; `async with` the registry closes them again. A module that is no package of its own
+(one the handler deployment imports, named in `LANDLORD_RESTATE_HANDLERS`) adds its factory
+with `register_factory(name, factory)` instead; it is found like an entry point.
 """
 
 from __future__ import annotations
@@ -112,11 +114,40 @@ class ComputeRegistry:
         await self.aclose()
 
 
+#: factories added by `register_factory`, by name: found before the entry points
+_FACTORIES: dict[str, ProviderFactory] = {}
+
+
+def register_factory(name: str, factory: ProviderFactory) -> None:
+    """Add a compute provider factory under `name` for this process, as an entry point
+    would (a module imported twice registers the same factory again: no change). Another
+    factory under a taken name is `ComputeProviderConflictError`."""
+    if not name:
+        raise ValueError("provider name cannot be empty")
+    existing = _FACTORIES.get(name)
+    if existing is not None and existing is not factory and (
+        getattr(existing, "__qualname__", None), getattr(existing, "__module__", None)
+    ) != (getattr(factory, "__qualname__", None), getattr(factory, "__module__", None)):
+        raise ComputeProviderConflictError(name)
+    _FACTORIES[name] = factory
+
+
+def registered_factories() -> dict[str, ProviderFactory]:
+    """The factories `register_factory` added, by name."""
+    return dict(_FACTORIES)
+
+
 def installed_providers() -> dict[str, EntryPoint]:
     """The compute provider factories installed in this environment, by name."""
     import importlib.metadata  # here, not at the top: see the TYPE_CHECKING import
 
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def provider_names(installed: Mapping[str, EntryPoint] | None = None) -> list[str]:
+    """Every provider name a config may use: the entry points and registered factories."""
+    installed = installed_providers() if installed is None else installed
+    return sorted({*installed, *_FACTORIES})
 
 
 def create_provider(
@@ -127,32 +158,39 @@ def create_provider(
 ) -> ComputeProvider:
     """Create the provider `name` through its entry point, with its config section.
 
-    A name no installed package provides is a `ConfigError` naming it and the installed
-    ones; so is a factory that cannot be loaded or answers something that is no provider.
+    A name no installed package provides (nor `register_factory`) is a `ConfigError`
+    naming it and the installed ones; so is a factory that cannot be loaded or answers
+    something that is no provider.
     """
     installed = installed_providers() if installed is None else installed
     key = f"compute.{name}"
-    entry_point = installed.get(name)
-    if entry_point is None:
-        known = ", ".join(sorted(installed)) or "none"
-        raise ConfigError(
-            f"unknown compute provider {name!r} in {key} (installed: {known})", key=key,
-        )
-    try:
-        factory: ProviderFactory = entry_point.load()
-    except Exception as exc:
-        raise ConfigError(
-            f"compute provider {name!r}: cannot load {entry_point.value}: {exc}", key=key,
-        ) from exc
+    factory = _FACTORIES.get(name)
+    if factory is not None:
+        where = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', '?')}"
+    else:
+        entry_point = installed.get(name)
+        if entry_point is None:
+            known = ", ".join(provider_names(installed)) or "none"
+            raise ConfigError(
+                f"unknown compute provider {name!r} in {key} (installed: {known})", key=key,
+            )
+        where = entry_point.value
+        try:
+            factory = entry_point.load()
+        except Exception as exc:
+            raise ConfigError(
+                f"compute provider {name!r}: cannot load {where}: {exc}", key=key,
+            ) from exc
+    assert factory is not None
     provider = factory(dict(config or {}))
     if not isinstance(provider, ComputeProvider):
         raise ConfigError(
-            f"compute provider {name!r}: {entry_point.value} answered "
+            f"compute provider {name!r}: {where} answered "
             f"{type(provider).__name__}, not a ComputeProvider", key=key,
         )
     if provider.name != name:
         raise ConfigError(
-            f"compute provider {name!r}: {entry_point.value} answered a provider named "
+            f"compute provider {name!r}: {where} answered a provider named "
             f"{provider.name!r}", key=key,
         )
     return provider
