@@ -27,6 +27,7 @@ from landlord_restate.restate.urls import (
     is_loopback,
     join_urls,
     on_port,
+    redacted,
     split_urls,
 )
 from landlord_restate.restate.urls import (
@@ -152,6 +153,11 @@ class RestateConfig:
     #: how long stop_execution lets a cancelled execution run its cancellation before it
     #: is killed (Landlord's reconciler waits 30 s for a stop to land)
     stop_grace: timedelta = timedelta(seconds=10)
+    #: Landlord's worker keys that name services: the worker's services are
+    #: `<namespace>_<prefix>_<service>` (Landlord's `WorkerServiceName`, joined by `_`), and
+    #: the provider resolves every workflow to the same name (see `worker_service_name`)
+    worker_namespace: str | None = None
+    worker_service_prefix: str | None = None
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -190,6 +196,11 @@ class RestateConfig:
         if self.deployment_headers:
             body["additional_headers"] = dict(self.deployment_headers)
         return body
+
+    def qualified(self, service: str) -> str:
+        """`service` as the worker hosts it: with `worker_namespace` and
+        `worker_service_prefix` in front, when set."""
+        return worker_service_name(service, self.worker_namespace, self.worker_service_prefix)
 
     def backoff(self) -> Backoff:
         """How calls that are safe to retry retry transient answers, from these settings."""
@@ -261,6 +272,7 @@ class RestateConfig:
             raise ConfigError(
                 f"stop_grace must be zero or more, got {_shown(self.stop_grace)}", key="stop_grace"
             )
+        check_service_qualifiers(self.worker_namespace, self.worker_service_prefix)
         if self.request_timeout <= timedelta(0):
             raise ConfigError(
                 f"request_timeout must be positive, got {_shown(self.request_timeout)}",
@@ -317,6 +329,91 @@ class RestateConfig:
 
 #: the fields marked SECRET: the one list of keys whose values are never shown
 SECRET_KEYS = frozenset(f.name for f in fields(RestateConfig) if f.metadata.get("secret"))
+
+#: what joins Landlord's worker namespace, prefix and service name. Landlord writes `-`,
+#: which restate-server 1.7.12 accepts too; this project keeps every service name to
+#: letters, digits and `_` (the names enter SQL lookups, checked by that alphabet), so `_`
+SERVICE_QUALIFIER_JOIN = "_"
+#: a namespace or prefix: it starts a service name, so a letter first
+_QUALIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Landlord's default for `worker_compute_cache_ttl`
+DEFAULT_COMPUTE_CACHE_TTL = timedelta(minutes=5)
+
+
+def worker_service_name(service: str, namespace: str | None, prefix: str | None) -> str:
+    """Landlord's `WorkerServiceName`: `prefix` then `namespace` put in front of `service`
+    (`ns_prefix_TenantProvisioning`), joined by `SERVICE_QUALIFIER_JOIN`."""
+    if prefix:
+        service = f"{prefix}{SERVICE_QUALIFIER_JOIN}{service}"
+    if namespace:
+        service = f"{namespace}{SERVICE_QUALIFIER_JOIN}{service}"
+    return service
+
+
+def check_service_qualifiers(namespace: Any, prefix: Any) -> None:
+    """ConfigError naming `worker_namespace` or `worker_service_prefix` when it cannot start
+    a service name."""
+    for key, value in (("worker_namespace", namespace), ("worker_service_prefix", prefix)):
+        if value is not None and (not isinstance(value, str) or not _QUALIFIER.fullmatch(value)):
+            raise ConfigError(
+                f"{key} {str(value)[:80]!r} must match {_QUALIFIER.pattern}: it is put in "
+                f"front of service names, joined by {SERVICE_QUALIFIER_JOIN!r}", key=key,
+            )
+
+
+@frozen(kw_only=True)
+class WorkerConfig:
+    """Landlord's worker keys of the `workflow.restate` section (`worker_*`), as the handler
+    deployment (the worker) reads them; the provider accepts them from every source and
+    uses only the two that name services (`worker_namespace`, `worker_service_prefix`)."""
+
+    #: register the deployment with Restate once it serves (Landlord's default: true)
+    worker_register_on_startup: bool = True
+    #: the admin API to register at; default: `admin_endpoint`
+    worker_admin_endpoint: str | None = None
+    worker_namespace: str | None = None
+    worker_service_prefix: str | None = None
+    #: Landlord's API, asked which compute provider a tenant uses (`GET /v1/tenants/{uuid}`)
+    worker_landlord_api_url: str | None = None
+    #: the compute provider of requests that name none (after Landlord's API)
+    worker_compute_provider: str | None = None
+    #: how long an answer of Landlord's API is used (Landlord: zero or less means 5m)
+    worker_compute_cache_ttl: timedelta = DEFAULT_COMPUTE_CACHE_TTL
+    #: the address Restate invokes this deployment at; default: `deployment_url`
+    worker_advertised_url: str | None = None
+
+    @property
+    def cache_ttl(self) -> timedelta:
+        """The cache time Landlord uses: the setting, or 5m when it is zero or less."""
+        ttl = self.worker_compute_cache_ttl
+        return ttl if ttl > timedelta(0) else DEFAULT_COMPUTE_CACHE_TTL
+
+    def qualified(self, service: str) -> str:
+        """`service` as this worker hosts it (see `worker_service_name`)."""
+        return worker_service_name(service, self.worker_namespace, self.worker_service_prefix)
+
+    def check(self) -> WorkerConfig:
+        """ConfigError naming the key when a setting cannot work; else self."""
+        for key in ("worker_admin_endpoint", "worker_advertised_url"):
+            value = getattr(self, key)
+            if value is not None:
+                check_url(key, value)
+        api = self.worker_landlord_api_url
+        if api is not None:
+            if "@" in api.partition("://")[2].split("/", 1)[0]:
+                # the generic advice (api_key) is Restate's; Landlord's worker asks its own
+                # API without credentials, as this one does
+                raise ConfigError(
+                    f"worker_landlord_api_url {redacted(api)!r} carries credentials, which "
+                    "are never sent: Landlord's worker asks its API without them",
+                    key="worker_landlord_api_url",
+                )
+            check_url("worker_landlord_api_url", api)
+        check_service_qualifiers(self.worker_namespace, self.worker_service_prefix)
+        if self.worker_compute_provider is not None and not self.worker_compute_provider.strip():
+            raise ConfigError("worker_compute_provider must name a compute provider",
+                              key="worker_compute_provider")
+        return self
 
 
 def _shown(value: Any) -> str:

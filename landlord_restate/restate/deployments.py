@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from attrs import frozen
 
+from landlord_restate.restate.builtin import adopt_builtins
 from landlord_restate.restate.errors import (
     DeploymentError,
     DeploymentInUseError,
@@ -80,12 +81,16 @@ class Deployments:
 
     async def register_configured(self) -> str:
         """Discover and register the configured deployment; answer its id (see
-        `RestateProvider.register_deployment`)."""
-        deployment = await self.register(await self.discover())
+        `RestateProvider.register_deployment`). A built-in workflow whose handler it hosts
+        (`tenant-provisioning`) is stored unless one is (see `builtin.adopt_builtins`), so
+        it starts with no `create_workflow`, as with Landlord's provider."""
+        described = await self.discover()
+        deployment = await self.register(described)
         deployment_id = str(deployment.get("id", ""))
         self._parts.bind(deployment_id=deployment_id,
                          deployment=self._parts.config.deployment_address).info(
             "deployment registered")
+        await adopt_builtins(self._parts, described)
         return deployment_id
 
     async def register(

@@ -10,6 +10,10 @@
 
 The keys are RestateConfig's fields, each read by the reader of its type (or, for a URL
 list, of its metadata): a new field is a new key in every source, with nothing to add here.
+Landlord's worker keys (`worker_*`, `WorkerConfig`'s fields) are read the same way by
+`load_worker_config`, for the handler deployment; the provider accepts them from every
+source and ignores those that are not its own. `read_compute_config` reads the file's
+top-level `compute:` section (Landlord's compute providers), for the deployment too.
 
 Internal: not API (the public names are in the package's `__all__`).
 """
@@ -30,7 +34,12 @@ from typing import Any
 import yaml
 from attrs import Attribute, fields
 
-from landlord_restate.restate.config import SECRET_KEYS, RestateConfig, parse_member
+from landlord_restate.restate.config import (
+    SECRET_KEYS,
+    RestateConfig,
+    WorkerConfig,
+    parse_member,
+)
 from landlord_restate.workflow.convert import GO_DURATION_MAX_NANOS, parse_go_duration
 from landlord_restate.workflow.errors import ConfigError
 
@@ -40,12 +49,6 @@ ENV_PREFIX = "WORKFLOW_RESTATE_"
 FLAG_PREFIX = "--workflow.restate."
 #: Landlord's name for a key, and ours
 ALIASES = {"worker_advertised_url": "deployment_url"}
-#: Landlord's own worker settings: accepted in its config files, not used by this provider
-LANDLORD_ONLY_KEYS = frozenset({
-    "worker_register_on_startup", "worker_admin_endpoint", "worker_namespace",
-    "worker_service_prefix", "worker_landlord_api_url", "worker_compute_provider",
-    "worker_compute_cache_ttl",
-})
 
 
 #: reads one value of a key from a file, the environment or a flag; TypeError says what
@@ -169,6 +172,10 @@ def _parser(attribute: Attribute[Any], kind: Any) -> Parser:
 
 #: every key, with how to read its value: RestateConfig's fields
 KEYS: dict[str, Parser] = parsers(RestateConfig)
+#: Landlord's worker keys, with how to read them: WorkerConfig's fields
+WORKER_KEYS: dict[str, Parser] = parsers(WorkerConfig)
+#: Landlord's worker settings the provider accepts from every source and does not use
+LANDLORD_ONLY_KEYS = frozenset(WORKER_KEYS) - set(KEYS) - set(ALIASES)
 
 
 def env_name(key: str) -> str:
@@ -206,6 +213,45 @@ _SHOWN.maxlevel = 2
 
 def read_file(path: Path) -> dict[str, Any]:
     """The `workflow.restate` section of a YAML or TOML config file."""
+    section = read_document(path)
+    for name in ("workflow", "restate"):
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"config file {path}: expected a mapping above '{name}'")
+        section = section.get(name) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config file {path}: workflow.restate must be a mapping")
+    return dict(section)
+
+
+def read_compute_section(path: Path) -> dict[str, Any]:
+    """The top-level `compute:` section of a YAML or TOML config file (Landlord's compute
+    providers, by name, and `default_provider`); empty when there is none."""
+    document = read_document(path)
+    if not isinstance(document, Mapping):
+        return {}
+    section = document.get("compute")
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config file {path}: compute must be a mapping of compute "
+                          f"providers, got {type(section).__name__}", key="compute")
+    return dict(section)
+
+
+def read_compute_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    working_directory: bool = True,
+) -> dict[str, Any]:
+    """The `compute:` section of the config file found as `load_config` finds it."""
+    env = os.environ if env is None else env
+    file = find_config_file(path, env, working_directory=working_directory)
+    return {} if file is None else read_compute_section(file)
+
+
+def read_document(path: Path) -> Any:
+    """A YAML or TOML config file, parsed and checked for size (None when empty)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -226,16 +272,7 @@ def read_file(path: Path) -> dict[str, Any]:
             f"config file {path} is not valid: {_SHOWN.repr(str(exc))[1:-1]}"
         ) from None
     _check_size(document, path)
-    if document is None:
-        return {}
-    section = document
-    for name in ("workflow", "restate"):
-        if not isinstance(section, Mapping):
-            raise ConfigError(f"config file {path}: expected a mapping above '{name}'")
-        section = section.get(name) or {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"config file {path}: workflow.restate must be a mapping")
-    return dict(section)
+    return document
 
 
 def _check_size(document: Any, path: Path) -> None:
@@ -275,26 +312,36 @@ def split_flags(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return flags, rest
 
 
-def _normalize(raw: Mapping[str, Any], source: str, *, ignore_landlord: bool) -> dict[str, Any]:
+def _normalize(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The provider's keys of `raw`, read; Landlord's worker keys it does not use are
+    skipped, any other key is refused naming the known ones."""
     values: dict[str, Any] = {}
     for name, value in raw.items():
-        if ignore_landlord and name in LANDLORD_ONLY_KEYS:
+        if name in LANDLORD_ONLY_KEYS:
             continue
         key = ALIASES.get(name, name)
         parse = KEYS.get(key) if isinstance(key, str) else None
         if parse is None:
-            known = ", ".join(sorted([*KEYS, *ALIASES]))
+            known = ", ".join(sorted([*KEYS, *ALIASES, *LANDLORD_ONLY_KEYS]))
             shown = _SHOWN.repr(name)
             raise ConfigError(f"{source}: unknown key {shown}; known: {known}",
                               key=str(name)[:80])
-        if value is None or value == "":
-            continue
-        try:
-            values[key] = parse(value, key)
-        except TypeError as exc:
-            shown = "" if key in SECRET_KEYS else f" {_SHOWN.repr(value)}"
-            raise ConfigError(f"{source}: {name}{shown} {exc}", key=key) from None
+        _read_into(values, key, name, value, parse, source)
     return values
+
+
+def _read_into(
+    values: dict[str, Any], key: str, name: Any, value: Any, parse: Parser, source: str
+) -> None:
+    """`values[key]` = `value` read by `parse`; ConfigError naming the source and key (a
+    secret's value never shown). Unset (None, "") is the default, not a value."""
+    if value is None or value == "":
+        return
+    try:
+        values[key] = parse(value, key)
+    except TypeError as exc:
+        shown = "" if key in SECRET_KEYS else f" {_SHOWN.repr(value)}"
+        raise ConfigError(f"{source}: {name}{shown} {exc}", key=key) from None
 
 
 def load_settings(
@@ -313,18 +360,50 @@ def load_settings(
     merged: dict[str, Any] = {}
     file = find_config_file(path, env, working_directory=working_directory)
     if file is not None:
-        merged.update(_normalize(read_file(file), f"config file {file}", ignore_landlord=True))
+        merged.update(_normalize(read_file(file), f"config file {file}"))
     from_env = {
         name: env[env_name(name)] for name in [*KEYS, *ALIASES] if env.get(env_name(name))
     }
     for name, value in from_env.items():
-        merged.update(_normalize({name: value}, f"environment {env_name(name)}",
-                                 ignore_landlord=False))
+        merged.update(_normalize({name: value}, f"environment {env_name(name)}"))
     flags, _ = split_flags(argv or [])
     for name, value in flags.items():
-        merged.update(_normalize({name: value}, f"flag {FLAG_PREFIX}{name}",
-                                 ignore_landlord=False))
+        merged.update(_normalize({name: value}, f"flag {FLAG_PREFIX}{name}"))
     return merged
+
+
+def load_worker_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+    *,
+    working_directory: bool = True,
+) -> WorkerConfig:
+    """Landlord's worker keys (file < `WORKFLOW_RESTATE_WORKER_*` < flags), checked.
+
+    Only the `worker_*` keys are read here; the rest of each source is the provider's
+    (`load_settings` reads and checks it).
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    file = find_config_file(path, env, working_directory=working_directory)
+    sources: list[tuple[Mapping[str, Any], str]] = []  # (values, which source)
+    if file is not None:
+        sources.append((read_file(file), "file"))
+    sources.append((
+        {name: env[env_name(name)] for name in WORKER_KEYS if env.get(env_name(name))}, "env",
+    ))
+    flags, _ = split_flags(argv or [])
+    sources.append((flags, "flag"))
+    for raw, kind in sources:
+        for name, value in raw.items():
+            parse = WORKER_KEYS.get(name) if isinstance(name, str) else None
+            if parse is None:
+                continue  # the provider's key (load_settings reads it), not the worker's
+            where = {"file": f"config file {file}", "env": f"environment {env_name(name)}",
+                     "flag": f"flag {FLAG_PREFIX}{name}"}[kind]
+            _read_into(values, name, name, value, parse, where)
+    return WorkerConfig(**values).check()
 
 
 def load_config(

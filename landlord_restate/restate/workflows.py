@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from landlord_restate.restate.builtin import adopt_builtins, resolve_spec
 from landlord_restate.restate.deployments import Deployments, named
 from landlord_restate.restate.errors import DeploymentError, RestateConnectionError
 from landlord_restate.restate.naming import check_workflow_id
 from landlord_restate.restate.parts import Parts
-from landlord_restate.restate.validation import ResolvedSpec, check_spec, hosted_handlers
+from landlord_restate.restate.validation import ResolvedSpec, hosted_handlers
 from landlord_restate.restate.wire import PROVIDER_TYPE
 from landlord_restate.workflow.errors import InvalidSpecError
 from landlord_restate.workflow.types import CreateWorkflowResult, WorkflowSpec
@@ -29,8 +30,9 @@ class Workflows:
         self._deployments = deployments
 
     def resolve(self, spec: WorkflowSpec) -> ResolvedSpec:
-        """Check `spec` offline; answer the service and handler its executions run on."""
-        return check_spec(spec, self._parts.config.service_name)
+        """Check `spec` offline; answer the service and handler its executions run on (with
+        the worker's namespace and prefix, see `builtin.resolve_spec`)."""
+        return resolve_spec(spec, self._parts.config)
 
     async def validate(self, spec: WorkflowSpec) -> None:
         """Offline checks, then a dry-run discovery (see `RestateProvider.validate`)."""
@@ -51,10 +53,13 @@ class Workflows:
         self.require_hosted(resolved, described)
 
     async def create(self, spec: WorkflowSpec) -> CreateWorkflowResult:
-        """Register, check, store (first wins), open (see `RestateProvider.create_workflow`)."""
+        """Register, check, store (first wins), open (see `RestateProvider.create_workflow`).
+        The built-in workflows the deployment hosts are stored too (`adopt_builtins`), the
+        one created here excepted: its spec is the caller's."""
         resolved = self.resolve(spec)
         log = self._log(resolved).bind(handler=resolved.handler)
-        deployment_id, public = await self._register(resolved, log)
+        deployment_id, public, described = await self._register(resolved, log)
+        await adopt_builtins(self._parts, described, skip=resolved.workflow_id)
         stored, first = await self._parts.specs.put(spec, resolved)
         if not public:
             await self._parts.admin.set_public(stored.resolved.service, True)
@@ -74,9 +79,11 @@ class Workflows:
             message="workflow created" if first else "workflow already exists",
         )
 
-    async def _register(self, resolved: ResolvedSpec, log: Logger) -> tuple[str, bool]:
-        """Register the deployment and make sure it hosts the handler; answer its id and
-        whether the service is open to ingress calls."""
+    async def _register(
+        self, resolved: ResolvedSpec, log: Logger
+    ) -> tuple[str, bool, list[dict[str, Any]]]:
+        """Register the deployment and make sure it hosts the handler; answer its id,
+        whether the service is open to ingress calls, and what discovery said it serves."""
         # a dry run first: a spec naming a handler the deployment does not host is refused
         # before anything on the server changes (no registration, no new revision)
         described = await self._deployments.discover(resolved.workflow_id)
@@ -87,7 +94,7 @@ class Workflows:
         deployment_id = str(deployment.get("id", ""))
         log.bind(deployment_id=deployment_id, deployment=self._parts.config.deployment_address
                  ).info("deployment registered")
-        return deployment_id, bool(service and service.get("public", True))
+        return deployment_id, bool(service and service.get("public", True)), described
 
     def require_hosted(self, resolved: ResolvedSpec, described: dict[str, Any] | None) -> None:
         """InvalidSpecError unless the service, as Restate describes it, hosts the handler."""
