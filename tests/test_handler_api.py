@@ -56,13 +56,13 @@ def test_app_hosts_environment_modules_in_both_modes() -> None:
     per_handler = {s.name: s for s in build_services(handlers, None)}
     assert {"LandlordCatalog", "TenantProvisioning", "WhoAmI"} <= set(per_handler)
     assert per_handler["WhoAmI"].service_tag.metadata == {"landlord.handlers": "WhoAmI"}
-    (catalog, entry, control, hub) = build_services(handlers, "Hub")
-    assert (catalog.name, entry.name, control.name, hub.name) == (
-        "LandlordCatalog", "LandlordCatalogEntry", "LandlordControl", "Hub")
+    (catalog, record, control, hub) = build_services(handlers, "Hub")
+    assert (catalog.name, record.name, control.name, hub.name) == (
+        "LandlordCatalog", "LandlordCatalogRecord", "LandlordControl", "Hub")
     assert hub.service_tag.metadata is not None
     hosted = set(hub.service_tag.metadata["landlord.handlers"].split(","))
     assert {"TenantProvisioning", "WhoAmI", "SlowSteps"} <= hosted
-    assert {"run", "expire", "compute_callback"} == set(hub.handlers)
+    assert {"run", "compute_callback"} == set(hub.handlers)
 
 
 def test_unknown_handler_module_fails_at_start() -> None:
