@@ -2,24 +2,36 @@
 checked in one place (`DeploymentSettings.load`), and their names, which the test harness
 reads from here too.
 
-It reads the environment it is given and, for `service_name` and the worker keys, the
-provider's own sources: `$LANDLORD_CONFIG` when set, never a `./config.yaml` that happens to
-be in the working directory.
+It reads the environment it is given and, for `service_name`, Landlord's worker keys
+(`worker_*`) and the `compute:` section, the provider's own sources: `$LANDLORD_CONFIG`
+when set (never a `./config.yaml` that happens to be in the working directory), the
+`WORKFLOW_RESTATE_*` environment, and `--workflow.restate.<key>` flags, which
+`python -m services` hands to the app in `LANDLORD_RESTATE_FLAGS` (hypercorn starts the
+app in a process of its own, so an argument list cannot reach it).
 
 Internal: not API (the public names are in the package's `__all__`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
+from landlord_restate.restate.config import WorkerConfig
 from landlord_restate.restate.naming import check_service_name
-from landlord_restate.restate.settings import env_name, load_settings
+from landlord_restate.restate.settings import (
+    FLAG_PREFIX,
+    env_name,
+    load_settings,
+    load_worker_config,
+    read_compute_config,
+)
 from landlord_restate.workflow.convert import parse_go_duration
 from landlord_restate.workflow.errors import ConfigError, WorkflowError
 from services.registration import SelfRegistration
@@ -33,6 +45,28 @@ IDENTITY_KEYS_ENV = "LANDLORD_RESTATE_IDENTITY_KEYS"
 #: how long status and history of a finished execution stay queryable (Go duration)
 RETENTION_ENV = "LANDLORD_RESTATE_RETENTION"
 DEFAULT_RETENTION = timedelta(days=1)
+#: the `--workflow.restate.*` flags `python -m services` was given, as a JSON list
+FLAGS_ENV = "LANDLORD_RESTATE_FLAGS"
+
+
+def flags_from(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The `--workflow.restate.*` flags in `env[FLAGS_ENV]`; ConfigError when it is not a JSON
+    list of such flags."""
+    raw = env.get(FLAGS_ENV)
+    if not raw:
+        return ()
+    try:
+        flags = json.loads(raw)
+    except ValueError:
+        flags = None
+    if not isinstance(flags, list) or not all(
+        isinstance(flag, str) and flag.startswith(FLAG_PREFIX) for flag in flags
+    ):
+        raise ConfigError(
+            f"{FLAGS_ENV} must be a JSON list of {FLAG_PREFIX}<key>=<value> flags "
+            "(python -m services sets it)", key=FLAGS_ENV,
+        )
+    return tuple(flags)
 
 
 def handler_modules(spec: str) -> tuple[str, ...]:
@@ -67,19 +101,30 @@ class DeploymentSettings:
     """What the deployment is configured with, loaded and checked in one place.
 
     `service_name` comes from the provider's own sources (config file, then
-    WORKFLOW_RESTATE_SERVICE_NAME), so both sides agree on where handlers live.
+    WORKFLOW_RESTATE_SERVICE_NAME, then flags), so both sides agree on where handlers live;
+    so do Landlord's worker keys and the `compute:` section.
     """
 
     handler_modules: tuple[str, ...] = ()
     service_name: str | None = None
     identity_keys: tuple[str, ...] = ()
     retention: timedelta = DEFAULT_RETENTION
-    #: Landlord's worker keys: register this deployment with Restate once serving
-    self_registration: SelfRegistration | None = None
+    #: Landlord's worker keys (compute resolution, self-registration, service names)
+    worker: WorkerConfig = field(factory=WorkerConfig)
+    #: Landlord's `compute:` section: compute providers by name, `default_provider`
+    compute: dict[str, Any] = field(factory=dict)
+    #: the provider settings of every source (file < env < flags), keyed like
+    #: RestateConfig's fields
+    provider_settings: dict[str, Any] = field(factory=dict)
 
     @classmethod
-    def load(cls, env: Mapping[str, str] = os.environ) -> DeploymentSettings:
-        """Read the settings from `env`; ConfigError naming the variable when one is wrong."""
+    def load(
+        cls, env: Mapping[str, str] = os.environ, argv: tuple[str, ...] | None = None
+    ) -> DeploymentSettings:
+        """Read the settings from `env` and `argv` (default: the flags in
+        LANDLORD_RESTATE_FLAGS); ConfigError naming the variable or key when one is wrong."""
+        if argv is None:
+            argv = flags_from(env)
         modules = handler_modules(env.get(HANDLER_MODULES_ENV, ""))
         retention = DEFAULT_RETENTION
         if env.get(RETENTION_ENV):
@@ -92,7 +137,7 @@ class DeploymentSettings:
                     f"{RETENTION_ENV} must be positive, got {env[RETENTION_ENV]!r}",
                     key=RETENTION_ENV,
                 )
-        settings = load_settings(env=env, working_directory=False)
+        settings = load_settings(env=env, argv=argv, working_directory=False)
         service_name = settings.get("service_name")
         if service_name is not None:
             try:
@@ -102,5 +147,12 @@ class DeploymentSettings:
         return cls(
             handler_modules=modules, service_name=service_name,
             identity_keys=tuple(identity_keys_from(env)), retention=retention,
-            self_registration=SelfRegistration.load(env, settings),
+            worker=load_worker_config(env=env, argv=argv, working_directory=False),
+            compute=read_compute_config(env=env, working_directory=False),
+            provider_settings=settings,
         )
+
+    def self_registration(self) -> SelfRegistration | None:
+        """Where to register this deployment once it serves, or None (off, or no address:
+        logged); ConfigError naming the key when a setting cannot work."""
+        return SelfRegistration.load(self.worker, self.provider_settings)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from landlord_restate import ExecutionInput, ExecutionState, RestateProvider
+from landlord_restate.workflow.convert import parse_rfc3339
 from tests.conftest import spec_for, unique_id
 from tests.waiting import wait_terminal
 
-PROVISION_REQUEST = {
-    "tenant_id": "acme",
-    "tenant_uuid": "5f1c8d2e-0b7a-4c1e-9a57-3d2f6e8b9c10",
-    "operation": "provision",
-    "desired_config": {"image": "ghcr.io/acme/app:1.4.2", "replicas": 2},
-}
+
+def provision_request() -> dict[str, Any]:
+    """A ProvisionRequest of a tenant no other test uses (the session's mock provider
+    keeps its tenants)."""
+    return {
+        "tenant_id": "acme",
+        "tenant_uuid": str(uuid.uuid4()),
+        "operation": "provision",
+        "desired_config": {"image": "ghcr.io/acme/app:1.4.2", "replicas": 2},
+    }
 
 
 async def test_tenant_provisioning_runs_to_success(provider: RestateProvider) -> None:
@@ -23,10 +30,11 @@ async def test_tenant_provisioning_runs_to_success(provider: RestateProvider) ->
     assert created.resource_ids["service_name"] == "TenantProvisioning"
     assert created.resource_ids["deployment_id"].startswith("dp_")
 
+    request = provision_request()
     before = datetime.now(UTC)
     result = await provider.start_execution(
         spec.workflow_id,
-        ExecutionInput(execution_name=unique_id("run"), input=PROVISION_REQUEST),
+        ExecutionInput(execution_name=unique_id("run"), input=request),
     )
     assert result.execution_id.startswith("inv_")
     assert result.state is ExecutionState.PENDING
@@ -36,15 +44,16 @@ async def test_tenant_provisioning_runs_to_success(provider: RestateProvider) ->
     assert status.state is ExecutionState.SUCCEEDED, status.error
     assert status.workflow_id == spec.workflow_id
     assert status.provider_type == "restate"
-    assert status.input == PROVISION_REQUEST
-    assert status.output == {
-        "tenant_id": "acme",
-        "tenant_uuid": PROVISION_REQUEST["tenant_uuid"],
-        "operation": "provision",
-        "status": "ready",
-        "resource_ids": {"compute_id": "compute-822b33ad87c1"},
-        "endpoint": "https://acme.tenants.local",
-        "message": "tenant acme provisioned",
+    assert status.input == request
+    output = dict(status.output)
+    assert status.stop_time is not None
+    assert before <= parse_rfc3339(output.pop("provisioned_at")) <= status.stop_time
+    assert output == {  # the mock compute provider's ProvisionResult, as Go writes it
+        "tenant_id": request["tenant_uuid"],
+        "provider_type": "mock",
+        "status": "success",
+        "resource_ids": {"tenant": request["tenant_uuid"]},
+        "message": "Mock provisioning successful",
     }
     assert status.error is None
     assert status.stop_time is not None
@@ -52,7 +61,7 @@ async def test_tenant_provisioning_runs_to_success(provider: RestateProvider) ->
     assert status.start_time <= status.stop_time <= datetime.now(UTC)
 
     steps = [e.details["step"] for e in status.history if e.type == "step_completed"]
-    assert steps == ["validate-request", "provision-compute", "record-result"]
+    assert steps == ["resolve-compute-provider", "provision-compute"]
     kinds = [e.type for e in status.history]
     assert kinds[0] == "execution_started"
     assert kinds[-1] == "execution_succeeded"
