@@ -1,5 +1,11 @@
 """`make run`: a local Restate stack, one TenantProvisioning execution, then serve until Ctrl-C.
 
+The tenant is provisioned through Landlord's in-memory `mock` compute provider, and the
+compute result printed. With `LANDLORD_RESTATE_DEMO_COMPUTE=docker` it goes through the
+`docker` provider to the machine's Docker (DOCKER_HOST, else the default socket): a real
+container, whose endpoint is printed, destroyed (a `delete` run) on Ctrl-C.
+`LANDLORD_RESTATE_DEMO_IMAGE` names another image than busybox.
+
 This is an application entry point, so unlike the library it configures loguru's sink.
 Ctrl-C, SIGTERM and SIGHUP (a closed terminal) stop it the same way: the server and the
 deployment are stopped cleanly. When it dies without a chance to (`kill -9`), they end with
@@ -9,13 +15,17 @@ it anyway (see `landlord_restate.testing._processes`).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import yaml
 from loguru import logger
 from rich.console import Console
 
@@ -30,6 +40,7 @@ from landlord_restate.workflow.types import (
     ExecutionInput,
     ExecutionState,
     ExecutionStatus,
+    ProvisionRequest,
     WorkflowSpec,
 )
 
@@ -43,9 +54,63 @@ DEMO_SPEC = WorkflowSpec(
     workflow_id="tenant-provisioning",
     provider_type="restate",
     name="Tenant provisioning",
-    description="Provision a tenant's compute and record the result",
+    description="Provision, update or remove a tenant's compute (Landlord's built-in workflow)",
     definition={"handler": "TenantProvisioning"},
 )
+#: `mock` (the default) or `docker`: the compute provider the demo tenant is provisioned on
+COMPUTE_ENV = "LANDLORD_RESTATE_DEMO_COMPUTE"
+#: the image of the demo tenant's container (docker)
+IMAGE_ENV = "LANDLORD_RESTATE_DEMO_IMAGE"
+DEFAULT_IMAGE = "busybox:1.36"
+COMPUTE_CHOICES = ("mock", "docker")
+DEMO_TENANT = "acme"
+
+
+def demo_compute(env: Mapping[str, str] | None = None) -> str:
+    """The compute provider the demo uses: $LANDLORD_RESTATE_DEMO_COMPUTE, else mock."""
+    chosen = (os.environ if env is None else env).get(COMPUTE_ENV, "").strip() or "mock"
+    if chosen not in COMPUTE_CHOICES:
+        raise SystemExit(f"{COMPUTE_ENV}={chosen!r}: want one of {', '.join(COMPUTE_CHOICES)}")
+    return chosen
+
+
+def desired_config(compute: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The demo tenant's desired configuration: for docker, a busybox (or
+    $LANDLORD_RESTATE_DEMO_IMAGE) serving a page on port 8080, published on a free port."""
+    if compute != "docker":
+        return {"image": "ghcr.io/acme/app:1.4.2", "replicas": 2}
+    page = f"hello from tenant {DEMO_TENANT}"
+    return {
+        "image": (os.environ if env is None else env).get(IMAGE_ENV) or DEFAULT_IMAGE,
+        "command": ["sh", "-c", f"mkdir -p /www && echo '{page}' > /www/index.html && "
+                                "exec httpd -f -p 8080 -h /www"],
+        "ports": [{"container_port": 8080}],
+    }
+
+
+async def docker_problem() -> str | None:
+    """Why the machine's Docker cannot be used (no daemon answers), or None."""
+    from landlord_restate.compute.docker import create
+    from landlord_restate.compute.errors import ComputeError
+
+    async with create({}) as docker:
+        try:
+            await docker.ping()
+        except ComputeError as exc:
+            return exc.message
+    return None
+
+
+def worker_env(compute: str, folder: Path) -> dict[str, str]:
+    """What the demo's worker is told about compute: the provider, and for docker a
+    Landlord config file whose `compute.docker` publishes ports on 127.0.0.1 only."""
+    env = {"WORKFLOW_RESTATE_WORKER_COMPUTE_PROVIDER": compute}
+    if compute == "docker":
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "demo-config.yaml"
+        config.write_text(yaml.safe_dump({"compute": {"docker": {"host_ip": "127.0.0.1"}}}))
+        env["LANDLORD_CONFIG"] = str(config)
+    return env
 
 
 #: fields every provider line carries; printed once at start instead
@@ -139,17 +204,18 @@ def _as_dicts(exporter: Any) -> list[dict[str, Any]]:
 
 
 async def run_demo(
-    config: RestateConfig, started: float, collector: TraceCollector | None = None
+    config: RestateConfig, started: float, collector: TraceCollector | None = None,
+    compute: str = "mock",
 ) -> ExecutionStatus:
     """Create the demo workflow, run one execution to its end, print status and history,
-    and, when spans were collected, the execution's trace as a tree."""
+    the compute result and, when spans were collected, the execution's trace as a tree."""
     exporter = _caller_tracing() if collector is not None else None
     if exporter is None:
-        return await _run_execution(config, started)
+        return await _run_execution(config, started, compute)
     from opentelemetry import trace
 
     with trace.get_tracer("make-run").start_as_current_span("make run demo"):
-        status = await _run_execution(config, started)
+        status = await _run_execution(config, started, compute)
     trace_id = status.metadata.get("trace_id")
     if collector is not None and trace_id:
         await asyncio.sleep(1.0)  # the server and the deployment export in batches
@@ -159,27 +225,46 @@ async def run_demo(
     return status
 
 
-async def _run_execution(config: RestateConfig, started: float) -> ExecutionStatus:
+async def _run_execution(config: RestateConfig, started: float, compute: str) -> ExecutionStatus:
     async with RestateProvider(config) as provider:
         await provider.create_workflow(DEMO_SPEC)
         request = {
-            "tenant_id": "acme",
-            "tenant_uuid": "5f1c8d2e-0b7a-4c1e-9a57-3d2f6e8b9c10",
+            "tenant_id": DEMO_TENANT,
             "operation": "provision",
-            "desired_config": {"image": "ghcr.io/acme/app:1.4.2", "replicas": 2},
+            "desired_config": desired_config(compute),
         }
         result = await provider.start_execution(
             DEMO_SPEC.workflow_id,
             ExecutionInput(
-                execution_name=f"demo-{int(time.time())}",
+                execution_name=f"demo-{int(time.time())}-{uuid.uuid4().hex[:6]}",
                 input=request,
                 trigger_source="make-run",
             ),
         )
-        status = await provider.wait_execution(result.execution_id, timeout=60)
+        status = await provider.wait_execution(result.execution_id, timeout=120)
     print()
     Console(highlight=False, soft_wrap=True).print(status_view(status))
     print(f"\nend to end (stack start to terminal status): {time.monotonic() - started:.1f}s")
+    if status.state is ExecutionState.SUCCEEDED:
+        print(f"\ncompute result ({compute}):")
+        print(json.dumps(status.output, indent=2))
+        for endpoint in (status.output or {}).get("endpoints") or []:
+            print(f"tenant {DEMO_TENANT} answers at http://{endpoint['address']}:"
+                  f"{endpoint['port']}/")
+    return status
+
+
+async def destroy_tenant(config: RestateConfig) -> ExecutionStatus:
+    """A `delete` run for the demo tenant, to its end: its container goes."""
+    async with RestateProvider(config) as provider:
+        started = await provider.invoke(DEMO_SPEC.workflow_id, ProvisionRequest(
+            tenant_id=DEMO_TENANT, operation="delete"), trigger_source="make-run")
+        status = await provider.wait_execution(started.execution_id, timeout=120)
+    if status.state is ExecutionState.SUCCEEDED:
+        print(f"tenant {DEMO_TENANT} destroyed: {json.dumps(status.output)}", flush=True)
+    else:
+        error = status.error.message if status.error else status.state.value
+        print(f"tenant {DEMO_TENANT} not destroyed: {error}", file=sys.stderr, flush=True)
     return status
 
 
@@ -189,6 +274,14 @@ async def main() -> int:
     _configure_logging()
     interrupts = _Interrupts()
     ingress, admin, deployment_port, node = demo_ports()
+    compute = demo_compute()
+    if compute == "docker":
+        problem = await docker_problem()
+        if problem is not None:
+            print(f"cannot run the docker demo: {problem}\nstart Docker (or point DOCKER_HOST "
+                  f"at a daemon), or run without {COMPUTE_ENV} to provision through mock",
+                  file=sys.stderr)
+            return 1
     try:
         check_ports_free({ingress: "restate-server ingress", admin: "restate-server admin",
                           node: "restate-server node-to-node",
@@ -197,14 +290,14 @@ async def main() -> int:
         print(_ports_taken(error, "18080,19070,19080,15122"), file=sys.stderr)
         return 1
     try:
-        return await _main(interrupts, ingress, admin, deployment_port, node)
+        return await _main(interrupts, ingress, admin, deployment_port, node, compute)
     except asyncio.CancelledError:
         print("interrupted while starting; stopped", file=sys.stderr)
         return 130
 
 
 async def _main(interrupts: _Interrupts, ingress: int, admin: int, deployment_port: int,
-                node: int) -> int:
+                node: int, compute: str) -> int:
     root = project_root()
     data = root / ".restate"
     collector = TraceCollector()
@@ -223,24 +316,28 @@ async def _main(interrupts: _Interrupts, ingress: int, admin: int, deployment_po
         deployment = DeploymentProcess(data / "hypercorn.log", port=deployment_port, env={
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces",
             "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "landlord-deployment",
+            **worker_env(compute, data),
         })
-        return await _serve_demo(server, deployment, collector, interrupts)
+        return await _serve_demo(server, deployment, collector, interrupts, compute)
 
 
 async def _serve_demo(
     server: ServerProcess, deployment: DeploymentProcess, collector: TraceCollector,
-    interrupts: _Interrupts,
+    interrupts: _Interrupts, compute: str,
 ) -> int:
     started = time.monotonic()
     async with server, deployment:
         print(f"restate-server  ingress {server.ingress_url}  admin {server.admin_url}")
         print(f"Restate UI      {server.admin_url}/ui/")
-        print(f"deployment      {deployment.url}  (hypercorn services.app:app)")
+        print(f"deployment      {deployment.url}  (hypercorn services.app:app, compute: "
+              f"{compute})")
         config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
                                deployment_url=deployment.url)
-        status = await run_demo(config, started, collector)
+        status = await run_demo(config, started, collector, compute)
         print("serving; press Ctrl-C to stop restate-server and the deployment", flush=True)
         await interrupts.serve()
+        if compute == "docker" and status.state is ExecutionState.SUCCEEDED:
+            await destroy_tenant(config)
     print("stopped")
     return 0 if status.state is ExecutionState.SUCCEEDED else 1
 
