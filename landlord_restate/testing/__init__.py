@@ -15,9 +15,16 @@ coroutines) crash and bring back either process, for durability tests; `LocalClu
 3-node cluster. A `LocalRestate` starts once: a second start while it runs is an error, and
 both processes end with the process that started them, however it ends.
 
-`ServerProcess` and `DeploymentProcess` are the types of `local.server` and
-`local.deployment`; each also runs alone, as a second deployment beside a stack (the next
-version of your handlers, for an upgrade test) or a server with settings of its own.
+`LocalRestate(execution_mechanism="lambda")` runs the handlers as an AWS Lambda function
+instead: a local Invoke API + STS endpoint (`LambdaProcess`) hosting the same
+`services.app:app` as Lambda's handler, which restate-server invokes through its own Lambda
+client, SigV4-signed, in request/response mode; `config()` registers the function's ARN.
+What the function was invoked with is `local.function.calls()` (`LambdaCall`).
+
+`ServerProcess`, `DeploymentProcess` and `LambdaProcess` are the types of `local.server`
+and `local.deployment`; each also runs alone, as a second deployment beside a stack (the
+next version of your handlers, for an upgrade test), a server with settings of its own, or
+a Lambda beside a `LocalCluster` (`LocalCluster(..., env=function.server_env())`).
 """
 
 from __future__ import annotations
@@ -26,11 +33,14 @@ from landlord_restate.restate.waiting import poll_until_terminal
 from landlord_restate.testing._binaries import find_server_binary
 from landlord_restate.testing._cluster import LocalCluster
 from landlord_restate.testing._deployment import DeploymentProcess
+from landlord_restate.testing._lambda import LambdaCall, LambdaProcess
 from landlord_restate.testing._local import LocalRestate
 from landlord_restate.testing._server import ServerProcess
 
 __all__ = [
     "DeploymentProcess",
+    "LambdaCall",
+    "LambdaProcess",
     "LocalCluster",
     "LocalRestate",
     "ServerProcess",

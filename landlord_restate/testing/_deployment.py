@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from landlord_restate.testing._processes import _Process, _tail, _wait_healthy, import_failure
+from landlord_restate.testing._processes import _Process, _wait_healthy, startup_failure
 
 
 class DeploymentProcess(_Process):
@@ -27,7 +27,7 @@ class DeploymentProcess(_Process):
 
     #: SIGTERM lets the Restate SDK tell in-flight invocations to wrap up; SIGINT stops
     #: hypercorn, since the SDK takes SIGTERM over from it at the app's first request
-    _stop_signals = (signal.SIGTERM, signal.SIGINT)
+    _stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(
         self,
@@ -72,22 +72,9 @@ class DeploymentProcess(_Process):
         )
 
     def _exited(self, returncode: int) -> str:
-        """Why hypercorn ended before serving: the handler module that did not import and
-        its exception, read from the traceback in its output; then the output's tail."""
-        output = _tail(self.log_file, lines=400, offset=self._log_offset)
-        tail = "\n".join(output.splitlines()[-20:])
-        modules = [m.strip() for m in {**os.environ, **self.env}.get(
-            "LANDLORD_RESTATE_HANDLERS", "").split(",") if m.strip()]
-        found = import_failure(output, modules)
-        if found is None:
-            why = ""
-        elif found[0] is None:
-            why = f" {self.app} failed to load: {found[1]};"
-        else:
-            why = (f" handler module {found[0]!r} (LANDLORD_RESTATE_HANDLERS) failed to "
-                   f"import: {found[1]};")
-        return (f"hypercorn exited with {returncode} before serving:{why} "
-                f"output ({self.log_file}):\n{tail}")
+        """Why hypercorn ended before serving (see `startup_failure`)."""
+        return startup_failure("hypercorn", self.app, self.log_file, self._log_offset,
+                               {**os.environ, **self.env}, returncode)
 
     def close(self) -> None:
         """Stop hypercorn and release the socket."""

@@ -101,6 +101,27 @@ def import_failure(output: str, modules: Sequence[str]) -> tuple[str | None, str
     return None, exception
 
 
+def startup_failure(
+    what: str, app: str, log: Path, offset: int, env: Mapping[str, str], returncode: int
+) -> str:
+    """Why a process serving `app` ended before serving: the handler module that did not
+    import and its exception, read from the traceback in its log (from `offset`); then the
+    log's tail."""
+    output = _tail(log, lines=400, offset=offset)
+    tail = "\n".join(output.splitlines()[-20:])
+    modules = [m.strip() for m in env.get("LANDLORD_RESTATE_HANDLERS", "").split(",")
+               if m.strip()]
+    found = import_failure(output, modules)
+    if found is None:
+        why = ""
+    elif found[0] is None:
+        why = f" {app} failed to load: {found[1]};"
+    else:
+        why = (f" handler module {found[0]!r} (LANDLORD_RESTATE_HANDLERS) failed to "
+               f"import: {found[1]};")
+    return f"{what} exited with {returncode} before serving:{why} output ({log}):\n{tail}"
+
+
 #: PR_SET_PDEATHSIG from <linux/prctl.h>
 _PR_SET_PDEATHSIG = 1
 #: the one thread every child is forked from, per process (a forked copy of this process

@@ -20,7 +20,13 @@ from landlord_restate.testing._processes import _Probe, _Process, _wait_healthy
 
 
 class ServerProcess(_Process):
-    """restate-server on 127.0.0.1, with its own ports and data dir."""
+    """restate-server on 127.0.0.1, with its own ports and data dir.
+
+    Its environment is the caller's plus `env`; an `env` that points its Lambda client at a
+    local Lambda (`AWS_ENDPOINT_URL_LAMBDA`, see `LambdaProcess.server_env`) replaces the
+    caller's AWS settings as a whole, so no key, profile or endpoint of the caller's reaches
+    the server.
+    """
 
     def __init__(
         self,
@@ -74,8 +80,11 @@ class ServerProcess(_Process):
         """Start the process without waiting for it (a cluster node waits for provisioning)."""
         if self.pid is not None:
             return
+        local_lambda = "AWS_ENDPOINT_URL_LAMBDA" in self.env
+        inherited = {k: v for k, v in os.environ.items()
+                     if not (local_lambda and k.startswith("AWS_"))}
         env = {
-            **os.environ,
+            **inherited,
             **self.env,
             "RESTATE_BASE_DIR": str(self.base_dir),
             "RESTATE_BIND_IP": "127.0.0.1",
