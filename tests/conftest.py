@@ -5,6 +5,11 @@ Two stacks for the whole session (one service per handler, and one service for e
 handler), and one per test that crashes things. All bind 127.0.0.1 on free ports with a
 temporary data dir, and are stopped at the end, also when tests fail. Tests isolate
 themselves with uuid-based workflow ids.
+
+Tests that must hold under every execution mechanism take `mechanism_provider` (or
+`mechanism_private_stack`): they run once on the hypercorn deployment (`self-hosted`) and
+once on a local AWS Lambda the server invokes through its own Lambda client (`lambda`,
+request/response mode: every step suspends and the next invocation replays).
 """
 
 from __future__ import annotations
@@ -53,12 +58,18 @@ def _library_logs() -> Iterator[None]:
     logger.disable("landlord_restate")
 
 
-def local_stack(base_dir: Path, service_name: str | None = None) -> LocalRestate:
+def local_stack(
+    base_dir: Path, service_name: str | None = None, mechanism: str = "local", *,
+    handlers: str = TEST_HANDLERS, **options: Any,
+) -> LocalRestate:
     """restate-server (configured by the repo's restate.toml, with its own ports and data
-    dir) and a deployment hosting the test handlers: the public harness, as users run it."""
+    dir) and a deployment hosting the test handlers: the public harness, as users run it.
+    `mechanism` "lambda": the handlers on a local Lambda instead of hypercorn; `handlers`:
+    the handler modules (comma-separated)."""
     return LocalRestate(
-        handlers=[TEST_HANDLERS], service_name=service_name, base_dir=base_dir,
-        config_file=ROOT / "restate.toml", env=deployment_env(),
+        handlers=handlers.split(","), service_name=service_name, base_dir=base_dir,
+        config_file=ROOT / "restate.toml", env=deployment_env(LANDLORD_RESTATE_HANDLERS=handlers),
+        execution_mechanism=mechanism, **options,
     )
 
 
@@ -129,6 +140,54 @@ async def shared_provider(shared_config: RestateConfig) -> AsyncIterator[Restate
         yield opened
 
 
+#: the mechanisms the core and durability cases run under: hypercorn at a URL, and a
+#: local AWS Lambda reached through restate-server's Lambda client
+MECHANISMS = ("self-hosted", "lambda")
+#: for a test taking `mechanism_provider` or `mechanism_private_stack`: self-hosted in
+#: `make test`, Lambda in `make soak` only (the suite's time budget keeps the core cases)
+LAMBDA_IN_SOAK = pytest.mark.parametrize(
+    "mechanism", ["self-hosted", pytest.param("lambda", marks=pytest.mark.soak)], indirect=True
+)
+#: the handler modules a Lambda stack hosts: the test handlers and those showing what
+#: Lambda's request/response path changes
+LAMBDA_HANDLERS = f"{TEST_HANDLERS},tests.lambda_handlers"
+
+
+@pytest.fixture(scope="session")
+async def lambda_shared_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[LocalRestate]:
+    """A server and a local Lambda hosting every handler (`LAMBDA_HANDLERS`) in the one
+    service `SHARED_SERVICE` (started only when a test asks for the lambda mechanism)."""
+    async with local_stack(tmp_path_factory.mktemp("restate-lambda"), SHARED_SERVICE,
+                           "lambda", handlers=LAMBDA_HANDLERS) as local:
+        yield local
+
+
+@pytest.fixture(params=MECHANISMS)
+def mechanism(request: pytest.FixtureRequest) -> str:
+    """The execution mechanism this run of the test uses."""
+    return str(request.param)
+
+
+@pytest.fixture
+def mechanism_stack(mechanism: str, request: pytest.FixtureRequest) -> LocalRestate:
+    """The session's shared-service stack of this mechanism."""
+    name = "lambda_shared_stack" if mechanism == "lambda" else "shared_stack"
+    stack: LocalRestate = request.getfixturevalue(name)
+    return stack
+
+
+@pytest.fixture
+async def mechanism_provider(
+    mechanism: str, mechanism_stack: LocalRestate
+) -> AsyncIterator[RestateProvider]:
+    """An open provider on the shared service, configured for this mechanism (a URL for
+    self-hosted, the function's ARN with auth_type iam for lambda)."""
+    async with RestateProvider(mechanism_stack.config(execution_mechanism=mechanism)) as opened:
+        yield opened
+
+
 @attrs.frozen
 class Stack:
     """A private server, deployment and open provider: for tests that crash things."""
@@ -142,6 +201,16 @@ class Stack:
 async def private_stack(tmp_path: Path) -> AsyncIterator[Stack]:
     """restate-server + hypercorn of this test alone (the public harness), stopped at the end."""
     async with local_stack(tmp_path, "Crash") as local, \
+            RestateProvider(local.config()) as provider:
+        yield Stack(local.server, local.deployment, provider)
+
+
+@pytest.fixture
+async def mechanism_private_stack(mechanism: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """A private stack of this mechanism: its deployment is hypercorn or the local Lambda's
+    function host, either killed with `deployment.kill()`."""
+    handlers = LAMBDA_HANDLERS if mechanism == "lambda" else TEST_HANDLERS
+    async with local_stack(tmp_path, "Crash", mechanism, handlers=handlers) as local, \
             RestateProvider(local.config()) as provider:
         yield Stack(local.server, local.deployment, provider)
 

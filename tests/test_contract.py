@@ -2,6 +2,12 @@
 
 Most tests use the shared-service deployment so each can take a fresh workflow id; the
 default one-service-per-handler mode has its own tests.
+
+The core cases (start, each step once, durable sleep, the compute callback, stop, timeout,
+status and history) run under both execution mechanisms (`mechanism_provider`): the
+hypercorn deployment and a local AWS Lambda the server invokes through its Lambda client.
+The other cases that take `mechanism_provider` run on Lambda in `make soak` only
+(`LAMBDA_IN_SOAK`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from landlord_restate import (
 )
 from landlord_restate.testing import LocalRestate
 from tests.conftest import (
+    LAMBDA_IN_SOAK,
     ROOT,
     TEST_HANDLERS,
     dead_endpoint,
@@ -56,12 +63,13 @@ async def created(provider: RestateProvider, handler: str, **fields: Any) -> Wor
 # -- create_workflow ------------------------------------------------------------------------
 
 
+@LAMBDA_IN_SOAK
 async def test_create_returns_ids_and_second_create_changes_nothing(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """resource_ids and created_at; a second create with another spec keeps the first."""
     spec = spec_for("FiveSteps", unique_id("create"))
-    first = await shared_provider.create_workflow(spec)
+    first = await mechanism_provider.create_workflow(spec)
     assert first.workflow_id == spec.workflow_id
     assert first.provider_type == "restate"
     assert first.resource_ids["service_name"] == "LandlordTests"
@@ -69,16 +77,16 @@ async def test_create_returns_ids_and_second_create_changes_nothing(
     assert first.resource_ids["endpoint"].endswith("/LandlordTests")
 
     changed = spec_for("FailWithCode", spec.workflow_id, description="another")
-    second = await shared_provider.create_workflow(changed)
+    second = await mechanism_provider.create_workflow(changed)
     assert second.created_at == first.created_at
     assert second.message == "workflow already exists"
 
     # the stored spec is still the first: executions run FiveSteps, not FailWithCode
     marks = tmp_path / "marks"
-    result = await shared_provider.start_execution(
+    result = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"marks": str(marks)})
     )
-    status = await wait_terminal(shared_provider, result.execution_id)
+    status = await wait_terminal(mechanism_provider, result.execution_id)
     assert status.state is ExecutionState.SUCCEEDED
     assert read_marks(marks) == [f"step-{i}" for i in range(1, 6)]
 
@@ -111,17 +119,18 @@ async def test_create_failure_from_restate_carries_status_and_body(
     assert cause.url.endswith("/deployments")
 
 
+@LAMBDA_IN_SOAK
 async def test_create_refuses_a_handler_the_deployment_does_not_host(
-    shared_provider: RestateProvider,
+    mechanism_provider: RestateProvider,
 ) -> None:
     """The service must host the definition's handler; nothing is stored otherwise."""
     spec = spec_for("NoSuchHandler", unique_id("missing"))
     with pytest.raises(InvalidSpecError) as caught:
-        await shared_provider.create_workflow(spec)
+        await mechanism_provider.create_workflow(spec)
     assert caught.value.field == "definition.handler"
     assert "NoSuchHandler" in str(caught.value)
     with pytest.raises(WorkflowNotFoundError):
-        await shared_provider.start_execution(spec.workflow_id, ExecutionInput())
+        await mechanism_provider.start_execution(spec.workflow_id, ExecutionInput())
 
 
 async def test_service_name_from_provider_config(provider: RestateProvider) -> None:
@@ -151,39 +160,41 @@ async def test_workflow_id_that_cannot_name_a_service(provider: RestateProvider)
 # -- start_execution --------------------------------------------------------------------------
 
 
-async def test_start_unknown_workflow(shared_provider: RestateProvider) -> None:
+@LAMBDA_IN_SOAK
+async def test_start_unknown_workflow(mechanism_provider: RestateProvider) -> None:
     """A workflow never created: WorkflowNotFoundError naming it."""
     missing = unique_id("never")
     with pytest.raises(WorkflowNotFoundError) as caught:
-        await shared_provider.start_execution(missing, ExecutionInput())
+        await mechanism_provider.start_execution(missing, ExecutionInput())
     assert caught.value.workflow_id == missing
     assert missing in str(caught.value)
 
 
 async def test_same_execution_name_is_one_run(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """Starting the same name again answers the same execution and runs nothing twice."""
-    spec = await created(shared_provider, "FiveSteps")
+    spec = await created(mechanism_provider, "FiveSteps")
     marks = tmp_path / "marks"
     execution = ExecutionInput(execution_name="only-once", input={"marks": str(marks)})
-    first = await shared_provider.start_execution(spec.workflow_id, execution)
-    again = await shared_provider.start_execution(spec.workflow_id, execution)
+    first = await mechanism_provider.start_execution(spec.workflow_id, execution)
+    again = await mechanism_provider.start_execution(spec.workflow_id, execution)
     assert again.execution_id == first.execution_id
     assert first.state is ExecutionState.PENDING
     assert again.state is ExecutionState.RUNNING
     assert again.message == "execution already started"
-    await wait_terminal(shared_provider, first.execution_id)
-    after = await shared_provider.start_execution(spec.workflow_id, execution)
+    await wait_terminal(mechanism_provider, first.execution_id)
+    after = await mechanism_provider.start_execution(spec.workflow_id, execution)
     assert after.execution_id == first.execution_id
     assert read_marks(marks) == [f"step-{i}" for i in range(1, 6)]
 
 
-async def test_without_a_name_each_start_is_new(shared_provider: RestateProvider) -> None:
+@LAMBDA_IN_SOAK
+async def test_without_a_name_each_start_is_new(mechanism_provider: RestateProvider) -> None:
     """No execution name: a unique one is generated each time."""
-    spec = await created(shared_provider, "GoPair")
-    a = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
-    b = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+    spec = await created(mechanism_provider, "GoPair")
+    a = await mechanism_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+    b = await mechanism_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
     assert a.execution_id != b.execution_id
 
 
@@ -197,21 +208,22 @@ async def test_execution_names_follow_landlords_rule(
     assert caught.value.field == "execution_name"
 
 
+@LAMBDA_IN_SOAK
 async def test_two_workflows_sharing_a_service_never_collide(
-    shared_provider: RestateProvider,
+    mechanism_provider: RestateProvider,
 ) -> None:
     """Same execution name under two workflows of one service: two executions."""
-    one = await created(shared_provider, "GoPair")
-    two = await created(shared_provider, "GoPair")
-    a = await shared_provider.start_execution(
+    one = await created(mechanism_provider, "GoPair")
+    two = await created(mechanism_provider, "GoPair")
+    a = await mechanism_provider.start_execution(
         one.workflow_id, ExecutionInput(execution_name="same", input={"value": 1})
     )
-    b = await shared_provider.start_execution(
+    b = await mechanism_provider.start_execution(
         two.workflow_id, ExecutionInput(execution_name="same", input={"value": 2})
     )
     assert a.execution_id != b.execution_id
-    sa = await wait_terminal(shared_provider, a.execution_id)
-    sb = await wait_terminal(shared_provider, b.execution_id)
+    sa = await wait_terminal(mechanism_provider, a.execution_id)
+    sb = await wait_terminal(mechanism_provider, b.execution_id)
     assert (sa.workflow_id, sa.output) == (one.workflow_id, {"echo": 1})
     assert (sb.workflow_id, sb.output) == (two.workflow_id, {"echo": 2})
 
@@ -228,12 +240,14 @@ async def test_input_that_is_not_json_is_refused(shared_provider: RestateProvide
 # -- get_execution_status ----------------------------------------------------------------------
 
 
-async def test_failed_execution_has_code_message_cause(shared_provider: RestateProvider) -> None:
+async def test_failed_execution_has_code_message_cause(mechanism_provider: RestateProvider) -> None:
     """A HandlerError ends the execution failed with its code, message and cause."""
-    spec = await created(shared_provider, "FailWithCode")
+    spec = await created(mechanism_provider, "FailWithCode")
     request = {"code": "compute_failed", "message": "no capacity", "cause": "ec2: capacity"}
-    result = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input=request))
-    status = await wait_terminal(shared_provider, result.execution_id)
+    result = await mechanism_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input=request)
+    )
+    status = await wait_terminal(mechanism_provider, result.execution_id)
     assert status.state is ExecutionState.FAILED
     assert status.error is not None
     assert (status.error.code, status.error.message, status.error.cause) == (
@@ -249,15 +263,18 @@ async def test_failed_execution_has_code_message_cause(shared_provider: RestateP
     assert "step_completed" in kinds
 
 
-async def test_go_pair_results(shared_provider: RestateProvider) -> None:
+@LAMBDA_IN_SOAK
+async def test_go_pair_results(mechanism_provider: RestateProvider) -> None:
     """(output, None) succeeds; (None, error) fails like HandlerError."""
-    spec = await created(shared_provider, "GoPair")
-    ok = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={"value": 7}))
-    bad = await shared_provider.start_execution(
+    spec = await created(mechanism_provider, "GoPair")
+    ok = await mechanism_provider.start_execution(
+        spec.workflow_id, ExecutionInput(input={"value": 7})
+    )
+    bad = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"error": "disk full"})
     )
-    ok_status = await wait_terminal(shared_provider, ok.execution_id)
-    bad_status = await wait_terminal(shared_provider, bad.execution_id)
+    ok_status = await wait_terminal(mechanism_provider, ok.execution_id)
+    bad_status = await wait_terminal(mechanism_provider, bad.execution_id)
     assert ok_status.state is ExecutionState.SUCCEEDED
     assert ok_status.output == {"echo": 7}
     assert bad_status.state is ExecutionState.FAILED
@@ -266,15 +283,15 @@ async def test_go_pair_results(shared_provider: RestateProvider) -> None:
 
 
 async def test_waiting_execution_is_running_with_history(
-    shared_provider: RestateProvider,
+    mechanism_provider: RestateProvider,
 ) -> None:
     """Waiting on the callback: running, sub-state waiting, no stop time, timer in history."""
-    spec = await created(shared_provider, "SleepThenCallback")
-    result = await shared_provider.start_execution(
+    spec = await created(mechanism_provider, "SleepThenCallback")
+    result = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"sleep_ms": 50})
     )
     status = await wait_status(
-        shared_provider,
+        mechanism_provider,
         result.execution_id,
         lambda s: any(e.type == "callback_waiting" for e in s.history),
     )
@@ -288,27 +305,28 @@ async def test_waiting_execution_is_running_with_history(
     )
     assert status.metadata["workflow_sub_state"] == "waiting"
     assert status.history[-1].details == {"promise": "compute_callback"}
-    await shared_provider.stop_execution(result.execution_id, "test cleanup")
+    await mechanism_provider.stop_execution(result.execution_id, "test cleanup")
 
 
-async def test_unknown_and_foreign_ids(shared_provider: RestateProvider) -> None:
+@LAMBDA_IN_SOAK
+async def test_unknown_and_foreign_ids(mechanism_provider: RestateProvider) -> None:
     """Well-formed but unknown ids, and ids of non-execution invocations, are not found."""
     for unknown in ("inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW", "inv_" + "a" * 34):
         with pytest.raises(ExecutionNotFoundError) as caught:
-            await shared_provider.get_execution_status(unknown)
+            await mechanism_provider.get_execution_status(unknown)
         assert caught.value.execution_id == unknown
     # a workflow of this test and a run of it: both call the catalog (put, then get)
-    spec = await created(shared_provider, "GoPair")
-    run = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
-    await wait_terminal(shared_provider, run.execution_id)
-    rows = await shared_provider.admin.query(
+    spec = await created(mechanism_provider, "GoPair")
+    run = await mechanism_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+    await wait_terminal(mechanism_provider, run.execution_id)
+    rows = await mechanism_provider.admin.query(
         "SELECT id FROM sys_invocation WHERE target_service_name = 'LandlordCatalog' "
         f"AND target_service_key = '{spec.workflow_id}'"
     )
     assert rows, "creating and running a workflow leaves a catalog invocation"
     for row in rows:
         with pytest.raises(ExecutionNotFoundError):
-            await shared_provider.get_execution_status(row["id"])
+            await mechanism_provider.get_execution_status(row["id"])
 
 
 @pytest.mark.parametrize(
@@ -332,8 +350,9 @@ async def test_bad_ids_never_reach_the_server(bad: str) -> None:
                 await call
 
 
+@LAMBDA_IN_SOAK
 async def test_retries_follow_the_retry_policy(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """A step failing twice succeeds on the third attempt within max_attempts=5."""
     policy = RetryPolicy(
@@ -342,28 +361,29 @@ async def test_retries_follow_the_retry_policy(
         initial_interval=timedelta(milliseconds=50),
         max_interval=timedelta(milliseconds=200),
     )
-    spec = await created(shared_provider, "Flaky", retry_policy=policy)
+    spec = await created(mechanism_provider, "Flaky", retry_policy=policy)
     marks = tmp_path / "attempts"
-    result = await shared_provider.start_execution(
+    result = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"marks": str(marks), "succeed_on": 3})
     )
-    status = await wait_terminal(shared_provider, result.execution_id)
+    status = await wait_terminal(mechanism_provider, result.execution_id)
     assert status.state is ExecutionState.SUCCEEDED
     assert status.output == {"attempts": 3}
     assert len(read_marks(marks)) == 3
 
 
+@LAMBDA_IN_SOAK
 async def test_retries_exhausted_fail_the_execution(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """max_attempts=2: two attempts, then a terminal step failure."""
     policy = RetryPolicy(max_attempts=2, initial_interval=timedelta(milliseconds=50))
-    spec = await created(shared_provider, "Flaky", retry_policy=policy)
+    spec = await created(mechanism_provider, "Flaky", retry_policy=policy)
     marks = tmp_path / "attempts"
-    result = await shared_provider.start_execution(
+    result = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"marks": str(marks)})
     )
-    status = await wait_terminal(shared_provider, result.execution_id)
+    status = await wait_terminal(mechanism_provider, result.execution_id)
     assert status.state is ExecutionState.FAILED
     assert status.error is not None
     assert status.error.code == "step_failed"
@@ -371,24 +391,25 @@ async def test_retries_exhausted_fail_the_execution(
     assert len(read_marks(marks)) == 2
 
 
+@LAMBDA_IN_SOAK
 async def test_backing_off_shows_retries_and_last_failure(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """Without a limit, a failing step backs off; status shows retry count and failure."""
     policy = RetryPolicy(initial_interval=timedelta(milliseconds=100))
-    spec = await created(shared_provider, "Flaky", retry_policy=policy)
+    spec = await created(mechanism_provider, "Flaky", retry_policy=policy)
     marks = tmp_path / "attempts"
-    result = await shared_provider.start_execution(
+    result = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"marks": str(marks)})
     )
     status = await wait_status(
-        shared_provider, result.execution_id, lambda s: int(s.metadata["retry_count"]) >= 2
+        mechanism_provider, result.execution_id, lambda s: int(s.metadata["retry_count"]) >= 2
     )
     assert status.state is ExecutionState.RUNNING
     assert status.metadata["workflow_sub_state"] in ("backing-off", "running")
     assert "transient failure" in status.metadata["last_failure"]
-    await shared_provider.stop_execution(result.execution_id, "cleanup")
-    stopped = await wait_terminal(shared_provider, result.execution_id)
+    await mechanism_provider.stop_execution(result.execution_id, "cleanup")
+    stopped = await wait_terminal(mechanism_provider, result.execution_id)
     assert stopped.state is ExecutionState.STOPPED
 
 
@@ -396,18 +417,18 @@ async def test_backing_off_shows_retries_and_last_failure(
 
 
 async def test_stop_records_reason_and_runs_no_later_step(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """Stopped mid-step: state stopped, reason in status and history, no step after."""
-    spec = await created(shared_provider, "SlowSteps")
+    spec = await created(mechanism_provider, "SlowSteps")
     marks = tmp_path / "marks"
-    result = await shared_provider.start_execution(
+    result = await mechanism_provider.start_execution(
         spec.workflow_id,
         ExecutionInput(input={"marks": str(marks), "step_seconds": 1.0, "steps": 4}),
     )
     await wait_marks(marks, "start slow-1")
-    await shared_provider.stop_execution(result.execution_id, "tenant deleted by operator")
-    status = await wait_terminal(shared_provider, result.execution_id)
+    await mechanism_provider.stop_execution(result.execution_id, "tenant deleted by operator")
+    status = await wait_terminal(mechanism_provider, result.execution_id)
     assert status.state is ExecutionState.STOPPED
     assert status.error is not None
     assert status.error.code == "stopped"
@@ -421,28 +442,29 @@ async def test_stop_records_reason_and_runs_no_later_step(
     assert not any(line.startswith("start slow-2") for line in read_marks(marks))
 
 
+@LAMBDA_IN_SOAK
 async def test_stopping_finished_executions_changes_nothing(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """Stop after success, and stop twice: states and reasons stay as they were."""
-    done_spec = await created(shared_provider, "GoPair")
-    done = await shared_provider.start_execution(done_spec.workflow_id, ExecutionInput(input={}))
-    before = await wait_terminal(shared_provider, done.execution_id)
-    await shared_provider.stop_execution(done.execution_id, "too late")
-    after = await shared_provider.get_execution_status(done.execution_id)
+    done_spec = await created(mechanism_provider, "GoPair")
+    done = await mechanism_provider.start_execution(done_spec.workflow_id, ExecutionInput(input={}))
+    before = await wait_terminal(mechanism_provider, done.execution_id)
+    await mechanism_provider.stop_execution(done.execution_id, "too late")
+    after = await mechanism_provider.get_execution_status(done.execution_id)
     assert after.state is ExecutionState.SUCCEEDED
     assert after.history == before.history
 
-    slow_spec = await created(shared_provider, "SlowSteps")
+    slow_spec = await created(mechanism_provider, "SlowSteps")
     marks = tmp_path / "marks"
-    slow = await shared_provider.start_execution(
+    slow = await mechanism_provider.start_execution(
         slow_spec.workflow_id, ExecutionInput(input={"marks": str(marks), "step_seconds": 5})
     )
     await wait_marks(marks, "start slow-1")
-    await shared_provider.stop_execution(slow.execution_id, "first reason")
-    first = await wait_terminal(shared_provider, slow.execution_id)
-    await shared_provider.stop_execution(slow.execution_id, "second reason")
-    second = await shared_provider.get_execution_status(slow.execution_id)
+    await mechanism_provider.stop_execution(slow.execution_id, "first reason")
+    first = await wait_terminal(mechanism_provider, slow.execution_id)
+    await mechanism_provider.stop_execution(slow.execution_id, "second reason")
+    second = await mechanism_provider.get_execution_status(slow.execution_id)
     assert second.state is ExecutionState.STOPPED
     assert second.error == first.error
     assert first.error is not None
@@ -459,16 +481,16 @@ async def test_stop_unknown_execution(shared_provider: RestateProvider) -> None:
 
 
 async def test_spec_timeout_ends_in_timeout(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """spec.timeout=2s on a 10 s handler: state timeout, within the timeout plus seconds."""
-    spec = await created(shared_provider, "SlowSteps", timeout=timedelta(seconds=2))
+    spec = await created(mechanism_provider, "SlowSteps", timeout=timedelta(seconds=2))
     marks = tmp_path / "marks"
-    result = await shared_provider.start_execution(
+    result = await mechanism_provider.start_execution(
         spec.workflow_id,
         ExecutionInput(input={"marks": str(marks), "step_seconds": 1.0, "steps": 10}),
     )
-    status = await wait_terminal(shared_provider, result.execution_id, within=15)
+    status = await wait_terminal(mechanism_provider, result.execution_id, within=15)
     assert status.state is ExecutionState.TIMEOUT
     assert status.error is not None
     assert status.error.code == "timeout"
@@ -504,21 +526,22 @@ async def test_configured_default_timeout(
 # -- delete_workflow --------------------------------------------------------------------------
 
 
+@LAMBDA_IN_SOAK
 async def test_delete_stops_new_starts_but_not_running_ones(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """After delete: start fails, the running execution still succeeds."""
-    spec = await created(shared_provider, "SlowSteps")
+    spec = await created(mechanism_provider, "SlowSteps")
     marks = tmp_path / "marks"
-    running = await shared_provider.start_execution(
+    running = await mechanism_provider.start_execution(
         spec.workflow_id,
         ExecutionInput(input={"marks": str(marks), "step_seconds": 0.5, "steps": 2}),
     )
     await wait_marks(marks, "start slow-1")
-    await shared_provider.delete_workflow(spec.workflow_id)
+    await mechanism_provider.delete_workflow(spec.workflow_id)
     with pytest.raises(WorkflowNotFoundError):
-        await shared_provider.start_execution(spec.workflow_id, ExecutionInput())
-    status = await wait_terminal(shared_provider, running.execution_id)
+        await mechanism_provider.start_execution(spec.workflow_id, ExecutionInput())
+    status = await wait_terminal(mechanism_provider, running.execution_id)
     assert status.state is ExecutionState.SUCCEEDED
 
 
@@ -582,30 +605,31 @@ async def test_validate_offline_accepts_a_good_spec() -> None:
         await offline.validate(_spec(provider_config={"service_name": "LandlordTests"}))
 
 
+@LAMBDA_IN_SOAK
 async def test_validate_asks_the_deployment_without_registering(
-    shared_provider: RestateProvider,
+    mechanism_provider: RestateProvider,
 ) -> None:
     """Reachable: a handler the deployment does not host is refused; nothing registered."""
-    before = await shared_provider.admin.query("SELECT count(*) AS n FROM sys_deployment")
-    await shared_provider.validate(_spec(workflow_id=unique_id("v")))
+    before = await mechanism_provider.admin.query("SELECT count(*) AS n FROM sys_deployment")
+    await mechanism_provider.validate(_spec(workflow_id=unique_id("v")))
     with pytest.raises(InvalidSpecError) as caught:
-        await shared_provider.validate(_spec(definition={"handler": "NotHostedAnywhere"}))
+        await mechanism_provider.validate(_spec(definition={"handler": "NotHostedAnywhere"}))
     assert caught.value.field == "definition.handler"
-    after = await shared_provider.admin.query("SELECT count(*) AS n FROM sys_deployment")
+    after = await mechanism_provider.admin.query("SELECT count(*) AS n FROM sys_deployment")
     assert after == before
 
 
 # -- compute callback, invoke, workflow status ------------------------------------------------
 
 
-async def test_compute_callback_resumes_the_handler(shared_provider: RestateProvider) -> None:
+async def test_compute_callback_resumes_the_handler(mechanism_provider: RestateProvider) -> None:
     """The payload reaches ctx.compute_callback(); a second delivery changes nothing."""
-    spec = await created(shared_provider, "SleepThenCallback")
-    result = await shared_provider.start_execution(
+    spec = await created(mechanism_provider, "SleepThenCallback")
+    result = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"sleep_ms": 10})
     )
     await wait_status(
-        shared_provider,
+        mechanism_provider,
         result.execution_id,
         lambda s: any(e.type == "callback_waiting" for e in s.history),
     )
@@ -615,8 +639,8 @@ async def test_compute_callback_resumes_the_handler(shared_provider: RestateProv
         status="succeeded",
         resource_ids={"task": "arn:aws:ecs:task/1"},
     )
-    await shared_provider.post_compute_callback(result.execution_id, payload)
-    status = await wait_terminal(shared_provider, result.execution_id)
+    await mechanism_provider.post_compute_callback(result.execution_id, payload)
+    status = await wait_terminal(mechanism_provider, result.execution_id)
     assert status.state is ExecutionState.SUCCEEDED
     assert status.output == {
         "compute": {
@@ -630,24 +654,25 @@ async def test_compute_callback_resumes_the_handler(shared_provider: RestateProv
         }
     }
     assert "callback_received" in [e.type for e in status.history]
-    await shared_provider.post_compute_callback(result.execution_id, payload)
-    again = await shared_provider.get_execution_status(result.execution_id)
+    await mechanism_provider.post_compute_callback(result.execution_id, payload)
+    again = await mechanism_provider.get_execution_status(result.execution_id)
     assert again.output == status.output
 
 
+@LAMBDA_IN_SOAK
 async def test_failed_compute_callback_fails_the_execution(
-    shared_provider: RestateProvider,
+    mechanism_provider: RestateProvider,
 ) -> None:
     """A failed compute callback makes the handler fail with its message."""
-    spec = await created(shared_provider, "SleepThenCallback")
-    result = await shared_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
+    spec = await created(mechanism_provider, "SleepThenCallback")
+    result = await mechanism_provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
     payload = ComputeCallbackPayload(
         execution_id="c-1", tenant_id="acme", status="failed",
         error_code="capacity", error_message="no capacity in eu-west-1", is_retriable=True,
     )
     # delivered before the handler waits: the durable promise keeps it until then
-    await shared_provider.post_compute_callback(result.execution_id, payload)
-    status = await wait_terminal(shared_provider, result.execution_id)
+    await mechanism_provider.post_compute_callback(result.execution_id, payload)
+    status = await wait_terminal(mechanism_provider, result.execution_id)
     assert status.state is ExecutionState.FAILED
     assert status.error is not None
     assert (status.error.code, status.error.message) == (
@@ -696,24 +721,25 @@ async def test_retention_is_published_with_the_service(tmp_path: Path) -> None:
     assert run["journal_retention"] == "2h"
 
 
+@LAMBDA_IN_SOAK
 async def test_finished_runs_leave_no_timeout_call_behind(
-    shared_provider: RestateProvider, tmp_path: Path
+    mechanism_provider: RestateProvider, tmp_path: Path
 ) -> None:
     """Succeeded, failed and stopped runs cancel their pending timeout call."""
-    spec = await created(shared_provider, "SlowSteps", timeout=timedelta(hours=1))
+    spec = await created(mechanism_provider, "SlowSteps", timeout=timedelta(hours=1))
     marks = tmp_path / "marks"
-    ok = await shared_provider.start_execution(
+    ok = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"steps": 1, "step_seconds": 0.1})
     )
-    stopped = await shared_provider.start_execution(
+    stopped = await mechanism_provider.start_execution(
         spec.workflow_id, ExecutionInput(input={"marks": str(marks), "step_seconds": 5})
     )
     await wait_marks(marks, "start slow-1")
-    await shared_provider.stop_execution(stopped.execution_id, "enough")
+    await mechanism_provider.stop_execution(stopped.execution_id, "enough")
     for execution_id in (ok.execution_id, stopped.execution_id):
-        await wait_terminal(shared_provider, execution_id)
+        await wait_terminal(mechanism_provider, execution_id)
     # cancelling a pending call takes effect a moment after the run ends
-    await wait_for(lambda: pending_expiries(shared_provider, spec.workflow_id),
+    await wait_for(lambda: pending_expiries(mechanism_provider, spec.workflow_id),
                    lambda rows: rows == [], within=10, what="no pending expire call")
 
 

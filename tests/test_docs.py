@@ -1,10 +1,11 @@
 """Every Python block in the README and docs/ runs, against a real Restate.
 
 Three kinds of block: a handler module (has `@handler`): hosted by a deployment of its own
-and run to its end, the compute callback delivered when it waits for one; a test file
-(starts with `# test_<name>.py`): copied to a folder outside the checkout and run there
-with pytest; anything else: a program, run with the addresses `make run` uses replaced by
-the test stack's (no test depends on what listens on the default ports).
+(hypercorn, and in `make soak` a local AWS Lambda) and run to its end, the compute callback
+delivered when it waits for one; a test file (starts with `# test_<name>.py`): copied to a
+folder outside the checkout and run there with pytest; anything else: a program, run with
+the addresses `make run` uses replaced by the test stack's (no test depends on what listens
+on the default ports).
 """
 
 from __future__ import annotations
@@ -102,16 +103,17 @@ def test_a_test_file_block_passes_outside_the_checkout(where: str, code: str,
     assert "1 passed" in done.stdout
 
 
-async def test_every_handler_block_runs_to_success(tmp_path: Path) -> None:
-    """Each handler block, hosted by a deployment, runs to `succeeded` (its compute
-    callback delivered when it waits for one)."""
+@pytest.mark.parametrize("mechanism", ["local", pytest.param("lambda", marks=pytest.mark.soak)])
+async def test_every_handler_block_runs_to_success(tmp_path: Path, mechanism: str) -> None:
+    """Each handler block, hosted by a deployment (hypercorn; a local AWS Lambda in `make
+    soak`), runs to `succeeded` (its compute callback delivered when it waits for one)."""
     modules = []
     for i, (_, code) in enumerate(HANDLERS):
         (tmp_path / f"docs_block_{i}.py").write_text(code)
         modules.append(f"docs_block_{i}")
     pythonpath = os.pathsep.join([str(tmp_path), str(ROOT)])
     async with LocalRestate(handlers=modules, base_dir=tmp_path / "stack",
-                            config_file=ROOT / "restate.toml",
+                            config_file=ROOT / "restate.toml", execution_mechanism=mechanism,
                             env={"PYTHONPATH": pythonpath}) as local, RestateProvider(
         local.config()
     ) as provider:

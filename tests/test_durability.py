@@ -2,6 +2,9 @@
 
 Each test runs its own server and deployment, so a crash here disturbs no other test.
 Steps record each real run in a file: a step journaled before the crash never runs again.
+Each runs under both execution mechanisms: the deployment is hypercorn, or the function host
+of a local AWS Lambda (its kill is a Lambda instance dying mid-invocation); the server
+crashes run on Lambda in `make soak` only.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from landlord_restate import ExecutionInput, ExecutionState, ExecutionStatus
-from tests.conftest import Stack, spec_for, unique_id
+from tests.conftest import LAMBDA_IN_SOAK, Stack, spec_for, unique_id
 from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
 
 pytestmark = pytest.mark.timeout(180)
@@ -45,9 +48,12 @@ def assert_resumed_after(marks: Path, crashed_step: int) -> None:
         assert starts[f"slow-{step}"] == 1, starts
 
 
-async def test_survives_kill_9_of_the_server(private_stack: Stack, tmp_path: Path) -> None:
+@LAMBDA_IN_SOAK
+async def test_survives_kill_9_of_the_server(
+    mechanism_private_stack: Stack, tmp_path: Path
+) -> None:
     """Server killed during step 2, restarted on the same data dir: completes, no rerun."""
-    stack = private_stack
+    stack = mechanism_private_stack
     marks = tmp_path / "marks"
     execution_id = await start_slow(stack, marks)
     await wait_marks(marks, "start slow-2")
@@ -62,9 +68,12 @@ async def test_survives_kill_9_of_the_server(private_stack: Stack, tmp_path: Pat
     assert steps == ["slow-1", "slow-2", "slow-3", "slow-4"]
 
 
-async def test_survives_kill_9_of_the_deployment(private_stack: Stack, tmp_path: Path) -> None:
-    """Deployment killed during step 2, restarted on the same address: completes, no rerun."""
-    stack = private_stack
+async def test_survives_kill_9_of_the_deployment(
+    mechanism_private_stack: Stack, tmp_path: Path
+) -> None:
+    """Deployment (or function host) killed during step 2, restarted on the same address:
+    completes, no rerun."""
+    stack = mechanism_private_stack
     marks = tmp_path / "marks"
     execution_id = await start_slow(stack, marks)
     await wait_marks(marks, "start slow-2")
@@ -77,9 +86,12 @@ async def test_survives_kill_9_of_the_deployment(private_stack: Stack, tmp_path:
     assert_resumed_after(marks, crashed_step=2)
 
 
-async def test_timeout_survives_a_server_restart(private_stack: Stack, tmp_path: Path) -> None:
+@LAMBDA_IN_SOAK
+async def test_timeout_survives_a_server_restart(
+    mechanism_private_stack: Stack, tmp_path: Path
+) -> None:
     """The timeout is a durable timer in Restate: a restart does not lose it."""
-    stack = private_stack
+    stack = mechanism_private_stack
     marks = tmp_path / "marks"
     execution_id = await start_slow(stack, marks, timeout=timedelta(seconds=4))
     await wait_marks(marks, "start slow-1")

@@ -1,4 +1,5 @@
-"""What create_workflow registers per execution mechanism; the app on AWS Lambda."""
+"""What create_workflow registers per execution mechanism (the real server for self-hosted
+and Lambda, a stand-in admin API for the rest); the app on AWS Lambda."""
 
 from __future__ import annotations
 
@@ -17,26 +18,26 @@ from landlord_restate import (
     RestateConfig,
     RestateProvider,
 )
-from tests.conftest import ROOT, spec_for, unique_id
+from landlord_restate.testing import LocalRestate
+from tests.conftest import MECHANISMS, ROOT, spec_for, unique_id
 from tests.fakes import FakeRestateAdmin, serve
 from tests.waiting import wait_terminal
 
 
-async def test_self_hosted_against_the_real_server(shared_config: RestateConfig) -> None:
-    """self-hosted: deployment_url registered as given; executions run."""
-    config = RestateConfig(
-        endpoint=shared_config.endpoint,
-        admin_endpoint=shared_config.admin_endpoint,
-        execution_mechanism="self-hosted",
-        deployment_url=shared_config.deployment_url,
-        service_name=shared_config.service_name,
-    ).check()
+@pytest.mark.parametrize("mechanism", MECHANISMS, indirect=True)
+async def test_each_mechanism_against_the_real_server(
+    mechanism: str, mechanism_stack: LocalRestate
+) -> None:
+    """self-hosted: deployment_url registered as given; lambda: the function's ARN, through
+    restate-server's own Lambda client (a local Lambda); executions run on both."""
+    config = mechanism_stack.config(execution_mechanism=mechanism)
     async with RestateProvider(config) as provider:
-        spec = spec_for("GoPair", unique_id("self-hosted"))
+        spec = spec_for("GoPair", unique_id(mechanism))
         created = await provider.create_workflow(spec)
-        assert created.resource_ids["deployment"] == shared_config.deployment_url
         started = await provider.start_execution(spec.workflow_id, ExecutionInput(input={}))
         status = await wait_terminal(provider, started.execution_id)
+    expected = (config.lambda_arn if mechanism == "lambda" else config.deployment_url)
+    assert created.resource_ids["deployment"] == expected
     assert status.state is ExecutionState.SUCCEEDED
 
 

@@ -73,7 +73,8 @@ def test_the_exported_names_are_pinned() -> None:
 
     assert sorted(services.__all__) == ["HandlerContext", "HandlerError", "handler"]
     assert sorted(landlord_restate.testing.__all__) == [
-        "DeploymentProcess", "LocalCluster", "LocalRestate", "ServerProcess",
+        "DeploymentProcess", "LambdaCall", "LambdaProcess", "LocalCluster", "LocalRestate",
+        "ServerProcess",
         "find_server_binary", "poll_until_terminal",
     ]
 
