@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from landlord_restate import (
 )
 from landlord_restate.testing import LambdaProcess, LocalCluster, LocalRestate
 from landlord_restate.testing._lambda import DEFAULT_ROLE_ARN
-from landlord_restate.testing._sigv4 import sign
+from landlord_restate.testing._sigv4 import Authorization, sign, verify
 from tests.conftest import (
     LAMBDA_HANDLERS,
     MECHANISMS,
@@ -373,6 +373,27 @@ def test_the_harness_refuses_what_it_cannot_run(tmp_path: Path) -> None:
 # -- the endpoint answers as AWS does ----------------------------------------------------
 
 
+def test_signatures_match_aws_s_published_example() -> None:
+    """`sign` gives the signature of AWS's SigV4 test suite ("get-vanilla"), and `verify`
+    accepts it and refuses it for another body or another secret."""
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"  # noqa: S105  (AWS's example key)
+    headers = sign(method="GET", url_host="example.amazonaws.com", raw_path="/", body=b"",
+                   access_key_id="AKIDEXAMPLE", secret=secret, region="us-east-1",
+                   service="service", now=datetime(2015, 8, 30, 12, 36, tzinfo=UTC))
+    assert headers["authorization"].endswith(
+        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31")
+    parsed = Authorization.parse(headers["authorization"])
+    assert parsed is not None
+    assert parsed.access_key_id == "AKIDEXAMPLE"
+    def check(key: str, body: bytes) -> bool:
+        return verify(parsed, key, method="GET", raw_path="/", query="", headers=headers,
+                      body=body)
+
+    assert check(secret, b"")
+    assert not check(secret, b"x")
+    assert not check(secret + "x", b"")
+
+
 @pytest.fixture(scope="module")
 async def lone_function(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A local Lambda alone (no server), trusting one role: for requests signed here."""
@@ -492,6 +513,28 @@ async def test_a_step_in_flight_shows_in_history_only_once_it_ended(
     kinds = [e.type for e in status.history]
     assert kinds == ["execution_started", "step_started", "step_completed",
                      "execution_succeeded"]
+
+
+async def test_a_stopped_run_s_step_in_flight_still_runs_to_its_end(
+    lambda_shared_stack: LocalRestate, tmp_path: Path
+) -> None:
+    """A stop cannot reach an invocation in flight: after `stop_grace` the execution is
+    killed and reads stopped, yet the step goes on in the function to its end (Lambda does
+    not stop an invocation whose caller went away); no later step runs."""
+    config = lambda_shared_stack.config(stop_grace=timedelta(seconds=0.3))
+    async with RestateProvider(config) as provider:
+        spec = spec_for("SlowSteps", unique_id("stopped"))
+        await provider.create_workflow(spec)
+        marks = tmp_path / "marks"
+        started = await provider.start_execution(spec.workflow_id, ExecutionInput(
+            input={"marks": str(marks), "step_seconds": 2.5, "steps": 2}))
+        await wait_marks(marks, "start slow-1")
+        await provider.stop_execution(started.execution_id, "enough")
+        status = await wait_terminal(provider, started.execution_id)
+        assert "end slow-1" not in read_marks(marks)
+    assert status.state is ExecutionState.STOPPED
+    await wait_marks(marks, "end slow-1")
+    assert "start slow-2" not in read_marks(marks)
 
 
 async def test_a_task_left_running_is_cancelled_when_the_invocation_returns(
