@@ -166,26 +166,35 @@ class CannedAdmin:
         return self.answers.pop(0)
 
 
-async def test_a_page_reads_rows_then_outcomes_by_id() -> None:
-    """One query for the rows, one for the outcomes of the ids asked for, keyed by id."""
-    failed = {"id": ID, "target_service_key": "w.a", "status": "completed",
-              "created_at": "2026-11-26T10:00:00Z", "completion_result": "failure"}
+async def test_a_page_reads_rows_then_outcomes_by_key() -> None:
+    """One query for the rows, one for the outcomes the runs recorded in their workflow
+    state, matched to each run by service and key."""
+    failed = {"id": ID, "target_service_name": "S", "target_service_key": "w.a",
+              "status": "completed", "created_at": "2026-11-26T10:00:00Z",
+              "completion_result": "failure"}
     outcome = Outcome(state="stopped", reason="r",
                       error=OutcomeError(code="stopped", message="r")).to_json()
-    admin = CannedAdmin([failed], [dict(set_state(1, "outcome", outcome), id=ID)])
+    admin = CannedAdmin([failed], [
+        {"service_name": "S", "service_key": "w.a", "value_utf8": json.dumps(outcome)},
+        {"service_name": "Other", "service_key": "w.a", "value_utf8": "{}"},
+    ])
     sql = Introspection(admin, None, Backoff())  # type: ignore[arg-type]
     rows = await sql.runs_page(RunFilter(workflow_id="w",
                                          states=frozenset({ExecutionState.STOPPED})),
                                after=None, limit=5)
     assert rows == [failed]
-    assert await sql.outcomes([ID]) == {ID: outcome}
+    assert await sql.outcomes(rows) == {ID: outcome}
+    assert "scope IS NULL" in admin.sql[-1]
 
 
-async def test_ids_the_server_returns_that_break_the_rule_are_its_fault() -> None:
-    """A row whose id is not an invocation id: RestateProtocolError, not InvalidInputError."""
-    sql = Introspection(CannedAdmin(), None, Backoff())  # type: ignore[arg-type]
-    with pytest.raises(RestateProtocolError):
-        await sql.outcomes(["x'; DROP"])
+async def test_keys_the_server_returns_that_break_the_rule_never_reach_sql() -> None:
+    """A row whose key is not a workflow key (not a shim's run) has no outcome to read: no
+    query is sent for it."""
+    admin = CannedAdmin()
+    sql = Introspection(admin, None, Backoff())  # type: ignore[arg-type]
+    assert await sql.outcomes([{"id": ID, "target_service_name": "S",
+                                "target_service_key": "x'; DROP"}]) == {}
+    assert admin.sql == []
 
 
 def test_the_envelope_and_a_success_come_from_input_and_output_entries() -> None:

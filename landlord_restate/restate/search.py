@@ -81,6 +81,8 @@ MAX_PAGE_SIZE = 1000
 MAX_LIMIT = 10_000
 #: rows read per round at most while filling a page (rounds double up to this)
 _MAX_BATCH = MAX_LIMIT + 1
+#: a tag's candidates up to this many have their records read beside the first rows
+_PREFETCH = 200
 #: SQL reads in flight at once for one search (each names up to IN_CHUNK partitions)
 _READS_AT_ONCE = 4
 #: a page token's form, version and length: urlsafe base64 of a small JSON object
@@ -332,22 +334,33 @@ class Search:
             return [], False
         ids = sorted(members) if members is not None and len(members) <= IN_CHUNK else None
         batch = min(want + 1, _MAX_BATCH)
+        # a tag's candidates few enough: their records are read beside the first rows
+        # (one round trip less), else each round reads its own rows' records
+        records: asyncio.Task[dict[str, TagRecord]] | None = None
+        if ids is not None and len(ids) <= max(2 * batch, _PREFETCH):
+            records = asyncio.ensure_future(self._tags.read(ids))
         found: list[tuple[ExecutionSummary, Cursor]] = []
-        while True:
-            rows = await self._parts.sql.runs_page(query.where, after=after, limit=batch,
-                                                   ids=ids)
-            kept = rows if members is None else [r for r in rows if r.get("id") in members]
-            for match in await self._matches(kept, query):
-                found.append(match)
-                if len(found) > want:
-                    return found[:want], True
-            if len(rows) < batch:
-                return found, False
-            after = self._cursor(rows[-1])
-            batch = min(batch * 2, _MAX_BATCH)
+        try:
+            while True:
+                rows = await self._parts.sql.runs_page(query.where, after=after, limit=batch,
+                                                       ids=ids)
+                kept = rows if members is None else [r for r in rows if r.get("id") in members]
+                prefetched = await records if records is not None else None
+                for match in await self._matches(kept, query, prefetched):
+                    found.append(match)
+                    if len(found) > want:
+                        return found[:want], True
+                if len(rows) < batch:
+                    return found, False
+                after = self._cursor(rows[-1])
+                batch = min(batch * 2, _MAX_BATCH)
+        finally:
+            if records is not None and not records.done():
+                records.cancel()
 
     async def _matches(
-        self, rows: Sequence[Row], query: _Query
+        self, rows: Sequence[Row], query: _Query,
+        prefetched: Mapping[str, TagRecord] | None = None,
     ) -> list[tuple[ExecutionSummary, Cursor]]:
         """The rows that match, as summaries, in order: a failure's state is read from its
         outcome, each row's tags from its record (in parallel)."""
@@ -355,9 +368,10 @@ class Search:
             return []
         sql = self._parts.sql
         ids = [str(row.get("id")) for row in rows]
+        failures = [row for row in rows if _needs_outcome(row)]
         outcomes, records = await asyncio.gather(
-            sql.outcomes([i for i, row in zip(ids, rows, strict=True) if _needs_outcome(row)]),
-            self._tags.read(ids),
+            sql.outcomes(failures) if failures else _nothing(),
+            _given(prefetched) if prefetched is not None else self._tags.read(ids),
         )
         states = query.where.states
         matches = []
@@ -416,15 +430,17 @@ class Search:
         """One grouped query; then, only when a failure counts toward a state asked for
         (failed, stopped or timeout), the failures' outcomes."""
         sql = self._parts.sql
-        classes = await sql.count_by_class(where)
+        decide = bool(wanted & _DECIDED_BY_OUTCOME)
+        classes, failures = await asyncio.gather(
+            sql.count_by_class(where),
+            sql.classes(where, failures_only=True) if decide else _nothing_listed(),
+        )
         if classes.get("unknown"):
             raise sql.protocol_error(UnexpectedRow(
                 "known invocation statuses", f"{classes['unknown']} rows of another status"))
         counted = {s: classes.get(s.value, 0) for s in ExecutionState}
-        if classes.get("failure") and wanted & _DECIDED_BY_OUTCOME:
-            rows = await sql.classes(where, failures_only=True)
-            for s in await self._states(rows):
-                counted[s] += 1
+        for s in await self._states(failures):
+            counted[s] += 1
         return counted
 
     async def _count_tagged(
@@ -450,7 +466,8 @@ class Search:
     async def _states(self, rows: Sequence[Row]) -> list[ExecutionState]:
         """The state of each row (a failure's from its outcome)."""
         sql = self._parts.sql
-        outcomes = await sql.outcomes([str(r.get("id")) for r in rows if _needs_outcome(r)])
+        failures = [row for row in rows if _needs_outcome(row)]
+        outcomes = await sql.outcomes(failures) if failures else {}
         try:
             return [map_state(row, read_outcome(outcomes.get(str(row.get("id")))))[0]
                     for row in rows]
@@ -554,6 +571,18 @@ def _bounded(value: Any, field: str, most: int) -> int:
 def _needs_outcome(row: Row) -> bool:
     """A failure: failed, stopped or timeout by the shim's recorded outcome."""
     return row.get("completion_result") == CompletionResult.FAILURE
+
+
+async def _nothing() -> dict[str, Any]:
+    return {}
+
+
+async def _nothing_listed() -> list[Row]:
+    return []
+
+
+async def _given(records: Mapping[str, TagRecord]) -> Mapping[str, TagRecord]:
+    return records
 
 
 async def _chunked(
