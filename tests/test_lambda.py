@@ -226,6 +226,7 @@ async def test_the_function_host_ends_with_its_owner(tmp_path: Path) -> None:
                    within=15, what="the server and the function host gone")
 
 
+@pytest.mark.soak  # the same code names it for hypercorn in make test (test_processes)
 async def test_a_handler_module_that_does_not_import_is_named(tmp_path: Path) -> None:
     """The function host imports the app at start, as Lambda's init does: a handler module
     that raises stops the start with its name and exception, and the server is stopped."""
@@ -249,11 +250,14 @@ async def test_a_handler_module_that_does_not_import_is_named(tmp_path: Path) ->
 
 
 async def test_the_role_is_assumed_and_invokes_are_signed_with_its_key(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With assume_role_arn, restate-server calls STS AssumeRole (signed by the test key)
     before invoking, and signs every invoke with the assumed key and its session token;
-    the function accepts no other principal."""
+    the function accepts no other principal. The caller's own AWS settings never reach the
+    server (a session token of theirs would spoil the test key's signatures)."""
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "the-callers-own-token")
+    monkeypatch.setenv("AWS_PROFILE", "the-callers-profile")
     async with local_stack(tmp_path, "Role", "lambda", assume_role_arn=DEFAULT_ROLE_ARN) as local, \
             RestateProvider(local.config()) as provider:
         config = local.config()
