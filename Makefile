@@ -8,7 +8,7 @@ NPM_PREFIX := .restate/npm
 VENV_STAMP := $(VENV)/.installed
 SERVER_STAMP := $(NPM_PREFIX)/.installed-server-cli-ctl-$(RESTATE_VERSION)
 
-.PHONY: setup test-deps run cluster test soak bench lint clean
+.PHONY: setup test-deps run cluster test soak bench lint ui-screenshots clean
 
 ## setup: create .venv with the package and dev extras; restate-server, the CLI and restatectl
 setup: $(VENV_STAMP) $(SERVER_STAMP)
@@ -60,8 +60,15 @@ soak: setup test-deps
 	$(BIN)/python -m pytest -m soak -v
 
 ## bench: the provider against raw HTTP to the same restate-server (prints a table)
-bench: setup
+bench: setup test-deps
 	$(BIN)/python -m tests.bench
+
+## ui-screenshots: docs/images/ui-*.png, pictures of Restate's UI taken by headless Chromium
+## (Debian's, installed through apt when root) from a local stack it starts and stops
+ui-screenshots: setup
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "make ui-screenshots needs Debian's chromium (apt-get install chromium)" >&2; exit 1; }
+	$(BIN)/python scripts/ui_screenshots.py
 
 ## lint: ruff and mypy --strict
 lint: setup
