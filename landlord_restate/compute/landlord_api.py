@@ -124,9 +124,10 @@ class LandlordAPI:
                 f"{type(exc).__name__}: {exc}", tenant_id=tenant_uuid, url=url,
             ) from exc
         if not isinstance(answer, Mapping):
+            # not shown: a tenant's data may hold its desired config's secrets
             raise LandlordAPIError(
-                f"Landlord's API answered GET {url} with what is no tenant: {text[:_EXCERPT]}",
-                tenant_id=tenant_uuid, url=url,
+                f"Landlord's API answered GET {url} with what is no tenant (a JSON object "
+                f"was expected, {len(text)} characters came)", tenant_id=tenant_uuid, url=url,
             )
         log.debug("tenant read from Landlord's API")
         return answer
