@@ -6,11 +6,11 @@ Landlord's worker, taking Landlord's flags.
 Serves `services.app:app` with hypercorn in this process (its own CLI would refuse the
 flags). The `--workflow.restate.*` flags (also `--workflow.restate.<key> <value>`) come
 over the config file (`$LANDLORD_CONFIG`) and the `WORKFLOW_RESTATE_*` environment, as in
-Landlord; they are checked here first, so a wrong one stops the start naming it, then
-handed to the app in `LANDLORD_RESTATE_FLAGS` (hypercorn may start the app in a worker
-process of its own). Every other argument is hypercorn's (`--bind`, `--workers`, ...);
-without `--bind` it serves on 127.0.0.1:9080, where `make run` and the provider's `local`
-mechanism expect it.
+Landlord; they are checked here first (with the `compute:` section), so a wrong one stops
+the start naming it, then handed to the app in `LANDLORD_RESTATE_FLAGS` (hypercorn may start
+the app in a worker process of its own). Every other argument is hypercorn's (`--bind`,
+`--workers`, ...); without `--bind` it serves on 127.0.0.1:9080, where `make run` and the
+provider's `local` mechanism expect it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def hypercorn_args(rest: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Check the flags, then serve until hypercorn stops; 2 when a setting is wrong."""
+    from services.assembly import import_handler_modules
+    from services.compute import WorkerCompute
     from services.settings import FLAGS_ENV, DeploymentSettings
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -52,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         flags, rest = split_flags(args)
         passed = tuple(f"{FLAG_PREFIX}{key}={value}" for key, value in flags.items())
-        DeploymentSettings.load(os.environ, passed)
+        settings = DeploymentSettings.load(os.environ, passed)
+        # the handler modules may add compute providers (register_factory)
+        import_handler_modules(settings.handler_modules)
+        WorkerCompute.load(settings.worker, settings.compute)
     except ConfigError as exc:
         print(f"landlord-restate-worker: {exc.message}", file=sys.stderr)
         return 2

@@ -205,6 +205,10 @@ def test_flags_reach_the_app_through_the_environment(tmp_path: Path) -> None:
     assert caught.value.key == FLAGS_ENV
     assert worker_main(["--workflow.restate.worker_compute_cache_ttl=soon"]) == 2
     assert worker_main(["--workflow.restate.no_such_key=1"]) == 2
+    assert worker_main(["--workflow.restate.worker_compute_provider=nosuch"]) == 2
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert DeploymentSettings.load({"LANDLORD_CONFIG": str(empty)}).compute == {}
     assert hypercorn_args(["--workers", "0"]) == [
         "services.app:app", "--bind", DEFAULT_BIND, "--workers", "0"]
     assert hypercorn_args(["-b", "0.0.0.0:9090"]) == ["services.app:app", "-b", "0.0.0.0:9090"]

@@ -214,6 +214,8 @@ _SHOWN.maxlevel = 2
 def read_file(path: Path) -> dict[str, Any]:
     """The `workflow.restate` section of a YAML or TOML config file."""
     section = read_document(path)
+    if section is None:  # an empty file
+        return {}
     for name in ("workflow", "restate"):
         if not isinstance(section, Mapping):
             raise ConfigError(f"config file {path}: expected a mapping above '{name}'")
