@@ -81,8 +81,6 @@ MAX_PAGE_SIZE = 1000
 MAX_LIMIT = 10_000
 #: rows read per round at most while filling a page (rounds double up to this)
 _MAX_BATCH = MAX_LIMIT + 1
-#: a tag's candidates up to this many have their records read beside the first rows
-_PREFETCH = 200
 #: SQL reads in flight at once for one search (each names up to IN_CHUNK partitions)
 _READS_AT_ONCE = 4
 #: a page token's form, version and length: urlsafe base64 of a small JSON object
@@ -334,10 +332,11 @@ class Search:
             return [], False
         ids = sorted(members) if members is not None and len(members) <= IN_CHUNK else None
         batch = min(want + 1, _MAX_BATCH)
-        # a tag's candidates few enough: their records are read beside the first rows
-        # (one round trip less), else each round reads its own rows' records
+        # a tag's candidates few enough (at most two rounds' rows): their records are read
+        # beside the first rows (one round trip less), else each round reads its own rows'
+        # records
         records: asyncio.Task[dict[str, TagRecord]] | None = None
-        if ids is not None and len(ids) <= max(2 * batch, _PREFETCH):
+        if ids is not None and len(ids) <= 2 * batch:
             records = asyncio.ensure_future(self._tags.read(ids))
         found: list[tuple[ExecutionSummary, Cursor]] = []
         try:
