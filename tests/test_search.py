@@ -29,7 +29,7 @@ from landlord_restate import (
     RestateUnavailableError,
 )
 from landlord_restate.restate.introspection import RECORD_KEY
-from landlord_restate.restate.search import record_scope
+from landlord_restate.restate.search import record_scope, tag_scope
 from landlord_restate.restate.wire import CONTROL_SERVICE
 from landlord_restate.testing import LocalRestate
 from tests.conftest import (
@@ -276,7 +276,7 @@ async def test_a_start_that_ended_before_its_record_is_mended_by_its_repeat(
 ) -> None:
     """A start whose record was lost (its process died between the send and the writes) is
     found again once the start is repeated, with the first start's tags from its journal,
-    not the repeat's."""
+    not the repeat's; so is one whose tag entry was lost."""
     workflow_id = await created(shared_provider)
     tenant = unique_id("acme")
     execution_id = await start(shared_provider, workflow_id, "lost", tenant_id=tenant)
@@ -290,6 +290,15 @@ async def test_a_start_that_ended_before_its_record_is_mended_by_its_repeat(
     rows = await shared_provider.admin.query(
         f"SELECT key FROM state WHERE scope = '{record_scope(execution_id)}'")
     assert [r["key"] for r in rows] == [RECORD_KEY]
+    assert await shared_provider.list_executions(tags={"tenant_id": "someone-else"}) == []
+    # a tag's entry lost (its write failed) while the record was kept: the repeat of the
+    # same start writes it again
+    await shared_provider.admin.set_state(CONTROL_SERVICE, execution_id, {},
+                                          scope=tag_scope("tenant_id", tenant))
+    assert await shared_provider.list_executions(tags={"tenant_id": tenant}) == []
+    await start(shared_provider, workflow_id, "lost", tenant_id=tenant)
+    assert [s.execution_id for s in await shared_provider.list_executions(
+        tags={"tenant_id": tenant})] == [execution_id]
 
 
 # -- a run by its name --------------------------------------------------------------------

@@ -367,6 +367,18 @@ class Introspection:
             "ORDER BY scope, service_key"
         )
 
+    async def scoped_instances(self, scopes: Sequence[str], object_key: str) -> list[Row]:
+        """(scope, key, value_utf8) of `LandlordControl`'s instance `object_key` (an
+        execution id) in each of `scopes` (at most IN_CHUNK), each read in its partition."""
+        if not 0 < len(scopes) <= IN_CHUNK:
+            raise ValueError(f"between 1 and {IN_CHUNK} scopes, not {len(scopes)}")
+        listed = ", ".join(sql_literal(scope, SCOPE) for scope in scopes)
+        return await self._admin.query(
+            f"SELECT scope, key, value_utf8 FROM state WHERE scope IN ({listed}) "  # noqa: S608
+            f"AND service_name = '{CONTROL_SERVICE}' "
+            f"AND service_key = {sql_literal(object_key, INVOCATION_ID)} ORDER BY scope, key"
+        )
+
     async def scope_sizes(self, scopes: Sequence[str], key: str) -> dict[str, int]:
         """How many instances of each of `scopes` hold state `key` (scopes with none are
         left out)."""

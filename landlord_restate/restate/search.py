@@ -18,9 +18,9 @@ trigger source) also writes, with the admin state API and before it returns:
 
 Each is an instance of its own, so no write ever replaces the stop reasons the provider
 keeps in the unscoped instance. A start that Restate answers `PreviouslyAccepted` writes
-nothing when the record exists: the first start's tags stay. When the record is missing
-(the first start ended between its send and its writes) it is written again from the
-first start's envelope in the journal, never from the repeat's.
+nothing when the record and its entries are there: the first start's tags stay. What is
+missing (the first start ended, or a write failed, between its send and its writes) is
+written again from the first start's envelope in the journal, never from the repeat's.
 
 Internal: not API (the public names are in the package's `__all__`).
 """
@@ -145,27 +145,44 @@ class TagIndex:
         accepted: bool,
     ) -> None:
         """Keep the tags and trigger source of the start of `execution_id`, before the start
-        returns. `accepted`: Restate took this start as the first; else the first start's
-        record stays, and is written from its envelope only when missing."""
+        returns. `accepted`: Restate took this start as the first. A repeat finds the first
+        start's record and entries in one read and writes nothing; what it finds missing
+        (the first start's process died, or a write failed, between its send and its
+        writes) is written again from the first start's envelope, never from the repeat."""
         if not tags and not trigger_source:
             return  # nothing to find it by: a start without them writes nothing
         record = TagRecord(tags=dict(tags), trigger_source=trigger_source)
         if not accepted:
-            if execution_id in await self.read([execution_id]):
+            if await self._kept(execution_id, record):
                 return
             first = await self._first_start(execution_id)
             if first is None or (not first.tags and not first.trigger_source):
                 return
             record = first
         admin = self._parts.admin
-        # the entries first, the record last: a record present means its entries are too
-        await asyncio.gather(*(
-            admin.set_state(CONTROL_SERVICE, execution_id, {TAG_KEY: [key, value]},
-                            scope=tag_scope(key, value))
-            for key, value in record.tags.items()
-        ))
-        await admin.set_state(CONTROL_SERVICE, execution_id, {RECORD_KEY: record.to_json()},
-                              scope=record_scope(execution_id))
+        # the entries and the record at once: one round trip (a start that fails half way
+        # raises, and its repeat finds what is missing)
+        await asyncio.gather(
+            *(admin.set_state(CONTROL_SERVICE, execution_id, {TAG_KEY: [key, value]},
+                              scope=tag_scope(key, value))
+              for key, value in record.tags.items()),
+            admin.set_state(CONTROL_SERVICE, execution_id, {RECORD_KEY: record.to_json()},
+                            scope=record_scope(execution_id)),
+        )
+
+    async def _kept(self, execution_id: str, record: TagRecord) -> bool:
+        """Whether `record` is kept for `execution_id` with an entry for each of its tags."""
+        own = record_scope(execution_id)
+        wanted = {own} | {tag_scope(key, value) for key, value in record.tags.items()}
+        rows = await self._parts.sql.scoped_instances(sorted(wanted), execution_id)
+        kept = None
+        for row in rows:
+            if row.get("scope") == own and row.get("key") == RECORD_KEY:
+                try:
+                    kept = TagRecord.from_json(json.loads(str(row.get("value_utf8"))))
+                except (ValueError, UnexpectedRow):
+                    return False  # written again, from the envelope
+        return kept == record and {str(row.get("scope")) for row in rows} >= wanted
 
     async def _first_start(self, execution_id: str) -> TagRecord | None:
         """The tags of the start Restate accepted, from the envelope in the run's journal."""
