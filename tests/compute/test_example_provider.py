@@ -19,12 +19,20 @@ from landlord_restate.compute import (
     TenantNotFoundError,
     UpdateStatus,
     create_provider,
+    registry,
 )
 from landlord_restate.testing import LocalRestate
 from tests.conftest import ROOT, deployment_env, unique_id
 from tests.waiting import wait_terminal
 
 EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _own_factories(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example registers `files` when imported: in this test's copy of the table of
+    registered factories, so no other test sees it."""
+    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
 
 
 def load_example() -> Any:
