@@ -65,7 +65,12 @@ class RestateUnavailableError(RestateConnectionError):
 
 
 class RestateServerError(WorkflowError):
-    """Restate answered with an error; carries its status and (an excerpt of) its body."""
+    """Restate answered with an error; carries its status and (an excerpt of) its body.
+
+    `restate_code` and `source` are read from the whole answer (`answer`, when the caller
+    has it), not the excerpt: Restate puts them after the message, which can be long (its
+    answer about a Lambda function carries the AWS SDK's whole error).
+    """
 
     def __init__(
         self,
@@ -77,6 +82,7 @@ class RestateServerError(WorkflowError):
         workflow_id: str | None = None,
         execution_id: str | None = None,
         hint: str = "",
+        answer: str | None = None,
     ) -> None:
         super().__init__(
             f"Restate answered {status} to {method} {url}: {body}" + (f" ({hint})" if hint
@@ -91,19 +97,13 @@ class RestateServerError(WorkflowError):
         self.body = body
         #: what the provider suggests, kept apart from what the server said
         self.hint = hint
-
-    @property
-    def restate_code(self) -> str | None:
-        """Restate's error code (`META0003`, `RT0007`, ...) when its answer gives one."""
-        code = _answer_field(self.body, "restate_code")
-        return code if isinstance(code, str) else None
-
-    @property
-    def source(self) -> str | None:
-        """Who the ingress says failed: `ingress` (Restate refused the call) or
-        `invocation` (the handler's own failure, in its own words)."""
-        source = _answer_field(self.body, "source")
-        return source if isinstance(source, str) else None
+        whole = body if answer is None else answer
+        code, source = _answer_field(whole, "restate_code"), _answer_field(whole, "source")
+        #: Restate's error code (`META0003`, `RT0007`, ...) when its answer gives one
+        self.restate_code: str | None = code if isinstance(code, str) else None
+        #: who the ingress says failed: `ingress` (Restate refused the call) or `invocation`
+        #: (the handler's own failure, in its own words)
+        self.source: str | None = source if isinstance(source, str) else None
 
 
 def _answer_field(body: str, name: str) -> Any:

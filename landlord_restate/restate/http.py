@@ -239,6 +239,7 @@ class RestateHttp:
                 url=url,
                 status=status,
                 body=text[:_EXCERPT],
+                answer=text,
                 hint=_AUTH_HINT if status in (401, 403) else "",
                 workflow_id=workflow_id,
                 execution_id=execution_id,
