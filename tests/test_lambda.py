@@ -208,6 +208,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.soak  # the same spawn as hypercorn's, which make test covers (test_processes)
 async def test_the_function_host_ends_with_its_owner(tmp_path: Path) -> None:
     """The owner of a Lambda stack is killed with SIGKILL: restate-server and the function
     host end with it (the parent-death signal), nothing is left serving."""
