@@ -33,7 +33,6 @@ from landlord_restate import (
     InvalidInputError,
     RestateConfig,
     RestateProvider,
-    RestateServerError,
 )
 from landlord_restate.testing import LambdaProcess, LocalCluster, LocalRestate
 from landlord_restate.testing._lambda import DEFAULT_ROLE_ARN
@@ -286,13 +285,6 @@ async def test_the_role_is_assumed_and_invokes_are_signed_with_its_key(
 # -- bad input --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=RestateServerError, reason=(
-    "Restate's answer about a Lambda it cannot invoke is long (the AWS SDK's error, its "
-    "headers and body, about 1.5 KB); RestateServerError keeps a 512-character excerpt of "
-    "it and reads restate_code from that excerpt, which is cut before the code, so "
-    "Deployments.call sees no restate_code and raises the RestateServerError instead of a "
-    "DeploymentError (landlord_restate/restate/http.py, errors.py: read restate_code from "
-    "the whole answer before cutting it)"))
 async def test_an_arn_the_endpoint_does_not_know(lambda_shared_stack: LocalRestate) -> None:
     """A function the endpoint does not serve: DeploymentError naming the ARN, carrying
     Restate's answer (Lambda's ResourceNotFoundException), nothing registered."""
