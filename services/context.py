@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, overload
 
 import restate
 from loguru import logger
+from restate.aws_lambda import is_running_on_lambda
 from restate.exceptions import SdkInternalBaseException
 from restate.server_context import restate_context_is_replaying
 
-from landlord_restate.restate.limits import json_problem
+from landlord_restate.restate.limits import MAX_LAMBDA_JOURNAL_BYTES, json_problem
 from landlord_restate.restate.tracing import add_trace_ids
 from landlord_restate.restate.wire import (
     COMPUTE_CALLBACK_PROMISE,
@@ -139,6 +141,36 @@ def _step_output(name: str, result: Any) -> Any:
     return result
 
 
+class _JournalBudget:
+    """What a run on AWS Lambda may still journal: each invocation carries the whole
+    journal (input and every step result) in Lambda's 6 MB request, so a run whose journal
+    outgrows it could never be invoked again and would retry until its timeout. A step
+    whose result would not fit fails the run at once instead (`payload_too_large`)."""
+
+    def __init__(self, envelope: ExecutionEnvelope) -> None:
+        self._used = _json_bytes(envelope.to_json())
+
+    def admit(self, name: str, result: Any) -> None:
+        """Raise a terminal `payload_too_large` if journaling `result` would not fit."""
+        size = _json_bytes(result)
+        if self._used + size > MAX_LAMBDA_JOURNAL_BYTES:
+            raise _terminal(HandlerError(
+                "payload_too_large",
+                f"step {name} returned {size} bytes; with the {self._used} bytes the run has "
+                f"journaled that is over the {MAX_LAMBDA_JOURNAL_BYTES} bytes a run's journal "
+                "may hold on AWS Lambda (each invocation carries it in a 6 MB request): "
+                "keep large data outside the journal (store it, journal a reference)",
+            ))
+
+    def add(self, result: Any) -> None:
+        """Count a journaled result (a new one, or one a replay answered)."""
+        self._used += _json_bytes(result)
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
 def handler_error_from(error: restate.TerminalError, default_code: str) -> HandlerError:
     """Recover the HandlerError a step raised, or describe a Restate terminal failure."""
     metadata = error.metadata or {}
@@ -161,6 +193,8 @@ class HandlerContext:
         #: the run's durable deadline timer (None: no timeout), raced by every wait below
         self._deadline = deadline
         self._timeout = timeout
+        #: on Lambda only, what the run's journal may still hold
+        self._budget = _JournalBudget(envelope) if is_running_on_lambda() else None
         self._run_options = _retry_options(envelope)
         self.execution_id: str = ctx.request().id
         self.workflow_id: str = envelope.workflow_id
@@ -248,7 +282,9 @@ class HandlerContext:
         reused = self._reused("step", name)
         if reused is not None:
             with tracing.span(f"step {name} (reused)", step=name, **self._ids):
-                return await self._ctx.run_typed(name, _answer, self._run_options, reused.value)
+                value = await self._ctx.run_typed(name, _answer, self._run_options, reused.value)
+            self._count(value)
+            return value
         if inspect.iscoroutinefunction(fn):
 
             async def action_async() -> Any:
@@ -258,7 +294,7 @@ class HandlerContext:
                     raise  # Restate's and asyncio's control flow, not the step's failure
                 except BaseException as exc:
                     raise _step_failure(name, exc) from exc
-                return _step_output(name, result)
+                return self._checked_output(name, result)
 
             action: Callable[[], Any] = action_async
         else:
@@ -268,12 +304,12 @@ class HandlerContext:
                     result = fn(*args)
                 except BaseException as exc:
                     raise _step_failure(name, exc) from exc
-                return _step_output(name, result)
+                return self._checked_output(name, result)
 
             action = action_sync
         try:
             with tracing.span(f"step {name}", step=name, **self._ids):
-                return await self._within_deadline(
+                result = await self._within_deadline(
                     self._ctx.run_typed(name, action, self._run_options))
         except ExecutionTimedOut:
             raise
@@ -281,6 +317,21 @@ class HandlerContext:
             if exc.status_code == CANCELLED:  # stopped: not this step's failure
                 raise
             raise handler_error_from(exc, "step_failed") from exc
+        self._count(result)
+        return result
+
+    def _count(self, journaled: Any) -> None:
+        """On Lambda, count what the journal now holds."""
+        if self._budget is not None:
+            self._budget.add(journaled)
+
+    def _checked_output(self, name: str, result: Any) -> Any:
+        """A new step result, checked before it is journaled: strict JSON, and on Lambda
+        within what the run's journal may still hold."""
+        output = _step_output(name, result)
+        if self._budget is not None:
+            self._budget.admit(name, output)
+        return output
 
     async def sleep(self, duration: timedelta, name: str | None = None) -> None:
         """A durable timer: survives restarts of the server and of this deployment. In a
@@ -298,11 +349,13 @@ class HandlerContext:
         reused = self._reused("callback", "")
         if reused is not None:
             received = reused.value if isinstance(reused.value, dict) else {}
-            return await self._ctx.run_typed(REDRIVEN_CALLBACK_STEP, _answer,
-                                             restate.RunOptions(), received)
-        promise = self._ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict)
-        with tracing.span("compute callback wait", **self._ids):
-            payload: dict[str, Any] = await self._within_deadline(promise.value())
+            payload: dict[str, Any] = await self._ctx.run_typed(
+                REDRIVEN_CALLBACK_STEP, _answer, restate.RunOptions(), received)
+        else:
+            promise = self._ctx.promise(COMPUTE_CALLBACK_PROMISE, type_hint=dict)
+            with tracing.span("compute callback wait", **self._ids):
+                payload = await self._within_deadline(promise.value())
+        self._count(payload)
         return payload
 
 

@@ -23,6 +23,7 @@ from landlord_restate.restate.limits import (
     MAX_CALLBACK_DELAY,
     MAX_CALLBACK_RETRIES,
     MAX_INPUT_BYTES,
+    MAX_LAMBDA_INPUT_BYTES,
     MAX_MAP_VALUE,
     MAX_MESSAGE,
     MAX_TRIGGER_SOURCE,
@@ -171,9 +172,12 @@ def callback_backoff(options: Any, execution_id: str) -> Backoff | None:
     )
 
 
-def check_execution_input(workflow_id: str, execution: Any) -> tuple[str, str]:
+def check_execution_input(
+    workflow_id: str, execution: Any, *, on_lambda: bool = False
+) -> tuple[str, str]:
     """The execution's name (generated when empty) and its input encoded as JSON, every
-    bound checked before any I/O."""
+    bound checked before any I/O; `on_lambda`: the deployment runs on AWS Lambda, whose
+    invocations carry the input base64 in a 6 MB payload."""
     check_workflow_id(workflow_id)
     if not isinstance(execution, ExecutionInput):
         raise InvalidInputError(
@@ -186,8 +190,16 @@ def check_execution_input(workflow_id: str, execution: Any) -> tuple[str, str]:
     check_string_map(execution.metadata, "metadata", workflow_id=workflow_id)
     check_text(execution.trigger_source, "trigger_source", MAX_TRIGGER_SOURCE,
                workflow_id=workflow_id)
-    return name, encode_json(execution.input, "input", limit=MAX_INPUT_BYTES,
-                             workflow_id=workflow_id)
+    encoded = encode_json(execution.input, "input", limit=MAX_INPUT_BYTES,
+                          workflow_id=workflow_id)
+    if on_lambda and len(encoded) > MAX_LAMBDA_INPUT_BYTES:
+        raise InvalidInputError(
+            f"input is {len(encoded)} bytes; a run on AWS Lambda takes at most "
+            f"{MAX_LAMBDA_INPUT_BYTES} (each invocation carries it, base64, in Lambda's 6 MB "
+            "request): store large data elsewhere and pass a reference",
+            field="input", workflow_id=workflow_id,
+        )
+    return name, encoded
 
 
 def check_wait_timeout(timeout: Any, execution_id: str) -> float | None:

@@ -41,6 +41,12 @@ MAX_DURATION = timedelta(microseconds=GO_DURATION_MAX_NANOS // 1000)
 MAX_DEPTH = 64
 #: Restate's ingress refuses bodies over 32 MiB; leave room for the envelope around input
 MAX_INPUT_BYTES = 32 * 1024 * 1024 - 64 * 1024
+#: on AWS Lambda every invocation's request carries the run's whole journal, and its
+#: response what the attempt journaled, base64 (4/3) in Lambda's 6 MB payloads: the most JSON
+#: a run's journal (its input and every step result) may hold there
+MAX_LAMBDA_JOURNAL_BYTES = 4 * 1024 * 1024
+#: the largest input a start may carry to a Lambda deployment (room left for the envelope)
+MAX_LAMBDA_INPUT_BYTES = MAX_LAMBDA_JOURNAL_BYTES - 64 * 1024
 #: Landlord's CallbackOptions: retries, the first pause, and the longest pause however
 #: the delay grows
 MAX_CALLBACK_RETRIES = 100
