@@ -21,6 +21,7 @@ from loguru import logger
 
 from landlord_restate.restate.actions import OperatorActions
 from landlord_restate.restate.admin import AdminClient
+from landlord_restate.restate.builtin import resolve_spec
 from landlord_restate.restate.catalog import CatalogClient
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.deployments import DeploymentInfo, Deployments
@@ -33,7 +34,7 @@ from landlord_restate.restate.search import Search
 from landlord_restate.restate.stopping import Stopping
 from landlord_restate.restate.tracing import add_trace_ids, traced
 from landlord_restate.restate.transience import Backoff
-from landlord_restate.restate.validation import ResolvedSpec, check_spec
+from landlord_restate.restate.validation import ResolvedSpec
 from landlord_restate.restate.wire import PROVIDER_TYPE
 from landlord_restate.restate.workflows import Workflows
 from landlord_restate.workflow.errors import ProviderStateError, WorkflowError
@@ -234,7 +235,7 @@ class RestateProvider(Provider):
 
     def resolve(self, spec: WorkflowSpec) -> ResolvedSpec:
         """Check `spec` offline; answer the service and handler its executions run on."""
-        return check_spec(spec, self._config.service_name)
+        return resolve_spec(spec, self._config)
 
     @traced("validate")
     async def validate(self, spec: WorkflowSpec) -> None:
