@@ -590,12 +590,6 @@ async def _until_it_fails_or_retries(
         await provider.kill_execution(execution_id, "test cleanup")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the shim journals any strict-JSON step result; on Lambda the invocation's response "
-    "carries it base64-encoded, and over Lambda's 6 MB response limit the invoke fails "
-    "(Function.ResponseSizeTooLarge) on every retry until the run times out; the shim "
-    "(services/context.py _step_output) must fail the run at once, code "
-    "payload_too_large, when a result cannot fit Lambda's payload"))
 async def test_a_step_result_over_lambdas_limit_fails_the_run(
     lambda_shared_stack: LocalRestate,
 ) -> None:
@@ -614,12 +608,6 @@ async def test_a_step_result_over_lambdas_limit_fails_the_run(
     assert "big" in status.error.message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "each invocation on Lambda carries the whole journal (input and every step result, "
-    "base64); a run whose journal outgrows Lambda's 6 MB request limit after a step ran "
-    "gets RequestEntityTooLargeException on every retry until its timeout, the step's "
-    "side effect done; the shim (services/context.py) must count what the run has "
-    "journaled and fail it, code payload_too_large, at the step that would not fit"))
 @LARGE_BODY
 async def test_a_journal_over_lambdas_limit_fails_the_run(
     lambda_shared_stack: LocalRestate,
@@ -639,10 +627,11 @@ async def test_a_journal_over_lambdas_limit_fails_the_run(
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the provider accepts input up to 32 MiB (Restate's ingress limit); on Lambda an input "
-    "over about 4.5 MB can never be invoked (base64 in a 6 MB request): the run retries "
-    "RequestEntityTooLargeException until its timeout; start_execution must refuse it for "
-    "execution_mechanism lambda (landlord_restate/restate/limits.py, inputs.py)"))
+    "inputs.check_execution_input refuses an input over MAX_LAMBDA_INPUT_BYTES when asked "
+    "(on_lambda=True), but its caller, executions.py's start, never asks: it must pass "
+    "on_lambda=config.execution_mechanism is ExecutionMechanism.LAMBDA; until then a run "
+    "whose input Lambda can never be handed retries RequestEntityTooLargeException until "
+    "its timeout"))
 @LARGE_BODY
 async def test_an_input_lambda_cannot_carry_is_refused_at_start(
     lambda_shared_stack: LocalRestate,
