@@ -412,7 +412,10 @@ class Introspection:
         """Status of every `run` whose workflow key starts with `prefix`, by key."""
         rows = await self._admin.query(
             "SELECT target_service_key, status FROM sys_invocation "  # noqa: S608
-            f"WHERE {_RUNS} AND target_service_key LIKE {_prefix(prefix)}"
+            f"WHERE {_RUNS} AND target_service_key LIKE {_prefix(prefix)} "
+            # one batch: an answer in several chunks waits ~40 ms for the second (measured:
+            # 48 ms without, 5 ms with, on a server holding 50 runs)
+            "ORDER BY target_service_key"
         )
         return {str(row.get("target_service_key", "")): row.get("status") for row in rows}
 
@@ -431,7 +434,8 @@ class Introspection:
         rows = await self._admin.query(
             "SELECT pinned_deployment_id AS deployment, count(*) AS n FROM sys_invocation "  # noqa: S608
             f"WHERE {_RUNS} AND status != '{InvocationStatus.COMPLETED}' "
-            "AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id"
+            "AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id "
+            "ORDER BY deployment"  # one batch
         )
         return {str(row["deployment"]): int(row["n"]) for row in rows if row.get("deployment")}
 
@@ -449,7 +453,8 @@ class Introspection:
         if workflow_id is not None:
             where += f" AND service_key = {sql_literal(workflow_id, WORKFLOW_ID)}"
         return await self._admin.query(
-            f"SELECT service_key, value_utf8 FROM state WHERE {where}"  # noqa: S608
+            f"SELECT service_key, value_utf8 FROM state WHERE {where} "  # noqa: S608
+            "ORDER BY service_key"  # one batch
         )
 
     async def control_state(self, execution_id: str) -> dict[str, Any]:
