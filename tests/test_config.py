@@ -150,7 +150,7 @@ LOCAL = {"endpoint": "http://127.0.0.1:8080"}
         (LOCAL | {"auth_type": "iam"}, "auth_type", "iam is for execution_mechanism lambda"),
         (LOCAL | {"execution_mechanism": "lambda"}, "lambda_arn", "needs lambda_arn"),
         (LOCAL | {"execution_mechanism": "lambda", "lambda_arn": "my-fn"}, "lambda_arn",
-         "must be an ARN"),
+         "must be a qualified Lambda function ARN"),
         (LOCAL | {"execution_mechanism": "kubernetes"}, "kubernetes_service",
          "kubernetes_service and kubernetes_namespace"),
         (LOCAL | {"execution_mechanism": "kubernetes", "kubernetes_service": "w"},
@@ -240,10 +240,10 @@ def test_secrets_never_show(tmp_path: Path) -> None:
          {"uri": "http://alb.internal:80", "use_http_11": True,
           "additional_headers": {"x-route": "landlord"}}),
         ({"execution_mechanism": "lambda", "auth_type": "iam",
-          "lambda_arn": "arn:aws:lambda:eu-west-1:1:function:landlord",
-          "assume_role_arn": "arn:aws:iam::1:role/restate"},
-         {"arn": "arn:aws:lambda:eu-west-1:1:function:landlord",
-          "assume_role_arn": "arn:aws:iam::1:role/restate"}),
+          "lambda_arn": "arn:aws:lambda:eu-west-1:123456789012:function:landlord:3",
+          "assume_role_arn": "arn:aws:iam::123456789012:role/restate"},
+         {"arn": "arn:aws:lambda:eu-west-1:123456789012:function:landlord:3",
+          "assume_role_arn": "arn:aws:iam::123456789012:role/restate"}),
     ],
 )
 def test_registration_per_mechanism(settings: dict[str, Any], registration: dict[str, Any]) -> None:

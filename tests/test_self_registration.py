@@ -127,7 +127,7 @@ def test_worker_keys_decide_whether_and_where(logs: list[str]) -> None:
     lambda_auth = registration(base | {
         "WORKFLOW_RESTATE_DEPLOYMENT_URL": "http://w:9080", "WORKFLOW_RESTATE_AUTH_TYPE": "iam",
         "WORKFLOW_RESTATE_EXECUTION_MECHANISM": "lambda",
-        "WORKFLOW_RESTATE_LAMBDA_ARN": "arn:aws:lambda:eu-west-1:1:function:f"})
+        "WORKFLOW_RESTATE_LAMBDA_ARN": "arn:aws:lambda:eu-west-1:123456789012:function:f:1"})
     assert lambda_auth is not None
     assert lambda_auth.config.auth_headers() == {}
     assert lambda_auth.config.registration() == {"uri": "http://w:9080"}

@@ -6,6 +6,7 @@ Internal: not API (the public names are in the package's `__all__`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from landlord_restate.restate.errors import RestateProtocolError
@@ -15,6 +16,7 @@ from landlord_restate.restate.naming import check_execution_id
 from landlord_restate.restate.parts import Parts
 from landlord_restate.restate.records import UnexpectedRow, state_from_journal
 from landlord_restate.restate.redrive import redrive_name, reusable
+from landlord_restate.restate.search import TagIndex
 from landlord_restate.restate.status import live_state
 from landlord_restate.restate.vocabulary import InvocationStatus
 from landlord_restate.restate.wire import (
@@ -42,6 +44,7 @@ class OperatorActions:
     def __init__(self, parts: Parts, executions: Executions) -> None:
         self._parts = parts
         self._executions = executions
+        self._tags = TagIndex(parts)
 
     async def act(self, execution_id: str, action: str) -> None:
         """`pause` or `resume` a not-finished execution; a finished one is left as it is."""
@@ -70,7 +73,9 @@ class OperatorActions:
                 execution_id=execution_id, state=state,
             )
         await self._parts.admin.invocation_action(execution_id, "purge")
-        await self._parts.admin.set_state(CONTROL_SERVICE, execution_id, {})
+        # what the provider kept of it: its stop record, and where searches found it
+        await asyncio.gather(self._parts.admin.set_state(CONTROL_SERVICE, execution_id, {}),
+                             self._tags.forget(execution_id))
         self._parts.bind(execution_id=execution_id).info("purged")
 
     async def redrive(self, execution_id: str) -> ExecutionResult:

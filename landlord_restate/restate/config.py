@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from attrs import Attribute, Factory, field, fields, frozen
 
+from landlord_restate.restate.naming import IAM_ROLE_ARN, LAMBDA_FUNCTION_ARN
 from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.urls import (
     check_url,
@@ -316,14 +317,16 @@ class RestateConfig:
                 "execution_mechanism lambda needs lambda_arn: the function restate-server invokes",
                 key="lambda_arn",
             )
-        if self.lambda_arn and not self.lambda_arn.startswith("arn:"):
+        if self.lambda_arn and not LAMBDA_FUNCTION_ARN.fullmatch(str(self.lambda_arn)):
             raise ConfigError(
-                f"lambda_arn must be an ARN, got {self.lambda_arn!r}", key="lambda_arn"
+                f"lambda_arn must be a qualified Lambda function ARN "
+                "(arn:aws:lambda:REGION:ACCOUNT:function:NAME:VERSION-OR-ALIAS: Restate pins "
+                f"executions to a version), got {self.lambda_arn!r}", key="lambda_arn"
             )
-        if self.assume_role_arn and not self.assume_role_arn.startswith("arn:"):
+        if self.assume_role_arn and not IAM_ROLE_ARN.fullmatch(str(self.assume_role_arn)):
             raise ConfigError(
-                f"assume_role_arn must be an ARN, got {self.assume_role_arn!r}",
-                key="assume_role_arn",
+                "assume_role_arn must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), "
+                f"got {self.assume_role_arn!r}", key="assume_role_arn",
             )
 
 

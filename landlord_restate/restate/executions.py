@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import attrs
 
 from landlord_restate.restate.catalog import StoredSpec
+from landlord_restate.restate.config import ExecutionMechanism
 from landlord_restate.restate.errors import InvokeContentionError, RestateServerError
 from landlord_restate.restate.ingress import door_closed
 from landlord_restate.restate.inputs import (
@@ -90,7 +91,9 @@ class Executions:
         with the admin API (no deployment either). The run itself checks its workflow
         before its first step.
         """
-        name, input_json = check_execution_input(workflow_id, execution)
+        name, input_json = check_execution_input(
+            workflow_id, execution,
+            on_lambda=self._parts.config.execution_mechanism is ExecutionMechanism.LAMBDA)
         specs = self._parts.specs
         key = workflow_key(workflow_id, name)
         stored = await specs.route(workflow_id)

@@ -24,6 +24,14 @@ GO_EXPORTED = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 GO_QUALIFIED = re.compile(r"^[A-Za-z0-9_.~/-]+\.([A-Z][A-Za-z0-9_]*)$")
 #: a Restate invocation id, as the ingress returns it ("inv_" + base62)
 INVOCATION_ID = re.compile(r"^inv_[0-9A-Za-z]{20,64}$")
+#: a qualified AWS Lambda function ARN: Restate refuses one without a version or alias (it
+#: pins each execution to the code it started on)
+LAMBDA_FUNCTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
+    r"(?P<name>[A-Za-z0-9_-]{1,64}):(?P<qualifier>\$LATEST|[A-Za-z0-9_-]{1,128})$"
+)
+#: an IAM role ARN: what restate-server may assume to invoke a Lambda function
+IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 #: separates workflow id and execution name in a workflow key; in neither alphabet
 KEY_SEPARATOR = "."

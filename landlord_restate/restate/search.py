@@ -170,6 +170,17 @@ class TagIndex:
                             scope=record_scope(execution_id)),
         )
 
+    async def forget(self, execution_id: str) -> None:
+        """Clear the record and the tag entries of `execution_id` (a purge): a search
+        never reads them again."""
+        record = (await self.read([execution_id])).get(execution_id)
+        scopes = [record_scope(execution_id)]
+        if record is not None:
+            scopes += [tag_scope(key, value) for key, value in record.tags.items()]
+        admin = self._parts.admin
+        await asyncio.gather(*(admin.set_state(CONTROL_SERVICE, execution_id, {}, scope=scope)
+                               for scope in scopes))
+
     async def _kept(self, execution_id: str, record: TagRecord) -> bool:
         """Whether `record` is kept for `execution_id` with an entry for each of its tags."""
         own = record_scope(execution_id)
