@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from landlord_restate.doctor import run_checks, shown_settings
-from landlord_restate.rendering import status_view
+from landlord_restate.rendering import cell, printable, status_view
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.deployments import check_deployment_id
 from landlord_restate.restate.limits import MAX_REASON, check_text
@@ -239,9 +239,15 @@ class Output:
         print(json.dumps(value, indent=2, default=str))
 
     def line(self, text: str) -> None:
-        """One line for people (nothing in --json mode)."""
+        """One line for people (nothing in --json mode), shown, never obeyed, by the
+        terminal (see `rendering.printable`)."""
         if not self.as_json:
-            self.console.print(text, markup=False)
+            self.console.print(printable(text), markup=False)
+
+    def note(self, text: str) -> None:
+        """What the command is doing, on stderr (in --json mode too: stdout stays the one
+        JSON document)."""
+        print(printable(text), file=sys.stderr, flush=True)
 
     def result(self, value: Any, text: str) -> None:
         """`value` as JSON, or `text` as a line for people."""
@@ -276,7 +282,7 @@ async def cmd_doctor(args: argparse.Namespace, config: RestateConfig, out: Outpu
     table.add_column("key")
     table.add_column("value")
     for key, value in settings.items():
-        table.add_row(key, str(value))
+        table.add_row(key, cell(value))
     out.console.print(table)
     for c in checks:
         out.console.print(Text.assemble(("ok   " if c.ok else "FAIL ",
@@ -349,9 +355,25 @@ async def _acted(provider: RestateProvider, out: Output, execution_id: str, done
 
 @_provided
 async def cmd_stop(args: argparse.Namespace, provider: RestateProvider, out: Output) -> int:
-    """Stop an execution: it runs its cancellation and ends stopped with the reason."""
+    """Stop an execution: it runs its cancellation and ends stopped with the reason; one
+    that has not ended stop_grace later is killed. The command waits for that end (it
+    says so), so the promised kill never depends on a process that has exited."""
     await provider.stop_execution(args.execution_id, args.reason)
-    return await _acted(provider, out, args.execution_id, "stop requested")
+    grace = provider.config.stop_grace.total_seconds()
+    out.note(f"{args.execution_id}: stop requested; waiting up to {grace:g}s (stop_grace) for "
+             "its cancellation to end it, then it is killed")
+    try:
+        status = await provider.wait_execution(args.execution_id, timeout=grace + _KILL_SLACK)
+    except TimeoutError:
+        status = await provider.get_execution_status(args.execution_id)
+    how = status.metadata.get("stopped_by")
+    out.result(to_json(status), f"{args.execution_id}: stop requested, now "
+                                f"{status.state.value}" + (f" ({how})" if how else ""))
+    return OK
+
+
+#: how long `stop` waits past stop_grace for the kill to land before it answers anyway
+_KILL_SLACK = 30.0
 
 
 @_provided
@@ -420,7 +442,7 @@ async def cmd_list(args: argparse.Namespace, provider: RestateProvider, out: Out
         table.add_row(s.execution_id, s.workflow_id, s.execution_name,
                       f"{s.state.value} ({s.sub_state})", format_rfc3339(s.start_time),
                       format_rfc3339(s.stop_time) if s.stop_time else "-",
-                      ", ".join(f"{k}={v}" for k, v in sorted(s.tags.items())) or "-")
+                      cell(", ".join(f"{k}={v}" for k, v in sorted(s.tags.items())) or "-"))
     out.console.print(table)
     if page.next_page_token is not None:
         out.line(f"next page: --page-token {page.next_page_token}")
@@ -475,7 +497,7 @@ async def cmd_deployments(
     for column in ("address", "services", "in flight", "latest"):
         table.add_column(column)
     for d in found:
-        table.add_row(d.deployment_id, d.address, ", ".join(d.services) or "-",
+        table.add_row(d.deployment_id, cell(d.address), ", ".join(d.services) or "-",
                       str(d.in_flight), "yes" if d.latest else "no")
     out.console.print(table)
     return OK
@@ -684,7 +706,7 @@ def _fail(
         out.data(shown)
     problems = message.split("; ") if isinstance(exc, InvalidSpecError) else [message]
     for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"error: {printable(problem)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

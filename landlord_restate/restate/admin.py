@@ -6,7 +6,10 @@ Internal: not API (the public names are in the package's `__all__`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -121,13 +124,17 @@ class AdminClient:
         return rows
 
     async def set_state(
-        self, service: str, key: str, state: dict[str, Any], *, scope: str | None = None
+        self, service: str, key: str, state: dict[str, Any], *, scope: str | None = None,
+        if_unchanged: Mapping[str, bytes] | None = None,
     ) -> None:
         """Replace the whole state of `service`/`key` with `state` (name -> JSON value).
 
         Restate applies it without invoking the deployment (202, visible in SQL at once).
         `scope` (Restate 1.7) names a scoped instance of the object instead: its own state,
         kept in the partition of the scope, so all instances of one scope are read together.
+        `if_unchanged` (the state as the caller read it, name -> raw value) makes it a
+        compare-and-set: Restate applies it only while the state is still that, and drops
+        it silently otherwise (it answers 202 either way: read back to know).
         """
         new_state = {
             name: list(json.dumps(value, separators=(",", ":")).encode())
@@ -136,6 +143,8 @@ class AdminClient:
         body: dict[str, Any] = {"object_key": key, "new_state": new_state}
         if scope is not None:
             body["scope"] = scope
+        if if_unchanged is not None:
+            body["version"] = state_version(if_unchanged)
         await self._http.request(
             "POST", f"/services/{quote(service, safe='')}/state", body=body, ok=(200, 202),
             idempotent=True,  # writing the same whole state twice is writing it once
@@ -178,6 +187,17 @@ class AdminClient:
             idempotent=True,  # a second cancel answers 409, which is success
         )
         return status != 409
+
+
+def state_version(state: Mapping[str, bytes]) -> str:
+    """Restate's version of an object's state, as its admin API compares it: SHA-256 over
+    the entries sorted by name (index as 8 big-endian bytes, 0x01, name, 0x02, value, 0x03),
+    URL-safe base64 without padding (restate-types `StateMutationVersion`; the `restate kv`
+    CLI computes it the same way)."""
+    digest = hashlib.sha256()
+    for index, (name, value) in enumerate(sorted((k.encode(), v) for k, v in state.items())):
+        digest.update(index.to_bytes(8, "big") + b"\x01" + name + b"\x02" + value + b"\x03")
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 def _object(answer: Any, what: str) -> dict[str, Any]:

@@ -458,13 +458,16 @@ class Introspection:
         )
 
     async def control_state(self, execution_id: str) -> dict[str, Any]:
-        """What the provider recorded of an execution (stop reason, redrive), by key."""
-        rows = await self._admin.query(
+        """What the provider recorded of an execution (its stop), by key."""
+        return state_from_rows(await self.control_rows(execution_id))
+
+    async def control_rows(self, execution_id: str) -> list[Row]:
+        """The rows (key, value_utf8) of what the provider recorded of an execution."""
+        return await self._admin.query(
             "SELECT key, value_utf8 FROM state WHERE scope IS NULL AND "  # noqa: S608
             f"service_name = '{CONTROL_SERVICE}' AND "
             f"service_key = {sql_literal(execution_id, INVOCATION_ID)}"
         )
-        return state_from_rows(rows)
 
     def protocol_error(
         self, unexpected: UnexpectedRow, *, execution_id: str | None = None

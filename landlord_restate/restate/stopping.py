@@ -11,9 +11,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from landlord_restate.restate.errors import RestateProtocolError
 from landlord_restate.restate.limits import MAX_REASON, check_text
 from landlord_restate.restate.naming import check_execution_id, split_workflow_key
 from landlord_restate.restate.parts import Parts
+from landlord_restate.restate.records import state_from_rows
 from landlord_restate.restate.vocabulary import InvocationStatus
 from landlord_restate.restate.wire import CONTROL_SERVICE, STOP_STATE
 from landlord_restate.workflow.convert import format_rfc3339
@@ -21,6 +23,13 @@ from landlord_restate.workflow.errors import WorkflowError
 
 if TYPE_CHECKING:
     from loguru import Logger
+
+
+#: how often a stop writes its record before it gives up (each write is dropped only when
+#: another writer changed the state in between)
+_RECORD_ATTEMPTS = 5
+#: pauses between reads of a record just written (seconds)
+_READ_BACK = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
 
 
 class Stopping:
@@ -87,8 +96,13 @@ class Stopping:
             log.bind(stop_grace=grace).warning("stop: not ended within stop_grace; killed")
 
     async def _record(self, execution_id: str, reason: str, how: str) -> tuple[Logger, bool]:
-        """Keep why the execution is stopped where status reads it (first reason wins);
-        answer a bound logger and whether the execution had already finished."""
+        """Keep why the execution is stopped where status reads it; answer a bound logger
+        and whether the execution had already finished.
+
+        The first reason wins, atomically: the write is a compare-and-set on the state as
+        read (Restate's state version), so of stops and kills racing, one reason is kept
+        and never replaced; each then reads back which one that is.
+        """
         sql = self._parts.sql
         target = await sql.target(execution_id)
         service, key = str(target["target_service_name"]), str(target["target_service_key"])
@@ -96,13 +110,32 @@ class Stopping:
                                workflow_id=split_workflow_key(key)[0])
         if target.get("status") == InvocationStatus.COMPLETED:
             return log, True
-        recorded = await sql.control_state(execution_id)
-        if STOP_STATE not in recorded:
-            stop = {"reason": reason or "stopped", "how": how,
-                    "requested_at": format_rfc3339(datetime.now(UTC))}
-            await self._parts.admin.set_state(CONTROL_SERVICE, execution_id,
-                                              recorded | {STOP_STATE: stop})
-        return log, False
+        stop = {"reason": reason or "stopped", "how": how,
+                "requested_at": format_rfc3339(datetime.now(UTC))}
+        for _ in range(_RECORD_ATTEMPTS):
+            rows = await sql.control_rows(execution_id)
+            recorded = state_from_rows(rows)
+            if STOP_STATE in recorded:
+                return log, False  # a stop got there first: its reason stays
+            read = {str(row["key"]): str(row["value_utf8"]).encode() for row in rows}
+            await self._parts.admin.set_state(
+                CONTROL_SERVICE, execution_id, recorded | {STOP_STATE: stop}, if_unchanged=read)
+            if await self._recorded(execution_id):
+                return log, False
+        raise RestateProtocolError(
+            method="POST", url=f"{self._parts.admin.endpoint}/services/{CONTROL_SERVICE}/state",
+            expected=f"the stop of {execution_id} recorded", got="no stop after "
+            f"{_RECORD_ATTEMPTS} writes", execution_id=execution_id,
+        )
+
+    async def _recorded(self, execution_id: str) -> bool:
+        """Whether a stop is recorded now (Restate applies a state write a moment after it
+        answers 202, and drops one whose version no longer matched)."""
+        for pause in _READ_BACK:
+            if STOP_STATE in await self._parts.sql.control_state(execution_id):
+                return True
+            await asyncio.sleep(pause)
+        return False
 
     async def aclose(self) -> None:
         """Keep the kills promised by stops: wait until each stopped execution has ended
