@@ -437,8 +437,8 @@ async def test_stop_records_reason_and_runs_no_later_step(
     assert last.type == "execution_stopped"
     assert last.details["reason"] == "tenant deleted by operator"
     # the observation window is the test (no step may start in it), not a wait for
-    # something: longer than a step, so a later step would have started by now
-    await asyncio.sleep(2.5)
+    # something: half a step longer than a step (1 s), so a later step would have started
+    await asyncio.sleep(1.5)
     assert not any(line.startswith("start slow-2") for line in read_marks(marks))
 
 

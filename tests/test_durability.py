@@ -22,13 +22,16 @@ from tests.waiting import read_marks, wait_marks, wait_status, wait_terminal
 pytestmark = pytest.mark.timeout(180)
 
 
-async def start_slow(stack: Stack, marks: Path, **spec_fields: object) -> str:
-    """Create a SlowSteps workflow and start one execution of four 1.5 s steps."""
+async def start_slow(
+    stack: Stack, marks: Path, step_seconds: float = 1.0, **spec_fields: object
+) -> str:
+    """Create a SlowSteps workflow and start one execution of four steps (1 s each by
+    default: a crash lands inside the step it waits for)."""
     spec = spec_for("SlowSteps", unique_id("crash"), **spec_fields)
     await stack.provider.create_workflow(spec)
     result = await stack.provider.start_execution(
         spec.workflow_id,
-        ExecutionInput(input={"marks": str(marks), "step_seconds": 1.5, "steps": 4}),
+        ExecutionInput(input={"marks": str(marks), "step_seconds": step_seconds, "steps": 4}),
     )
     return result.execution_id
 
@@ -93,7 +96,8 @@ async def test_timeout_survives_a_server_restart(
     """The timeout is a durable timer in Restate: a restart does not lose it."""
     stack = mechanism_private_stack
     marks = tmp_path / "marks"
-    execution_id = await start_slow(stack, marks, timeout=timedelta(seconds=4))
+    # four 1.5 s steps outlast the 4 s timeout
+    execution_id = await start_slow(stack, marks, 1.5, timeout=timedelta(seconds=4))
     await wait_marks(marks, "start slow-1")
     stack.server.kill()
     await stack.server.start()

@@ -512,6 +512,7 @@ async def test_a_step_in_flight_shows_in_history_only_once_it_ended(
                      "execution_succeeded"]
 
 
+@pytest.mark.soak
 async def test_a_stopped_run_s_step_in_flight_still_runs_to_its_end(
     lambda_shared_stack: LocalRestate, tmp_path: Path
 ) -> None:
@@ -608,6 +609,7 @@ async def test_a_step_result_over_lambdas_limit_fails_the_run(
     assert "big" in status.error.message
 
 
+@pytest.mark.soak
 @LARGE_BODY
 async def test_a_journal_over_lambdas_limit_fails_the_run(
     lambda_shared_stack: LocalRestate,
