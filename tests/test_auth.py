@@ -92,7 +92,8 @@ async def test_without_the_right_key_every_operation_fails_clearly(
     all_logs: list[str],
     auth: dict[str, str],
 ) -> None:
-    """No key, or a wrong one: each operation raises a 401 that says to check the key."""
+    """No key, or a wrong one: each operation raises a 401 that says to check the key;
+    with none (auth_type none, the local default) no request carries the header."""
     config = through(proxied, shared_config, **auth)
     spec = spec_for("GoPair", unique_id("refused"))
     execution_id = "inv_1foAirY4KKzi2RJXBPQGnuUqPCtVxmQPQW"
@@ -116,12 +117,6 @@ async def test_without_the_right_key_every_operation_fails_clearly(
     ingress, admin = proxied
     expected = {None} if not auth else {"Bearer rk_wrong"}
     assert set(ingress.seen) | set(admin.seen) == expected
-
-
-async def test_no_auth_sends_no_header(shared_config: RestateConfig) -> None:
-    """auth_type none (the local default): requests carry no Authorization header."""
-    async with RestateProvider(shared_config) as provider:
-        assert "Authorization" not in provider._session.headers  # type: ignore[union-attr]
 
 
 # -- request identity ---------------------------------------------------------------------

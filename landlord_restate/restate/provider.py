@@ -9,35 +9,30 @@ checks nothing and knows nothing of SQL or HTTP: it is a traced call into its ro
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-import aiohttp
 from attrs import frozen
 from loguru import logger
 
 from landlord_restate.restate.actions import OperatorActions
 from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.builtin import resolve_spec
-from landlord_restate.restate.catalog import CatalogClient
 from landlord_restate.restate.config import RestateConfig
+from landlord_restate.restate.connection import Connection
 from landlord_restate.restate.deployments import DeploymentInfo, Deployments
 from landlord_restate.restate.executions import Executions
-from landlord_restate.restate.http import RestateHttp
 from landlord_restate.restate.ingress import IngressClient
-from landlord_restate.restate.introspection import Introspection
 from landlord_restate.restate.parts import Parts
 from landlord_restate.restate.search import Search
 from landlord_restate.restate.stopping import Stopping
 from landlord_restate.restate.tracing import add_trace_ids, traced
-from landlord_restate.restate.transience import Backoff
 from landlord_restate.restate.validation import ResolvedSpec
 from landlord_restate.restate.wire import PROVIDER_TYPE
 from landlord_restate.restate.workflows import Workflows
-from landlord_restate.workflow.errors import ProviderStateError, WorkflowError
+from landlord_restate.workflow.errors import ProviderStateError
 from landlord_restate.workflow.provider import Provider
 from landlord_restate.workflow.types import (
     CallbackOptions,
@@ -86,13 +81,11 @@ class RestateProvider(Provider):
 
     def __init__(self, config: RestateConfig) -> None:
         self._config = config.check()
-        self._session: aiohttp.ClientSession | None = None
-        #: long waits (attach) on a pool of their own: they never starve starts and stops
-        self._wait_session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        #: the sessions, clients and rooms, while open
+        self._connection: Connection | None = None
+        self._rooms: _Rooms | None = None
         #: nested `async with` blocks: the session closes when the outermost one ends
         self._entered = 0
-        self._rooms: _Rooms | None = None
         self._log = logger.bind(
             provider=PROVIDER_TYPE, endpoint=config.endpoint, admin=config.admin_endpoint
         ).patch(add_trace_ids)
@@ -129,49 +122,20 @@ class RestateProvider(Provider):
 
         If anything fails half way, what was opened is closed again.
         """
-        if self._session is not None:
-            self._check_loop()
+        if self._connection is not None:
+            self._connection.check_loop()
             return
-        config = self._config
-        self._loop = asyncio.get_running_loop()
-        timeout = aiohttp.ClientTimeout(total=config.request_timeout.total_seconds())
-        self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=aiohttp.TCPConnector(limit=256),
-            headers=config.auth_headers(),
-        )
-        self._wait_session = aiohttp.ClientSession(
-            timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
-            headers=config.auth_headers(),
-        )
+        self._connection = Connection.open(self._config, self._log, self.resolve)
         try:
-            backoff = config.backoff()
-            admin = AdminClient(RestateHttp(self._session, config.admin_endpoints, backoff=backoff))
-            ingress = IngressClient(
-                RestateHttp(self._session, config.endpoints, backoff=backoff),
-                waits=RestateHttp(self._wait_session, config.endpoints, backoff=backoff),
-            )
-            sql = Introspection(admin, ingress, backoff)
-            specs = CatalogClient(ingress, admin, sql, self.resolve)
-            self._rooms = _Rooms.of(Parts(config, admin, ingress, sql, specs, self._log))
-            if config.spec_cache_ttl:
+            self._rooms = _Rooms.of(self._connection.parts)
+            if self._config.spec_cache_ttl:
                 self._log.warning(
                     "spec_cache_ttl is no longer used: starts read no spec (docs/operations.md)"
                 )
-            await self._first_health_check(admin)
+            await self._connection.first_health_check()
         except BaseException:
             await self.aclose()
             raise
-
-    async def _first_health_check(self, admin: AdminClient) -> None:
-        # one try per node: a provider opened while Restate is down must not wait
-        try:
-            await admin.health(backoff=Backoff(window=0, min_retries=len(admin.nodes) - 1))
-        except WorkflowError as exc:
-            self._log.bind(endpoint=admin.endpoint).warning(
-                "Restate admin API at {} not reachable at start: {}", admin.endpoint, exc
-            )
-        else:
-            self._log.debug("Restate admin API healthy")
 
     async def aclose(self) -> None:
         """Close the sessions; safe to call twice.
@@ -181,33 +145,18 @@ class RestateProvider(Provider):
         `stop_grace`, so closing a provider never leaves a stuck execution running.
         """
         rooms, self._rooms = self._rooms, None
+        connection, self._connection = self._connection, None
         if rooms is not None:
             await rooms.stopping.aclose()
-        sessions = (self._session, self._wait_session)
-        self._session = self._wait_session = None
-        self._loop = None
-        for session in sessions:
-            if session is not None:
-                await session.close()
-
-    def _check_loop(self) -> None:
-        """ProviderStateError unless called from the event loop that opened the provider
-        (an aiohttp session belongs to one loop)."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if self._loop is not None and running is not self._loop:
-            raise ProviderStateError(
-                "RestateProvider was opened in another event loop; open one provider per loop"
-            )
+        if connection is not None:
+            await connection.aclose()
 
     @property
     def _room(self) -> _Rooms:
         """The rooms of an open provider, used from the loop that opened it."""
-        if self._rooms is None:
+        if self._rooms is None or self._connection is None:
             raise ProviderStateError(_NOT_OPEN)
-        self._check_loop()
+        self._connection.check_loop()
         return self._rooms
 
     @property
@@ -224,12 +173,8 @@ class RestateProvider(Provider):
         """One client per configured node, each trying its node once: for health checks
         that must report every node rather than fail over."""
         self._room  # noqa: B018  (open, and on its loop)
-        assert self._session is not None
-        return (
-            [AdminClient(RestateHttp(self._session, node))
-             for node in self._config.admin_endpoints],
-            [IngressClient(RestateHttp(self._session, node)) for node in self._config.endpoints],
-        )
+        assert self._connection is not None
+        return self._connection.node_clients()
 
     # -- workflows ------------------------------------------------------------------------
 
