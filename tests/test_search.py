@@ -29,7 +29,7 @@ from landlord_restate import (
     RestateUnavailableError,
 )
 from landlord_restate.restate.introspection import RECORD_KEY
-from landlord_restate.restate.search import record_scope, tag_scope
+from landlord_restate.restate.tags import record_scope, tag_scope
 from landlord_restate.restate.wire import CONTROL_SERVICE
 from landlord_restate.testing import LocalRestate
 from tests.conftest import (

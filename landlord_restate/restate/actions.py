@@ -16,8 +16,8 @@ from landlord_restate.restate.naming import check_execution_id
 from landlord_restate.restate.parts import Parts
 from landlord_restate.restate.records import UnexpectedRow, state_from_journal
 from landlord_restate.restate.redrive import redrive_name, reusable
-from landlord_restate.restate.search import TagIndex
 from landlord_restate.restate.status import live_state
+from landlord_restate.restate.tags import TagIndex
 from landlord_restate.restate.vocabulary import InvocationStatus
 from landlord_restate.restate.wire import (
     CONTROL_SERVICE,

@@ -34,8 +34,8 @@ from landlord_restate.restate.naming import check_execution_id, check_workflow_i
 from landlord_restate.restate.parts import Parts
 from landlord_restate.restate.reading import read_execution
 from landlord_restate.restate.records import UnexpectedRow
-from landlord_restate.restate.search import TagIndex
 from landlord_restate.restate.status import build_status
+from landlord_restate.restate.tags import TagIndex
 from landlord_restate.restate.tracing import annotate
 from landlord_restate.restate.vocabulary import InvocationStatus
 from landlord_restate.restate.wire import (
