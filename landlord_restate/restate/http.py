@@ -16,7 +16,9 @@ Internal: not API (the public names are in the package's `__all__`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -219,6 +221,7 @@ class RestateHttp:
                 skip_auto_headers=() if data is not None else ("Content-Type",),
                 timeout=client_timeout or self._session.timeout,
             ) as resp:
+                _ack_now(resp)
                 raw = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -257,3 +260,25 @@ class RestateHttp:
                 method=method, url=url, status=status, expected="a JSON answer", got=text,
                 workflow_id=workflow_id, execution_id=execution_id,
             ) from exc
+
+
+def _ack_now(resp: aiohttp.ClientResponse) -> None:
+    """Acknowledge what has arrived of the answer at once, rather than after Linux's
+    delayed-ACK timer. Restate streams an answer it builds in several parts (an SQL result
+    over partitions, `sys_invocation` above all) in several writes; on a kept-alive
+    connection the server holds each next part until the last is acknowledged, which the
+    client delays by up to 40 ms: the tail of every status read (p99 ~50 ms against a p50
+    of ~7 ms, measured). TCP_QUICKACK sends the pending acknowledgement now; Linux only,
+    and nothing to do where the option is missing."""
+    connection = resp.connection
+    transport = connection.transport if connection is not None else None
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or _QUICKACK is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
+
+#: Linux's TCP_QUICKACK (absent on other systems)
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
