@@ -221,7 +221,7 @@ class RestateHttp:
                 skip_auto_headers=() if data is not None else ("Content-Type",),
                 timeout=client_timeout or self._session.timeout,
             ) as resp:
-                _ack_now(resp)
+                ack_now(resp)
                 raw = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -262,7 +262,7 @@ class RestateHttp:
             ) from exc
 
 
-def _ack_now(resp: aiohttp.ClientResponse) -> None:
+def ack_now(resp: aiohttp.ClientResponse) -> None:
     """Acknowledge what has arrived of the answer at once, rather than after Linux's
     delayed-ACK timer. Restate streams an answer it builds in several parts (an SQL result
     over partitions, `sys_invocation` above all) in several writes; on a kept-alive

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from landlord_restate import ExecutionInput, RestateConfig, RestateProvider, WorkflowNotFoundError
+from landlord_restate.restate.http import ack_now
 from landlord_restate.restate.naming import workflow_key
 from landlord_restate.restate.waiting import poll_until_terminal
 from landlord_restate.workflow.convert import parse_rfc3339
@@ -188,6 +189,7 @@ async def notice_latency(bench: Bench, n: int = 15) -> None:
     async def by_raw_attach(execution_id: str) -> float:
         url = f"{bench.server.ingress_url}/restate/attach/{execution_id}"
         async with bench.raw.get(url) as resp:
+            ack_now(resp)
             await resp.read()
         return time.time()
 
