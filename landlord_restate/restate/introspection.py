@@ -69,6 +69,13 @@ _INVOCATION_COLUMNS = (
     "last_failure, last_failure_related_command_name, last_failure_error_code, modified_at, "
     "trace_id, pinned_deployment_id"
 )
+#: what `sys_invocation_status` alone says of an invocation: all a finished one has (the
+#: `sys_invocation` view adds the in-flight attempt's state, and costs twice the time)
+_STATUS_COLUMNS = (
+    "id, target_service_name, target_service_key, target_handler_name, status, created_at, "
+    "running_at, completed_at, completion_result, completion_failure, journal_size, "
+    "modified_at, trace_id, pinned_deployment_id"
+)
 _TARGET_COLUMNS = "target_service_name, target_service_key, target_handler_name, status"
 _SUMMARY_COLUMNS = (
     "id, target_service_name, target_service_key, status, created_at, running_at, "
@@ -194,19 +201,27 @@ class Introspection:
         self._backoff = backoff
 
     async def invocation(self, execution_id: str) -> tuple[Row, list[Row]]:
-        """The `run` invocation's row and its journal, read in parallel (one round trip).
+        """The `run` invocation's row and its journal, read in parallel (one round trip; a
+        second for an invocation still in flight, whose attempt's state the view adds).
 
         ExecutionNotFoundError unless the id names a shim's `run` invocation.
         """
         literal = sql_literal(execution_id, INVOCATION_ID)
         rows, journal = await asyncio.gather(
             self._by_id(
-                f"SELECT {_INVOCATION_COLUMNS} FROM sys_invocation WHERE id = {literal}",  # noqa: S608
+                f"SELECT {_STATUS_COLUMNS} FROM sys_invocation_status WHERE id = {literal}",  # noqa: S608
                 execution_id,
             ),
             self._journal(literal, execution_id),
         )
         invocation = _run_row(rows, execution_id)
+        if invocation.get("status") != InvocationStatus.COMPLETED:
+            # in flight: the view says how (running, backing off, paused, ...) and what the
+            # last attempt's failure was; a finished invocation needs none of that
+            invocation = _run_row(await self._by_id(
+                f"SELECT {_INVOCATION_COLUMNS} FROM sys_invocation WHERE id = {literal}",  # noqa: S608
+                execution_id,
+            ), execution_id)
         # a journal read a moment before the invocation row lacks its newest entries;
         # read it again until it has all journal_size of them
         for _ in range(_JOURNAL_REREADS):
