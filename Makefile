@@ -50,10 +50,11 @@ run: setup
 cluster: setup
 	$(BIN)/python -m landlord_restate.demo --cluster
 
-## test: the test suite, against its own restate-server and deployment
+## test: the test suite, against its own restate-servers, deployments and dockerd, one
+## pytest worker per core (each with its own stacks: most tests wait on servers, not CPU)
 ## (PYTEST_ARGS: more pytest options, e.g. `make test PYTEST_ARGS=--durations=15`)
 test: setup test-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --numprocesses=auto --maxprocesses=4 $(PYTEST_ARGS)
 
 ## soak: the long fault and load suite (50 executions per crash, 1,000 concurrent starts)
 soak: setup test-deps

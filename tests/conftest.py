@@ -325,6 +325,41 @@ def spec_for(handler: str, workflow_id: str | None = None, **fields: object) -> 
     )
 
 
+#: the user property carrying a worker's fault reports to the controller (pytest-xdist)
+_FAULT_REPORTS = "landlord_fault_reports"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    """Send the fault reports a test made with its report, so the table is printed where
+    the session ends, also when the tests ran in pytest-xdist workers."""
+    from tests.faults import REPORTS
+
+    report = yield
+    if report.when == "call":
+        sent = item.config.stash.setdefault(_SENT, 0)
+        new = REPORTS[sent:]
+        if new:
+            item.config.stash[_SENT] = len(REPORTS)
+            report.user_properties.append((_FAULT_REPORTS, [
+                attrs.asdict(r, filter=lambda a, _: a.name != "probe_errors") for r in new]))
+    return report
+
+
+_SENT = pytest.StashKey[int]()
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    """On the controller, keep the fault reports a worker sent (see above)."""
+    from tests.faults import REPORTS, FaultReport
+
+    if not getattr(report, "node", None):  # ran here: already in REPORTS
+        return
+    for name, rows in report.user_properties:
+        if name == _FAULT_REPORTS:
+            REPORTS.extend(FaultReport(**row) for row in rows)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the fault and load table when the suite ran any scenario."""
     from tests.faults import REPORTS

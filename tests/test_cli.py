@@ -25,6 +25,7 @@ from tests.conftest import (
     dead_endpoint,
     unique_id,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -433,7 +434,10 @@ async def test_deployments_and_removing_one(
                      "WORKFLOW_RESTATE_ADMIN_ENDPOINT": stack.server.admin_url,
                      "WORKFLOW_RESTATE_DEPLOYMENT_URL": stack.deployment.url,
                      "WORKFLOW_RESTATE_SERVICE_NAME": "Crash"}
-    await asyncio.to_thread(slow_execution, env, tmp_path, step_seconds=30)
+    _, execution_id = await asyncio.to_thread(slow_execution, env, tmp_path, step_seconds=30)
+    # in flight once Restate pinned the run to the deployment, at its first attempt
+    await wait_for(lambda: stack.provider.get_execution_status(execution_id),
+                   lambda s: "deployment_id" in s.metadata, what="the run's first attempt")
     code, listed = await asyncio.to_thread(run_json, env, "deployments")
     assert code == 0, listed
     ours = [d for d in listed if d["address"].rstrip("/") == stack.deployment.url]
