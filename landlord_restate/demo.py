@@ -4,7 +4,10 @@ The tenant is provisioned through Landlord's in-memory `mock` compute provider, 
 compute result printed. With `LANDLORD_RESTATE_DEMO_COMPUTE=docker` it goes through the
 `docker` provider to the machine's Docker (DOCKER_HOST, else the default socket): a real
 container, whose endpoint is printed, destroyed (a `delete` run) on Ctrl-C.
-`LANDLORD_RESTATE_DEMO_IMAGE` names another image than busybox.
+`LANDLORD_RESTATE_DEMO_IMAGE` names another image than busybox. With
+`LANDLORD_RESTATE_DEMO_MECHANISM=lambda` the handlers run as an AWS Lambda function, which
+restate-server invokes through its own Lambda client (a local Invoke API and STS:
+nothing calls AWS), in request/response mode.
 
 This is an application entry point, so unlike the library it configures loguru's sink.
 Ctrl-C, SIGTERM and SIGHUP (a closed terminal) stop it the same way: the server and the
@@ -32,7 +35,12 @@ from rich.console import Console
 from landlord_restate.rendering import status_view
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.provider import RestateProvider
-from landlord_restate.testing import DeploymentProcess, LocalCluster, ServerProcess
+from landlord_restate.testing import (
+    DeploymentProcess,
+    LambdaProcess,
+    LocalCluster,
+    ServerProcess,
+)
 from landlord_restate.testing._binaries import project_root
 from landlord_restate.testing._ports import PortInUseError, check_ports_free
 from landlord_restate.trace_tree import TraceCollector, render_tree
@@ -63,6 +71,9 @@ COMPUTE_ENV = "LANDLORD_RESTATE_DEMO_COMPUTE"
 IMAGE_ENV = "LANDLORD_RESTATE_DEMO_IMAGE"
 DEFAULT_IMAGE = "busybox:1.36"
 COMPUTE_CHOICES = ("mock", "docker")
+#: `self-hosted` (the default) or `lambda`: how restate-server reaches the handlers
+MECHANISM_ENV = "LANDLORD_RESTATE_DEMO_MECHANISM"
+MECHANISM_CHOICES = ("self-hosted", "lambda")
 DEMO_TENANT = "acme"
 
 
@@ -71,6 +82,15 @@ def demo_compute(env: Mapping[str, str] | None = None) -> str:
     chosen = (os.environ if env is None else env).get(COMPUTE_ENV, "").strip() or "mock"
     if chosen not in COMPUTE_CHOICES:
         raise SystemExit(f"{COMPUTE_ENV}={chosen!r}: want one of {', '.join(COMPUTE_CHOICES)}")
+    return chosen
+
+
+def demo_mechanism(env: Mapping[str, str] | None = None) -> str:
+    """How the demo's handlers are deployed: $LANDLORD_RESTATE_DEMO_MECHANISM, else
+    self-hosted (hypercorn)."""
+    chosen = (os.environ if env is None else env).get(MECHANISM_ENV, "").strip() or "self-hosted"
+    if chosen not in MECHANISM_CHOICES:
+        raise SystemExit(f"{MECHANISM_ENV}={chosen!r}: want one of {', '.join(MECHANISM_CHOICES)}")
     return chosen
 
 
@@ -290,34 +310,40 @@ async def main() -> int:
         print(_ports_taken(error, "18080,19070,19080,15122"), file=sys.stderr)
         return 1
     try:
-        return await _main(interrupts, ingress, admin, deployment_port, node, compute)
+        return await _main(interrupts, ingress, admin, deployment_port, node, compute,
+                           demo_mechanism())
     except asyncio.CancelledError:
         print("interrupted while starting; stopped", file=sys.stderr)
         return 130
 
 
 async def _main(interrupts: _Interrupts, ingress: int, admin: int, deployment_port: int,
-                node: int, compute: str) -> int:
+                node: int, compute: str, mechanism: str) -> int:
     root = project_root()
     data = root / ".restate"
     collector = TraceCollector()
     async with collector.serving():
         # the server and the deployment export their spans to this process, which prints
         # the demo execution's trace
+        traced = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces",
+                  "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "landlord-deployment",
+                  **worker_env(compute, data)}
+        deployment: DeploymentProcess
+        server_env = {"RESTATE_TRACING_ENDPOINT": collector.url.replace("http://", "otlp+http://"),
+                      "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        if mechanism == "lambda":
+            function = LambdaProcess(data / "lambda.log", port=deployment_port, env=traced)
+            deployment, server_env = function, server_env | function.server_env()
+            # a data dir of its own: runs pinned to the function must never meet a server
+            # started without the local Lambda endpoint (it would call AWS)
+            server_data = data / "data-lambda"
+        else:
+            deployment, server_data = DeploymentProcess(
+                data / "hypercorn.log", port=deployment_port, env=traced), data / "data"
         server = ServerProcess(
-            data / "data",
-            ingress_port=ingress,
-            admin_port=admin,
-            node_port=node,
-            config_file=root / "restate.toml",
-            env={"RESTATE_TRACING_ENDPOINT": collector.url.replace("http://", "otlp+http://"),
-                 "OTEL_BSP_SCHEDULE_DELAY": "200"},
+            server_data, ingress_port=ingress, admin_port=admin, node_port=node,
+            config_file=root / "restate.toml", env=server_env,
         )
-        deployment = DeploymentProcess(data / "hypercorn.log", port=deployment_port, env={
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces",
-            "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "landlord-deployment",
-            **worker_env(compute, data),
-        })
         return await _serve_demo(server, deployment, collector, interrupts, compute)
 
 
@@ -329,10 +355,19 @@ async def _serve_demo(
     async with server, deployment:
         print(f"restate-server  ingress {server.ingress_url}  admin {server.admin_url}")
         print(f"Restate UI      {server.admin_url}/ui/")
-        print(f"deployment      {deployment.url}  (hypercorn services.app:app, compute: "
-              f"{compute})")
-        config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
-                               deployment_url=deployment.url)
+        if isinstance(deployment, LambdaProcess):
+            print("mechanism       lambda: restate-server invokes services.app:app as an AWS "
+                  "Lambda function through its own Lambda client (a local Invoke API and STS; "
+                  "nothing calls AWS)")
+            print(f"deployment      {deployment.function_arn}  (Invoke API {deployment.url}, "
+                  f"compute: {compute})")
+            config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
+                                   **deployment.provider_settings())
+        else:
+            print(f"deployment      {deployment.url}  (hypercorn services.app:app, compute: "
+                  f"{compute})")
+            config = RestateConfig(endpoint=server.ingress_url, admin_endpoint=server.admin_url,
+                                   deployment_url=deployment.url)
         status = await run_demo(config, started, collector, compute)
         print("serving; press Ctrl-C to stop restate-server and the deployment", flush=True)
         await interrupts.serve()
