@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import restate
+from loguru import logger
 from restate.aws_lambda import is_running_on_lambda
 
 import services.handlers  # noqa: F401  (registers the built-in handlers)
@@ -47,6 +48,13 @@ def create_app(env: Mapping[str, str] = os.environ, argv: tuple[str, ...] | None
                                settings.worker)
     served = restate.app(services=services, identity_keys=list(settings.identity_keys) or None)
     if is_running_on_lambda():
+        if settings.self_registration() is not None:
+            # Lambda runs no ASGI lifespan, and a function cannot call Restate back at start
+            logger.warning(
+                "worker_register_on_startup does nothing on AWS Lambda: register the "
+                "function's ARN with create_workflow or register_deployment "
+                "(execution_mechanism lambda)"
+            )
         return served  # the SDK's Lambda handler, not an ASGI app
     return answer_lifespan(served, settings.self_registration(), worker_compute)
 

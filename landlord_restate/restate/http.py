@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import socket
 import time
@@ -39,6 +40,8 @@ from landlord_restate.workflow.errors import (
 )
 
 _EXCERPT = 512
+#: bodies larger than this are handed to aiohttp as a stream
+_LARGE_BODY = 1024 * 1024
 #: how long a node that answered "not ready" is left to settle before it is queried again.
 #: Seen with restate-server 1.7.12 under load: between "expecting a partition store" and
 #: "node N1:<old generation> was shut down", a restarted node answered one SQL query 200
@@ -201,9 +204,12 @@ class RestateHttp:
     ) -> tuple[int, Any]:
         url = node + path
         if body is None or isinstance(body, bytes):  # bytes: already encoded by the caller
-            data: bytes | str | None = body
+            data: bytes | str | io.BytesIO | None = body
         else:
             data = json.dumps(body, separators=(",", ":"))
+        if isinstance(data, bytes | str) and len(data) > _LARGE_BODY:
+            # aiohttp warns (ResourceWarning) when it must copy a large bytes body itself
+            data = io.BytesIO(data.encode() if isinstance(data, str) else data)
         headers = {"accept": "application/json", **(extra_headers or {})}
         if data is not None:
             headers["content-type"] = "application/json"

@@ -354,9 +354,11 @@ def build_status(record: ExecutionRecord) -> ExecutionStatus:
     stop_time = row_time(invocation.get("completed_at")) if state.is_terminal else None
     history = build_history(journal, state, outcome, stop_time,
                             _reused_steps(record.recorded, envelope))
-    if sub_state == "running" and _awaiting(history):
-        # a bidi stream stays "running" in Restate until it is suspended for inactivity
-        sub_state = "waiting"
+    if sub_state in ("running", "waiting"):
+        # what the run does, not how Restate holds it: a bidi stream stays "running" while
+        # it awaits a timer or the callback, and a run in request/response mode (Lambda) is
+        # "suspended" between two steps it is about to run
+        sub_state = "waiting" if _awaiting(history) else "running"
     key = str(invocation.get("target_service_key", ""))
     given = envelope.get("metadata")
     # the execution's own metadata, without keys only the provider may state (a start
