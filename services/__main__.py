@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from landlord_restate.restate.settings import FLAG_PREFIX, split_flags
 from landlord_restate.workflow.errors import ConfigError
+from services.settings import HYPERCORN_CONFIG
 
 APP = "services.app:app"
 DEFAULT_BIND = "127.0.0.1:9080"
@@ -35,11 +36,14 @@ USAGE = (
 
 
 def hypercorn_args(rest: Sequence[str]) -> list[str]:
-    """hypercorn's arguments: the app, then the caller's, with the default bind when the
-    caller gave none."""
-    given = any(arg == option or arg.startswith(f"{option}=")
-                for arg in rest for option in _BIND_OPTIONS)
-    return [APP, *([] if given else ["--bind", DEFAULT_BIND]), *rest]
+    """hypercorn's arguments: the app, then the caller's, with the default bind and the
+    Restate settings (`services.hypercorn_config`) when the caller gave none."""
+    def given(options: Sequence[str]) -> bool:
+        return any(arg == option or arg.startswith(f"{option}=")
+                   for arg in rest for option in options)
+
+    return [APP, *([] if given(_BIND_OPTIONS) else ["--bind", DEFAULT_BIND]),
+            *([] if given(("--config",)) else ["--config", HYPERCORN_CONFIG]), *rest]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

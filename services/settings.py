@@ -36,6 +36,8 @@ from landlord_restate.workflow.convert import parse_go_duration
 from landlord_restate.workflow.errors import ConfigError, WorkflowError
 from services.registration import SelfRegistration
 
+#: hypercorn's settings for a Restate deployment (`--config`; services/hypercorn_config.py)
+HYPERCORN_CONFIG = "python:services.hypercorn_config"
 #: comma-separated module paths whose @handler functions the deployment hosts
 HANDLER_MODULES_ENV = "LANDLORD_RESTATE_HANDLERS"
 #: the provider's `service_name`: one service hosting every handler

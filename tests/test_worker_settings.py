@@ -34,7 +34,7 @@ from services.__main__ import DEFAULT_BIND, hypercorn_args
 from services.__main__ import main as worker_main
 from services.app import worker_services
 from services.registry import registered_handlers
-from services.settings import FLAGS_ENV, DeploymentSettings
+from services.settings import FLAGS_ENV, HYPERCORN_CONFIG, DeploymentSettings
 from tests.conftest import ROOT, deployment_env, unique_id
 from tests.waiting import wait_for, wait_terminal
 
@@ -209,10 +209,13 @@ def test_flags_reach_the_app_through_the_environment(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert DeploymentSettings.load({"LANDLORD_CONFIG": str(empty)}).compute == {}
+    restate = ["--config", HYPERCORN_CONFIG]  # Restate's settings, unless the caller has some
     assert hypercorn_args(["--workers", "0"]) == [
-        "services.app:app", "--bind", DEFAULT_BIND, "--workers", "0"]
-    assert hypercorn_args(["-b", "0.0.0.0:9090"]) == ["services.app:app", "-b", "0.0.0.0:9090"]
-    assert hypercorn_args(["--bind=unix:/tmp/s"]) == ["services.app:app", "--bind=unix:/tmp/s"]
+        "services.app:app", "--bind", DEFAULT_BIND, *restate, "--workers", "0"]
+    assert hypercorn_args(["-b", "0.0.0.0:9090"]) == [
+        "services.app:app", *restate, "-b", "0.0.0.0:9090"]
+    assert hypercorn_args(["--bind=unix:/tmp/s", "--config", "mine.toml"]) == [
+        "services.app:app", "--bind=unix:/tmp/s", "--config", "mine.toml"]
 
 
 def spawn(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:

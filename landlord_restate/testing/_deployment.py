@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from landlord_restate.testing._processes import _Process, _wait_healthy, startup_failure
+from services.settings import HYPERCORN_CONFIG
 
 
 class DeploymentProcess(_Process):
@@ -62,7 +63,7 @@ class DeploymentProcess(_Process):
         # --workers 0: serve in hypercorn's own process; a worker process would outlive a
         # hypercorn killed by its parent's death (and hide an import error behind exit 0)
         argv = [sys.executable, "-m", "hypercorn", self.app, "--bind", f"fd://{fd}",
-                "--workers", "0"]
+                "--workers", "0", "--config", HYPERCORN_CONFIG]
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._spawn(argv, env, self.log_file, pass_fds=(fd,))
         assert self._process is not None
