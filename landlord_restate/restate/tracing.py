@@ -47,10 +47,23 @@ def span(operation: str, **ids: str | None) -> Iterator[Any | None]:
     if trace is None:
         yield None
         return
-    tracer = trace.get_tracer(_TRACER_NAME)
-    with tracer.start_as_current_span(f"landlord_restate.{operation}") as current:
+    with _tracer(trace).start_as_current_span(f"landlord_restate.{operation}") as current:
         annotate(**ids)
         yield current
+
+
+#: the tracer of the tracer provider last seen: asking the provider for it on every span
+#: cost a tenth of a start's time (the SDK builds a scope and sets warning filters each time)
+_cached: tuple[Any, Any] | None = None
+
+
+def _tracer(trace: Any) -> Any:
+    """This library's tracer from the application's current tracer provider."""
+    global _cached
+    provider = trace.get_tracer_provider()
+    if _cached is None or _cached[0] is not provider:
+        _cached = (provider, provider.get_tracer(_TRACER_NAME))
+    return _cached[1]
 
 
 def annotate(**ids: str | None) -> None:
@@ -72,17 +85,23 @@ def traced(operation: str) -> Callable[[F], F]:
     workflow id) become attributes. With tracing off it is one dictionary lookup."""
 
     def wrap(method: F) -> F:
-        signature = inspect.signature(method)
+        #: where each id arrives when passed by position
+        position = {name: i for i, name in enumerate(inspect.signature(method).parameters)}
+
+        def given(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if name in kwargs:
+                return kwargs[name]
+            at = position.get(name)
+            return args[at] if at is not None and at < len(args) else None
 
         @functools.wraps(method)
         async def run(*args: Any, **kwargs: Any) -> Any:
             if _api() is None:
                 return await method(*args, **kwargs)
-            bound = signature.bind_partial(*args, **kwargs).arguments
-            spec = bound.get("spec")
             ids = {
-                "workflow_id": bound.get("workflow_id") or getattr(spec, "workflow_id", None),
-                "execution_id": bound.get("execution_id"),
+                "workflow_id": given("workflow_id", args, kwargs)
+                or getattr(given("spec", args, kwargs), "workflow_id", None),
+                "execution_id": given("execution_id", args, kwargs),
             }
             with span(operation, **{k: v for k, v in ids.items() if isinstance(v, str)}):
                 result = await method(*args, **kwargs)
@@ -152,7 +171,11 @@ def _carriable(name: Any, value: Any) -> bool:
     """A header an HTTP request can carry: string name and value, no control characters."""
     return (isinstance(name, str) and isinstance(value, str) and name.isascii()
             and name.isprintable() and " " not in name
-            and not any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value))
+            and _CONTROL.search(value) is None)
+
+
+#: a control character a header value cannot carry (tab is allowed)
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _untraced(why: str) -> None:
