@@ -47,8 +47,11 @@ def span(operation: str, **ids: str | None) -> Iterator[Any | None]:
     if trace is None:
         yield None
         return
-    with _tracer(trace).start_as_current_span(f"landlord_restate.{operation}") as current:
-        annotate(**ids)
+    # attributes given at the start: each later set_attribute takes the span's lock
+    attributes = {ATTRIBUTES.get(name, f"landlord.{name}"): value
+                  for name, value in ids.items() if value}
+    with _tracer(trace).start_as_current_span(
+            f"landlord_restate.{operation}", attributes=attributes) as current:
         yield current
 
 
@@ -103,9 +106,11 @@ def traced(operation: str) -> Callable[[F], F]:
                 or getattr(given("spec", args, kwargs), "workflow_id", None),
                 "execution_id": given("execution_id", args, kwargs),
             }
-            with span(operation, **{k: v for k, v in ids.items() if isinstance(v, str)}):
+            with span(operation, **{k: v for k, v in ids.items() if isinstance(v, str)}) as current:
                 result = await method(*args, **kwargs)
-                annotate(execution_id=getattr(result, "execution_id", None))
+                learnt = getattr(result, "execution_id", None)
+                if learnt and learnt != ids["execution_id"]:
+                    current.set_attribute(ATTRIBUTES["execution_id"], learnt)
                 return result
 
         return run  # type: ignore[return-value]
