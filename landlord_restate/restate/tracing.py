@@ -109,7 +109,7 @@ def traced(operation: str) -> Callable[[F], F]:
             with span(operation, **{k: v for k, v in ids.items() if isinstance(v, str)}) as current:
                 result = await method(*args, **kwargs)
                 learnt = getattr(result, "execution_id", None)
-                if learnt and learnt != ids["execution_id"]:
+                if current is not None and learnt and learnt != ids["execution_id"]:
                     current.set_attribute(ATTRIBUTES["execution_id"], learnt)
                 return result
 
