@@ -2,12 +2,14 @@
 
 One module per concept:
 
-- `provider`: `RestateProvider`, the one public door; it hands `parts` (the clients, the
-  spec catalog, the logger) to a room per family of operations: `workflows` (validate,
-  create, delete), `deployments` (discover, register, list, remove; `DeploymentInfo`),
-  `executions` (start, invoke, status, wait, the compute callback), `stopping` (stop,
-  kill, the kill after `stop_grace`), `actions` (pause, resume, purge, redrive) and
-  `search` (finding executions).
+- `provider`: `RestateProvider`, the one public door. `connection` opens its sessions and
+  builds `parts` (the clients, the spec catalog, the logger), which it hands to a room per
+  family of operations: `workflows` (validate, create, delete), `builtin` (the workflows a
+  worker brings, and where a workflow runs), `deployments` (discover, register, list,
+  remove; `DeploymentInfo`), `executions` (start, invoke, status, wait, the compute
+  callback), `stopping` (stop, kill, the kill after `stop_grace`), `actions` (pause,
+  resume, purge, redrive), `search` (pages, counts, lookups of executions) and `tags`
+  (where a start's tags are kept so a search by tag is bounded).
 - `config` (the value and its cross-field rules), `settings` (its sources: file <
   environment < flags), `urls` (the URL grammar).
 - `wire` (what provider and deployment share: handler, state and promise names, the

@@ -33,8 +33,6 @@ CATALOG_RECORD = "record"
 #: deployment) and which a delete purges (an attach then answers 404)
 CATALOG_RECORD_SERVICE = "LandlordCatalogRecord"
 CATALOG_RECORD_HANDLER = "record"
-#: the old name of the record's service, still excluded by listings' SQL (TODO: drop)
-CATALOG_ENTRY_SERVICE = CATALOG_RECORD_SERVICE
 #: service metadata marking the provider's own services (Restate's UI shows metadata)
 INTERNAL_METADATA = {"landlord.internal": "true"}
 #: the Virtual Object keyed by execution (invocation) id where the provider keeps what it
