@@ -23,59 +23,49 @@ meets the machine's own daemon or another test's:
 takes its containerd with it); a folder left by a killed test (its container processes,
 mounts and bridge) is swept by the next `DockerDaemon` to start. On exit every container is
 removed, dockerd is stopped (SIGTERM, then SIGKILL), and the folder and bridge are gone.
+
+This module runs the daemon; the folder, bridge and sweep are `_docker_sandbox`, the image's
+files `_docker_image`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import fcntl
 import io
 import ipaddress
 import json
 import os
-import random
 import shutil
-import signal
-import subprocess
-import tarfile
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO
 
 import aiohttp
 
+from landlord_restate.testing._docker_image import (
+    DEFAULT_IMAGE,
+    DEFAULT_PAGE,
+    _rootfs_tar,
+    _static_busybox,
+)
+from landlord_restate.testing._docker_sandbox import (
+    _clean_dir,
+    _make_bridge,
+    _make_dir,
+    _sweep_stale,
+)
 from landlord_restate.testing._processes import _Process, _tail
 
 __all__ = ["DockerDaemon"]
-
-#: the image built from the static busybox: `httpd -f -p 8080 -h /www` unless told otherwise
-DEFAULT_IMAGE = "landlord-test-busybox:1"
-DEFAULT_PAGE = "hello from landlord\n"
-#: the applets linked in /bin (`busybox <applet>` runs any other): a few dozen, since the
-#: vfs driver copies every file of the image for each container (all 400 cost ~0.4 s each)
-APPLETS = (
-    "sh", "httpd", "nc", "wget", "sleep", "true", "false", "echo", "printf", "cat", "ls",
-    "env", "id", "ps", "kill", "test", "[", "mkdir", "rm", "touch", "grep", "sed", "head",
-    "tail", "date", "hostname", "pwd", "sync",
-)
-_TMP = Path(tempfile.gettempdir())
-_DIR_PREFIX = "landlord-dockerd-"
-#: held while a folder is made or swept, so a sweep never takes a starting daemon's folder
-_GLOBAL_LOCK = _TMP / "landlord-dockerd.lock"
-_SUBNETS = ipaddress.IPv4Network("10.213.0.0/16")
-_MNT_DETACH = 2
 
 
 class DockerDaemon(_Process):
     """`dockerd` for one test session, an async context manager.
 
     `host` is its `unix://` address, `image` a busybox image (`/bin/busybox` and the
-    `APPLETS` links: `sh`, `httpd`, ...) whose default command, `httpd -f -p 8080 -h /www`,
-    serves `/www/index.html` (holding `page`).
+    `_docker_image.APPLETS` links: `sh`, `httpd`, ...) whose default command,
+    `httpd -f -p 8080 -h /www`, serves `/www/index.html` (holding `page`).
     """
 
     def __init__(
@@ -222,143 +212,4 @@ def _requirements() -> tuple[str, str]:
     )
     if dockerd is None:
         raise RuntimeError("dockerd not found: install Debian's docker.io")
-    for candidate in ("/bin/busybox", shutil.which("busybox")):
-        if candidate and Path(candidate).exists() and _is_static(Path(candidate)):
-            return dockerd, candidate
-    raise RuntimeError("a static busybox was not found: install Debian's busybox-static")
-
-
-def _is_static(binary: Path) -> bool:
-    """An ELF executable without a program interpreter (PT_INTERP) runs in an empty rootfs."""
-    with binary.open("rb") as f:
-        header = f.read(64)
-        if header[:4] != b"\x7fELF" or header[4] != 2:  # 64-bit ELF only
-            return False
-        order: Literal["little", "big"] = "little" if header[5] == 1 else "big"
-        phoff = int.from_bytes(header[32:40], order)
-        phentsize = int.from_bytes(header[54:56], order)
-        phnum = int.from_bytes(header[56:58], order)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return all(
-        int.from_bytes(table[i * phentsize:i * phentsize + 4], order) != 3  # PT_INTERP
-        for i in range(phnum)
-    )
-
-
-def _rootfs_tar(busybox: str, page: str) -> bytes:
-    """/bin/busybox, a link per applet of `APPLETS`, /www/index.html, /tmp, as a tar."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for folder in ("bin", "www", "tmp", "etc"):
-            info = tarfile.TarInfo(folder)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if folder == "tmp" else 0o755
-            tar.addfile(info)
-        tar.add(busybox, arcname="bin/busybox")
-        for applet in APPLETS:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-        for name, text in (
-            ("www/index.html", page),
-            ("etc/passwd", "root:x:0:0:root:/:/bin/sh\n"),
-            ("etc/group", "root:x:0:\n"),
-        ):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-@contextlib.contextmanager
-def _global_lock() -> Iterator[IO[bytes]]:
-    with _GLOBAL_LOCK.open("ab") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield lock
-
-
-def _make_dir() -> tuple[Path, IO[bytes]]:
-    """A fresh folder, locked for as long as this process lives (the sweep's sign of life)."""
-    with _global_lock():
-        path = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=_TMP))
-        owner = (path / "owner.lock").open("ab")
-        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return path, owner
-
-
-def _ip(*args: str, check: bool = True) -> str:
-    """Run iproute2's `ip` (fixed arguments built here) and answer its output."""
-    ip = shutil.which("ip") or "/usr/sbin/ip"
-    done = subprocess.run(  # noqa: S603 - a resolved binary, arguments built here
-        [ip, *args], capture_output=True, text=True, check=False,
-    )
-    if check and done.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _make_bridge(folder: Path) -> tuple[str, ipaddress.IPv4Network]:
-    """A bridge of this daemon's own, with a free /24 of 10.213.0.0/16 and the first address
-    as its gateway; recorded in the folder so a sweep can remove it."""
-    with _global_lock():
-        taken = []
-        for line in _ip("-o", "-4", "route", "show", "table", "all").splitlines():
-            with contextlib.suppress(ValueError):
-                taken.append(ipaddress.ip_network(line.split()[0], strict=False))
-        for line in _ip("-o", "-4", "addr").splitlines():
-            with contextlib.suppress(ValueError, IndexError):
-                taken.append(ipaddress.ip_network(line.split()[3], strict=False))
-        candidates = [
-            net for net in _SUBNETS.subnets(new_prefix=24)
-            if not any(net.overlaps(other) for other in taken if other.prefixlen > 0)
-        ]
-        if not candidates:
-            raise RuntimeError("no free /24 left in 10.213.0.0/16 for a test bridge")
-        subnet = random.choice(candidates)  # noqa: S311 - spreading, not security
-        name = f"lrd-{os.urandom(4).hex()}"
-        (folder / "bridge").write_text(name)
-        _ip("link", "add", "name", name, "type", "bridge")
-        _ip("addr", "add", f"{subnet.network_address + 1}/{subnet.prefixlen}", "dev", name)
-        _ip("link", "set", name, "up")
-    return name, subnet
-
-
-def _clean_dir(folder: Path) -> None:
-    """What a daemon leaves: processes still using the folder (container shims), mounts
-    under it, its bridge, the folder itself."""
-    marker = str(folder)
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if marker.encode() in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        mounts = [
-            line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
-        ]
-        umount2 = ctypes.CDLL(None, use_errno=True).umount2
-        for mount in sorted((m for m in mounts if m.startswith(marker)), reverse=True):
-            umount2(mount.encode(), _MNT_DETACH)
-    with contextlib.suppress(OSError):
-        bridge = (folder / "bridge").read_text().strip()
-        if bridge.startswith("lrd-"):
-            _ip("link", "del", bridge, check=False)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _sweep_stale() -> None:
-    """Clean the folders of daemons whose test process is gone (nobody holds their lock)."""
-    with _global_lock():
-        for folder in _TMP.glob(f"{_DIR_PREFIX}*"):
-            lock_path = folder / "owner.lock"
-            try:
-                with lock_path.open("ab") as lock:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except FileNotFoundError:
-                continue  # not one of ours, or being removed
-            except BlockingIOError:
-                continue  # its owner is alive
-            # dockerd died with its owner (PR_SET_PDEATHSIG); container processes did not
-            _clean_dir(folder)
+    return dockerd, _static_busybox()

@@ -22,7 +22,8 @@ from landlord_restate.compute import (
     UpdateStatus,
 )
 from landlord_restate.compute.docker import DockerProvider, create
-from landlord_restate.testing._docker import DEFAULT_PAGE, DockerDaemon
+from landlord_restate.testing._docker import DockerDaemon
+from landlord_restate.testing._docker_image import DEFAULT_PAGE
 from tests.compute.conftest import busybox_spec, new_tenant, provider_config, tenant_containers
 
 

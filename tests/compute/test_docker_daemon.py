@@ -11,7 +11,8 @@ from pathlib import Path
 
 import aiodocker
 
-from landlord_restate.testing._docker import DockerDaemon, _sweep_stale
+from landlord_restate.testing._docker import DockerDaemon
+from landlord_restate.testing._docker_sandbox import _sweep_stale
 
 #: a test process: starts a daemon and a container, says where, and waits to be killed
 CHILD = """
