@@ -124,9 +124,10 @@ class Bench:
         print(f"  {line}: provider {provider} | raw {raw} | {ratio}", flush=True)
 
 
-async def gated(n: int, call: Callable[[int], Awaitable[Any]]) -> float:
-    """Run call(0..n-1) at CONCURRENCY; answer the seconds it took."""
-    gate = asyncio.Semaphore(CONCURRENCY)
+async def gated(n: int, call: Callable[[int], Awaitable[Any]],
+                concurrency: int = CONCURRENCY) -> float:
+    """Run call(0..n-1), at most `concurrency` at once; answer the seconds it took."""
+    gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
         async with gate:

@@ -1,20 +1,19 @@
 """Tenants provisioned through the workflow on the docker compute provider, against the same
-containers made with raw aiodocker calls (line 14), on a Docker daemon of the bench's own.
+containers made with raw aiodocker calls (line 14), on a Docker daemon and a restate-server
+of the line's own: its worker hosts the provider's services too, and registered on the
+shared server it would stay their newest revision after it stops.
 
 Both sides make the same container per tenant (the test busybox serving on 8080, published
 on a free 127.0.0.1 port) at the same concurrency, in alternating rounds, in one run. The
 workflow side is what Landlord's reconciler does: `invoke` a provision and wait for its end;
-its overhead is the journaling (the run, its two steps, the catalog read) and what the
+its overhead is the journaling (the run, its check of its workflow, its two steps) and what the
 provider checks (does the container exist, is the image there, what runs now).
 """
 
 from __future__ import annotations
 
-import asyncio
 import statistics
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,9 @@ import attrs
 import yaml
 
 from landlord_restate import ProvisionRequest, RestateProvider, WorkflowSpec
-from landlord_restate.testing import DeploymentProcess
+from landlord_restate.testing import DeploymentProcess, ServerProcess
 from landlord_restate.testing._docker import DockerDaemon
-from tests.bench import ROOT, Bench, Run, line
+from tests.bench import ROOT, Bench, Run, gated, line
 
 #: tenants per round, and how many are provisioned at once
 TENANTS = 24
@@ -33,19 +32,6 @@ CONCURRENCY = 8
 ROUNDS = 6
 SERVICE = "BenchCompute"
 HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
-
-
-async def gated_at(n: int, concurrency: int, call: Callable[[int], Awaitable[Any]]) -> float:
-    """call(0..n-1), at most `concurrency` at once; the seconds it took."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> None:
-        async with gate:
-            await call(i)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(n)))
-    return time.perf_counter() - began
 
 
 def raw_config(image: str, tenant: str) -> dict[str, Any]:
@@ -70,7 +56,8 @@ async def clear(client: aiodocker.Docker) -> None:
 
 async def compute_line(bench: Bench, base: Path) -> None:
     """Line 14: tenants/s provisioned through the workflow vs raw create+start."""
-    async with DockerDaemon() as daemon, aiodocker.Docker(url=daemon.host) as client:
+    server = ServerProcess(base / "compute-data", config_file=ROOT / "restate.toml")
+    async with server, DockerDaemon() as daemon, aiodocker.Docker(url=daemon.host) as client:
         config_file = base / "compute-bench.yaml"
         config_file.write_text(yaml.safe_dump({"compute": {"docker": {
             "host": daemon.host, "host_ip": "127.0.0.1", "stop_timeout": 0}}}))
@@ -79,7 +66,8 @@ async def compute_line(bench: Bench, base: Path) -> None:
             "WORKFLOW_RESTATE_SERVICE_NAME": SERVICE,
             "WORKFLOW_RESTATE_WORKER_COMPUTE_PROVIDER": "docker",
         })
-        config = attrs.evolve(bench.provider.config, deployment_url=worker.url,
+        config = attrs.evolve(bench.provider.config, endpoint=server.ingress_url,
+                              admin_endpoint=server.admin_url, deployment_url=worker.url,
                               service_name=SERVICE)
         async with worker, RestateProvider(config) as provider:
             workflow_id = f"bench-compute-{uuid.uuid4().hex[:8]}"
@@ -109,7 +97,7 @@ async def compute_line(bench: Bench, base: Path) -> None:
                 # that gets busy) over a round weighs on both
                 sides = [(ours, through_workflow), (raw, with_aiodocker)]
                 for rates, side in sides if round_number % 2 == 0 else sides[::-1]:
-                    rates.append(TENANTS / await gated_at(TENANTS, CONCURRENCY, side))
+                    rates.append(TENANTS / await gated(TENANTS, side, CONCURRENCY))
                     await clear(client)
     p, r = statistics.median(ours), statistics.median(raw)
     bench.add(f"14. tenants provisioned/s through docker, {TENANTS} at concurrency "
@@ -117,6 +105,6 @@ async def compute_line(bench: Bench, base: Path) -> None:
               f"{p / r:.2f}x (goal >= 0.8x)")
 
 
-@line("14")
+@line("14", order=950)  # a stack of its own, after the shared one's lines
 async def _line_14(run: Run) -> None:
     await compute_line(run.bench, run.base)
