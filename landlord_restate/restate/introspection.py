@@ -201,20 +201,21 @@ class Introspection:
         self._backoff = backoff
 
     async def invocation(self, execution_id: str) -> tuple[Row, list[Row]]:
-        """The `run` invocation's row and its journal, read in parallel (one round trip; a
-        second for an invocation still in flight, whose attempt's state the view adds).
+        """The `run` invocation's row, then its journal (a third read first for an
+        invocation still in flight, whose attempt's state the view adds).
+
+        One after the other, not in parallel: on a cluster, two queries at once whose
+        partition another node leads each waited ~40 ms inside restate-server (measured:
+        p50 47 ms in parallel, 7 ms in turn, one query 4 ms; on one node 2.4 against
+        3.8 ms), and the row read first says how long the journal must be.
 
         ExecutionNotFoundError unless the id names a shim's `run` invocation.
         """
         literal = sql_literal(execution_id, INVOCATION_ID)
-        rows, journal = await asyncio.gather(
-            self._by_id(
-                f"SELECT {_STATUS_COLUMNS} FROM sys_invocation_status WHERE id = {literal}",  # noqa: S608
-                execution_id,
-            ),
-            self._journal(literal, execution_id),
-        )
-        invocation = _run_row(rows, execution_id)
+        invocation = _run_row(await self._by_id(
+            f"SELECT {_STATUS_COLUMNS} FROM sys_invocation_status WHERE id = {literal}",  # noqa: S608
+            execution_id,
+        ), execution_id)
         if invocation.get("status") != InvocationStatus.COMPLETED:
             # in flight: the view says how (running, backing off, paused, ...) and what the
             # last attempt's failure was; a finished invocation needs none of that
@@ -222,8 +223,9 @@ class Introspection:
                 f"SELECT {_INVOCATION_COLUMNS} FROM sys_invocation WHERE id = {literal}",  # noqa: S608
                 execution_id,
             ), execution_id)
-        # a journal read a moment before the invocation row lacks its newest entries;
-        # read it again until it has all journal_size of them
+        journal = await self._journal(literal, execution_id)
+        # the journal is read after the row, so it holds journal_size entries at least;
+        # a read that still lacks some (a lagging replica's answer) is read again
         for _ in range(_JOURNAL_REREADS):
             if len(journal) >= int(invocation.get("journal_size") or 0):
                 break

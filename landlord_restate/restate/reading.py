@@ -1,8 +1,8 @@
 """One read of everything an execution's status is built from.
 
-The invocation's row and its journal come in one round trip (two point lookups in
-parallel); what they cannot say is read in a second one, only when needed: the shim's
-workflow state when the journal lacks its record, and the provider's record
+The invocation's row, then its journal (two point lookups, in turn: see
+`Introspection.invocation`); what they cannot say is read after, only when needed: the
+shim's workflow state when the journal lacks its record, and the provider's record
 (`LandlordControl`) of an execution that ended in failure (a stop's reason). The data
 then flows down once, to `status.build_status`.
 
@@ -11,7 +11,6 @@ Internal: not API (the public names are in the package's `__all__`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,13 +26,12 @@ async def read_execution(sql: Introspection, execution_id: str) -> ExecutionReco
     invocation, journal = await sql.invocation(execution_id)
     recorded = state_from_journal(journal)
     failed = invocation.get("completion_result") == CompletionResult.FAILURE
-    state_rows, control = await asyncio.gather(
-        sql.state_rows(str(invocation.get("target_service_name", "")),
-                       str(invocation.get("target_service_key", "")))
-        if _lacks_record(invocation, recorded, failed) else _nothing(),
-        # a failed execution may have been stopped: its reason is the provider's record
-        sql.control_state(execution_id) if failed else _empty(),
-    )
+    state_rows: list[Any] = []
+    if _lacks_record(invocation, recorded, failed):
+        state_rows = await sql.state_rows(str(invocation.get("target_service_name", "")),
+                                          str(invocation.get("target_service_key", "")))
+    # a failed execution may have been stopped: its reason is the provider's record
+    control = await sql.control_state(execution_id) if failed else {}
     return ExecutionRecord(
         execution_id=execution_id, invocation=invocation, journal=journal,
         recorded=state_from_rows(state_rows) | recorded, control=control,
@@ -47,11 +45,3 @@ def _lacks_record(invocation: Mapping[str, Any], recorded: Mapping[str, Any],
     if invocation.get("status") in NOT_STARTED:
         return False
     return ENVELOPE_STATE not in recorded or (failed and OUTCOME_STATE not in recorded)
-
-
-async def _nothing() -> list[Any]:
-    return []
-
-
-async def _empty() -> dict[str, Any]:
-    return {}

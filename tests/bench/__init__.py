@@ -50,8 +50,10 @@ class Bench:
     """One server, one deployment, one provider and one raw session."""
 
     def __init__(self, server: ServerProcess, provider: RestateProvider,
-                 raw: aiohttp.ClientSession) -> None:
+                 raw: aiohttp.ClientSession, *, echo: bool = True) -> None:
         self.server = server
+        #: print each line as it is measured (off where a caller relabels the lines)
+        self.echo = echo
         self.provider = provider
         self.raw = raw
         self.lines: list[tuple[str, str, str, str]] = []
@@ -121,7 +123,8 @@ class Bench:
     def add(self, line: str, provider: str, raw: str, ratio: str) -> None:
         """Record and print one line of the table."""
         self.lines.append((line, provider, raw, ratio))
-        print(f"  {line}: provider {provider} | raw {raw} | {ratio}", flush=True)
+        if self.echo:
+            print(f"  {line}: provider {provider} | raw {raw} | {ratio}", flush=True)
 
 
 async def gated(n: int, call: Callable[[int], Awaitable[Any]],

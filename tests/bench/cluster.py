@@ -27,15 +27,13 @@ async def on_the_cluster(base: Path, n: int = 1000) -> list[tuple[str, str, str,
         async with RestateProvider(config) as provider, aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=256)
         ) as raw:
-            bench = Bench(cluster.nodes[0], provider, raw)
+            bench = Bench(cluster.nodes[0], provider, raw, echo=False)
             await start_throughput(bench, provider, " (3-node cluster)", n=n, rounds=2)
             await status_latency(bench, n=30, rounds=3)
             for name, ours, theirs, ratio in bench.lines:
                 label = name.split(". ", 1)[1].replace(" (3-node cluster)", "")
                 lines.append((f"12. {label} (3-node cluster)", ours, theirs, ratio))
     return lines
-
-
 
 
 @line("12", order=2000)  # a stack of its own, after the shared one's lines
