@@ -10,8 +10,10 @@ SERVER_STAMP := $(NPM_PREFIX)/.installed-server-cli-ctl-$(RESTATE_VERSION)
 
 .PHONY: setup test-deps run cluster test soak bench lint ui-screenshots clean
 
-## setup: create .venv with the package and dev extras; restate-server, the CLI and restatectl
+## setup: create .venv with the package and dev extras; restate-server, the CLI and restatectl;
+## what the tests need from the system where it can (test-deps; make run goes on without it)
 setup: $(VENV_STAMP) $(SERVER_STAMP)
+	@$(MAKE) --no-print-directory test-deps || echo "setup: make run works without these; make test and make bench need them" >&2
 
 $(VENV_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
