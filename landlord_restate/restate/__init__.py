@@ -3,8 +3,8 @@
 One module per concept:
 
 - `provider`: `RestateProvider`, the one public door. `connection` opens its sessions and
-  builds `parts` (the clients, the spec catalog, the logger), which it hands to a room per
-  family of operations: `workflows` (validate, create, delete), `builtin` (the workflows a
+  builds `parts` (the clients, the spec catalog, the logger), which `rooms` hands to a room
+  per family of operations: `workflows` (validate, create, delete), `builtin` (the workflows a
   worker brings, and where a workflow runs), `deployments` (discover, register, list,
   remove; `DeploymentInfo`), `executions` (start, invoke, status, wait, the compute
   callback), `stopping` (stop, kill, the kill after `stop_grace`), `actions` (pause,

@@ -69,8 +69,12 @@ class Connection:
 
     async def first_health_check(self) -> None:
         """Try the admin API once per node; unreachable is only a warning, so a provider
-        opened while Restate is down does not wait."""
+        opened while Restate is down does not wait. A key no longer used is warned of."""
         admin, log = self.parts.admin, self.parts.log
+        if self.parts.config.spec_cache_ttl:
+            log.warning(
+                "spec_cache_ttl is no longer used: starts read no spec (docs/operations.md)"
+            )
         try:
             await admin.health(backoff=Backoff(window=0, min_retries=len(admin.nodes) - 1))
         except WorkflowError as exc:

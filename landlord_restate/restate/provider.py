@@ -1,9 +1,9 @@
 """RestateProvider: Landlord's workflow provider contract, on a real restate-server.
 
 The one public door. It owns the HTTP sessions and hands what the operations share
-(`parts.Parts`: clients, the spec catalog, the logger) to a room per family of operations:
-`workflows`, `deployments`, `executions` (start, invoke, status, wait, callback),
-`stopping`, `actions` (pause, resume, purge, redrive) and `search`. Each public method
+(`parts.Parts`: clients, the spec catalog, the logger) to a room per family of operations
+(`rooms.Rooms`): `workflows`, `deployments`, `executions` (start, invoke, status, wait,
+callback), `stopping`, `actions` (pause, resume, purge, redrive) and `search`. Each public method
 checks nothing and knows nothing of SQL or HTTP: it is a traced call into its room.
 """
 
@@ -14,24 +14,19 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from attrs import frozen
 from loguru import logger
 
-from landlord_restate.restate.actions import OperatorActions
 from landlord_restate.restate.admin import AdminClient
 from landlord_restate.restate.builtin import resolve_spec
 from landlord_restate.restate.config import RestateConfig
 from landlord_restate.restate.connection import Connection
-from landlord_restate.restate.deployments import DeploymentInfo, Deployments
-from landlord_restate.restate.executions import Executions
+from landlord_restate.restate.deployments import DeploymentInfo
 from landlord_restate.restate.ingress import IngressClient
-from landlord_restate.restate.parts import Parts
-from landlord_restate.restate.search import Search
-from landlord_restate.restate.stopping import Stopping
+from landlord_restate.restate.rooms import Rooms
+from landlord_restate.restate.search import SearchFilters
 from landlord_restate.restate.tracing import add_trace_ids, traced
 from landlord_restate.restate.validation import ResolvedSpec
 from landlord_restate.restate.wire import PROVIDER_TYPE
-from landlord_restate.restate.workflows import Workflows
 from landlord_restate.workflow.errors import ProviderStateError
 from landlord_restate.workflow.provider import Provider
 from landlord_restate.workflow.types import (
@@ -53,29 +48,6 @@ from landlord_restate.workflow.types import (
 _NOT_OPEN = "RestateProvider is not open: use `async with RestateProvider(...)`"
 
 
-@frozen
-class _Rooms:
-    """The rooms of one open provider, sharing its parts."""
-
-    parts: Parts
-    workflows: Workflows
-    deployments: Deployments
-    executions: Executions
-    stopping: Stopping
-    actions: OperatorActions
-    search: Search
-
-    @classmethod
-    def of(cls, parts: Parts) -> _Rooms:
-        deployments = Deployments(parts)
-        executions = Executions(parts)
-        return cls(
-            parts=parts, workflows=Workflows(parts, deployments), deployments=deployments,
-            executions=executions, stopping=Stopping(parts),
-            actions=OperatorActions(parts, executions), search=Search(parts),
-        )
-
-
 class RestateProvider(Provider):
     """Drives restate-server: owns one aiohttp session, opened and closed by `async with`."""
 
@@ -83,7 +55,7 @@ class RestateProvider(Provider):
         self._config = config.check()
         #: the sessions, clients and rooms, while open
         self._connection: Connection | None = None
-        self._rooms: _Rooms | None = None
+        self._rooms: Rooms | None = None
         #: nested `async with` blocks: the session closes when the outermost one ends
         self._entered = 0
         self._log = logger.bind(
@@ -127,11 +99,7 @@ class RestateProvider(Provider):
             return
         self._connection = Connection.open(self._config, self._log, self.resolve)
         try:
-            self._rooms = _Rooms.of(self._connection.parts)
-            if self._config.spec_cache_ttl:
-                self._log.warning(
-                    "spec_cache_ttl is no longer used: starts read no spec (docs/operations.md)"
-                )
+            self._rooms = Rooms.of(self._connection.parts)
             await self._connection.first_health_check()
         except BaseException:
             await self.aclose()
@@ -152,7 +120,7 @@ class RestateProvider(Provider):
             await connection.aclose()
 
     @property
-    def _room(self) -> _Rooms:
+    def _room(self) -> Rooms:
         """The rooms of an open provider, used from the loop that opened it."""
         if self._rooms is None or self._connection is None:
             raise ProviderStateError(_NOT_OPEN)
@@ -327,8 +295,9 @@ class RestateProvider(Provider):
         tag in `tags` exactly (`{"tenant_id": "acme"}`), whose execution name starts with
         `name_prefix`, started at or after `since` and before `until`. Pages of any size:
         `list_executions_page`."""
-        return await self._room.search.newest(
-            workflow_id, state, limit, name_prefix, tags=tags, since=since, until=until)
+        return await self._room.search.newest(SearchFilters(
+            workflow_id=workflow_id, state=state, tags=tags, name_prefix=name_prefix,
+            since=since, until=until), limit=limit)
 
     @traced("list_executions_page")
     async def list_executions_page(
@@ -350,9 +319,9 @@ class RestateProvider(Provider):
         token made for other filters, edited, or not made by this provider is an
         InvalidInputError. Answered by restate-server alone; a search by tag reads the
         tag's own partition, not every execution."""
-        return await self._room.search.page(
-            workflow_id, state=state, tags=tags, name_prefix=name_prefix, since=since,
-            until=until, page_size=page_size, page_token=page_token)
+        return await self._room.search.page(SearchFilters(
+            workflow_id=workflow_id, state=state, tags=tags, name_prefix=name_prefix,
+            since=since, until=until), page_size=page_size, page_token=page_token)
 
     def iter_executions(
         self,
@@ -367,9 +336,9 @@ class RestateProvider(Provider):
     ) -> AsyncIterator[ExecutionSummary]:
         """Every execution matching the filters, newest first, read a page at a time
         (`async for summary in provider.iter_executions(tags={"tenant_id": "acme"})`)."""
-        return self._room.search.iterate(
-            workflow_id, state=state, tags=tags, name_prefix=name_prefix, since=since,
-            until=until, page_size=page_size)
+        return self._room.search.iterate(SearchFilters(
+            workflow_id=workflow_id, state=state, tags=tags, name_prefix=name_prefix,
+            since=since, until=until), page_size=page_size)
 
     @traced("count_executions")
     async def count_executions(
@@ -387,9 +356,9 @@ class RestateProvider(Provider):
         one grouped query; the outcomes of runs it ended by a cancel or a kill (stopped or
         timed out) are read only when one of those states counts, and a search by tag
         reads that tag's candidates."""
-        return await self._room.search.count(
-            workflow_id, state=state, tags=tags, name_prefix=name_prefix, since=since,
-            until=until)
+        return await self._room.search.count(SearchFilters(
+            workflow_id=workflow_id, state=state, tags=tags, name_prefix=name_prefix,
+            since=since, until=until))
 
     @traced("lookup_execution")
     async def lookup_execution(self, workflow_id: str, execution_name: str) -> str:

@@ -72,6 +72,19 @@ _DECIDED_BY_OUTCOME = frozenset({ExecutionState.FAILED, ExecutionState.STOPPED,
 
 
 @frozen(kw_only=True)
+class SearchFilters:
+    """What a search is asked, as the caller gave it: the filters every search takes
+    (`RestateProvider.list_executions_page` says what each means). Checked when read."""
+
+    workflow_id: str | None = None
+    state: Any = None
+    tags: Mapping[str, str] | None = None
+    name_prefix: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@frozen(kw_only=True)
 class _Query:
     """A search, checked: what is asked of the rows, and the tags every match carries."""
 
@@ -100,19 +113,10 @@ class Search:
     # -- pages ----------------------------------------------------------------------------
 
     async def page(
-        self,
-        workflow_id: str | None,
-        *,
-        state: Any,
-        tags: Mapping[str, str] | None,
-        name_prefix: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        page_size: int,
-        page_token: str | None,
+        self, filters: SearchFilters, *, page_size: int, page_token: str | None
     ) -> ExecutionPage:
         """One page, newest first (see `RestateProvider.list_executions_page`)."""
-        query = _query(workflow_id, state, tags, name_prefix, since, until)
+        query = _query(filters)
         size = _bounded(page_size, "page_size", MAX_PAGE_SIZE)
         after = None
         if page_token:
@@ -123,40 +127,19 @@ class Search:
             next_page_token=_token(query, found[-1][1]) if more else None,
         )
 
-    async def newest(
-        self,
-        workflow_id: str | None,
-        state: Any,
-        limit: int,
-        name_prefix: str | None,
-        *,
-        tags: Mapping[str, str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[ExecutionSummary]:
+    async def newest(self, filters: SearchFilters, *, limit: int) -> list[ExecutionSummary]:
         """The newest `limit` matches (see `RestateProvider.list_executions`)."""
-        query = _query(workflow_id, state, tags, name_prefix, since, until)
+        query = _query(filters)
         found, _ = await self._collect(query, None, _bounded(limit, "limit", MAX_LIMIT))
         return [summary for summary, _ in found]
 
     async def iterate(
-        self,
-        workflow_id: str | None,
-        *,
-        state: Any,
-        tags: Mapping[str, str] | None,
-        name_prefix: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        page_size: int,
+        self, filters: SearchFilters, *, page_size: int
     ) -> AsyncIterator[ExecutionSummary]:
         """Every match, newest first, a page at a time (see `iter_executions`)."""
         token: str | None = None
         while True:
-            page = await self.page(
-                workflow_id, state=state, tags=tags, name_prefix=name_prefix, since=since,
-                until=until, page_size=page_size, page_token=token,
-            )
+            page = await self.page(filters, page_size=page_size, page_token=token)
             for summary in page.executions:
                 yield summary
             if page.next_page_token is None:
@@ -244,18 +227,9 @@ class Search:
 
     # -- counts ---------------------------------------------------------------------------
 
-    async def count(
-        self,
-        workflow_id: str | None,
-        *,
-        state: Any,
-        tags: Mapping[str, str] | None,
-        name_prefix: str | None,
-        since: datetime | None,
-        until: datetime | None,
-    ) -> ExecutionCount:
+    async def count(self, filters: SearchFilters) -> ExecutionCount:
         """How many match, by state (see `RestateProvider.count_executions`)."""
-        query = _query(workflow_id, state, tags, name_prefix, since, until)
+        query = _query(filters)
         wanted = query.where.states or _STATES
         everything = RunFilter(
             workflow_id=query.where.workflow_id, name_prefix=query.where.name_prefix,
@@ -347,14 +321,8 @@ class Search:
 # -- checking what a search asks --------------------------------------------------------
 
 
-def _query(
-    workflow_id: str | None,
-    state: Any,
-    tags: Mapping[str, str] | None,
-    name_prefix: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> _Query:
+def _query(filters: SearchFilters) -> _Query:
+    workflow_id, name_prefix, tags = filters.workflow_id, filters.name_prefix, filters.tags
     if workflow_id is not None:
         check_workflow_id(workflow_id)
     if name_prefix is not None:
@@ -370,8 +338,9 @@ def _query(
         pairs = tuple(sorted(check_string_map(tags, "tags").items()))
     return _Query(
         where=RunFilter(
-            workflow_id=workflow_id, name_prefix=name_prefix, states=_wanted_states(state),
-            since=_bound(since, "since", ceil=False), until=_bound(until, "until", ceil=True),
+            workflow_id=workflow_id, name_prefix=name_prefix, states=_wanted_states(filters.state),
+            since=_bound(filters.since, "since", ceil=False),
+            until=_bound(filters.until, "until", ceil=True),
         ),
         tags=pairs,
     )
