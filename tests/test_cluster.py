@@ -102,7 +102,8 @@ async def test_the_contract_on_a_cluster(on_cluster: RestateProvider, tmp_path: 
     assert status.error is not None
     assert "cluster test" in status.error.message
 
-    assert (await wait_terminal(provider, expired.execution_id)).state is ExecutionState.TIMEOUT
+    ended = await wait_terminal(provider, expired.execution_id)
+    assert ended.state is ExecutionState.TIMEOUT, (ended.error, ended.history)
 
     await wait_status(provider, waiting.execution_id,
                       lambda s: bool(s.history) and s.history[-1].type == "callback_waiting")

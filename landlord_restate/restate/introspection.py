@@ -58,8 +58,11 @@ Row = dict[str, Any]
 
 #: what Restate's query engine says of an id that has the shape but does not decode
 _UNDECODABLE_ID = "non valid invocation id"
-#: a concurrent journal read can miss the newest entries; read again this often at most
-_JOURNAL_REREADS = 3
+#: a journal read answered by a replica behind the invocation row's can miss the newest
+#: entries: read again this often at most, pausing _REREAD_PAUSE, doubled each time
+#: (about 0.3 s in all), so a loaded cluster's replica can catch up
+_JOURNAL_REREADS = 5
+_REREAD_PAUSE = 0.01
 
 #: a query every partition must answer: the local stack's readiness probe
 ALL_PARTITIONS_SQL = "SELECT count(*) AS n FROM sys_invocation"
@@ -226,9 +229,10 @@ class Introspection:
         journal = await self._journal(literal, execution_id)
         # the journal is read after the row, so it holds journal_size entries at least;
         # a read that still lacks some (a lagging replica's answer) is read again
-        for _ in range(_JOURNAL_REREADS):
+        for attempt in range(_JOURNAL_REREADS):
             if len(journal) >= int(invocation.get("journal_size") or 0):
                 break
+            await asyncio.sleep(_REREAD_PAUSE * 2**attempt)
             journal = await self._journal(literal, execution_id)
         return invocation, journal
 
