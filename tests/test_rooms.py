@@ -94,6 +94,8 @@ async def test_the_executions_room_starts_waits_and_reads(parts: Parts) -> None:
     read = await executions.status(first.execution_id)
     assert read.state is ExecutionState.SUCCEEDED
     assert [e.type for e in read.history][:1] == ["execution_started"]
+    # one node, as the server says: its status reads ask their two lookups at once
+    assert parts.sql.single_node is True
 
 
 async def test_the_stopping_room_stops_with_its_reason(parts: Parts, tmp_path: Path) -> None:

@@ -50,6 +50,17 @@ class AdminClient:
         _, answer = await self._http.request("GET", "/version", idempotent=True)
         return str(_object(answer, "GET /version").get("version", "?"))
 
+    async def metadata_members(self, *, backoff: Backoff | None = None) -> int | None:
+        """How many nodes hold the cluster's metadata (`GET /cluster-health`): 1 on a
+        single node; None when the server does not say (an older one, or a proxy)."""
+        status, answer = await self._http.request(
+            "GET", "/cluster-health", ok=(200, 403, 404), idempotent=True, backoff=backoff)
+        if status != 200 or not isinstance(answer, dict):
+            return None
+        health = answer.get("metadata_cluster_health")
+        members = health.get("members") if isinstance(health, dict) else None
+        return len(members) if isinstance(members, list) else None
+
     async def deployments(self) -> list[dict[str, Any]]:
         """Every registered deployment (`GET /deployments`)."""
         _, answer = await self._http.request("GET", "/deployments", idempotent=True)

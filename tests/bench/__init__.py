@@ -12,6 +12,7 @@ them all in order, `python -m tests.bench 1 3 6` the ones named.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -90,13 +91,20 @@ class Bench:
             return str(answer["invocationId"])
 
     async def raw_query(self, sql: str) -> list[dict[str, Any]]:
-        """One raw SQL query on the admin API."""
-        async with self.raw.post(f"{self.server.admin_url}/query", json={"query": sql},
-                                 headers={"accept": "application/json"}) as resp:
-            ack_now(resp)  # as the provider does: a fair comparison, no delayed-ACK tail
-            assert resp.status == 200, await resp.text()
-            rows: list[dict[str, Any]] = (await resp.json())["rows"]
-            return rows
+        """One raw SQL query on the admin API; asked again while a cluster node answers
+        that a partition is moving (Restate calls that answer benign)."""
+        for _ in range(50):
+            async with self.raw.post(f"{self.server.admin_url}/query", json={"query": sql},
+                                     headers={"accept": "application/json"}) as resp:
+                ack_now(resp)  # as the provider does: a fair comparison, no delayed-ACK tail
+                text = await resp.text()
+                if resp.status != 200 and "benign" in text:
+                    await asyncio.sleep(0.1)
+                    continue
+                assert resp.status == 200, text
+                rows: list[dict[str, Any]] = json.loads(text)["rows"]
+                return rows
+        raise AssertionError(f"the cluster kept moving partitions: {text}")
 
     async def drain(self) -> None:
         """Wait until no invocation is still running, so rounds start alike."""
