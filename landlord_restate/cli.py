@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -613,9 +613,17 @@ def _time(given: str | None, flag: str) -> tuple[datetime | None, bool]:
     if given is None:
         return None, False
     try:
-        return datetime.now(UTC) - parse_go_duration(given), True
+        ago = parse_go_duration(given)
     except ValueError:
         pass
+    else:
+        if ago < timedelta(0):
+            raise UsageError(f"--{flag} {given!r}: a duration ago must not be negative",
+                             field=flag)
+        try:
+            return datetime.now(UTC) - ago, True
+        except OverflowError:  # further back than datetime can say: no lower bound
+            return datetime.min.replace(tzinfo=UTC), True
     try:
         return parse_rfc3339(given), False
     except ValueError:

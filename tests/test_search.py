@@ -11,7 +11,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -389,6 +389,90 @@ async def test_tokens_sizes_and_filters_are_checked_before_any_query(
         await shared_provider.list_executions(limit=0)
 
 
+def _forged(token: str, **fields: object) -> str:
+    """`token` edited, and its check recomputed as the provider computes it: what a
+    hostile caller who read the source can make."""
+    from landlord_restate.restate.search import _token_check
+
+    body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    body.update(fields)
+    body["c"] = _token_check(body)
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
+async def test_time_bounds_at_the_edges_of_time_select_as_they_say(
+    shared_provider: RestateProvider,
+) -> None:
+    """Bounds Restate's SQL cannot hold (before 1677, after 2262, datetime's own min and
+    max in any zone) are taken at the edge Restate can hold, which selects the same runs:
+    `until` far ahead is no upper bound, `since` far back no lower one; never an
+    OverflowError or Restate's 500."""
+    workflow_id = await created(shared_provider)
+    ids = {await start(shared_provider, workflow_id, f"e-{i}") for i in range(2)}
+    east, west = timezone(timedelta(hours=1)), timezone(timedelta(hours=-1))
+    everything = [
+        {"until": datetime.max.replace(tzinfo=UTC)},
+        {"until": datetime.max.replace(tzinfo=west)},
+        {"until": datetime(2300, 1, 1, tzinfo=UTC)},
+        {"until": datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)},
+        {"since": datetime.min.replace(tzinfo=east)},
+        {"since": datetime(1600, 1, 1, tzinfo=UTC)},
+    ]
+    nothing = [
+        {"since": datetime(2300, 1, 1, tzinfo=UTC)},
+        {"since": datetime.max.replace(tzinfo=west)},
+        {"until": datetime(1600, 1, 1, tzinfo=UTC)},
+        {"until": datetime.min.replace(tzinfo=east)},
+    ]
+    for bounds, found in [(b, ids) for b in everything] + [(b, set()) for b in nothing]:
+        page = await shared_provider.list_executions_page(workflow_id, **bounds)  # type: ignore[arg-type]
+        assert {s.execution_id for s in page.executions} == found, bounds
+        counted = await shared_provider.count_executions(workflow_id, **bounds)  # type: ignore[arg-type]
+        assert counted.total == len(found), bounds
+
+
+async def test_a_forged_token_with_an_impossible_time_is_refused(
+    shared_provider: RestateProvider,
+) -> None:
+    """A token whose check was recomputed but whose times are no real time, or one
+    Restate cannot hold, is InvalidInputError naming page_token, never sent to SQL."""
+    workflow_id = await created(shared_provider)
+    for i in range(2):
+        await start(shared_provider, workflow_id, f"f-{i}")
+    token = (await shared_provider.list_executions_page(workflow_id, page_size=1)).next_page_token
+    assert token is not None
+    for fields in ({"t": "2026-13-45T99:99:99.999Z"}, {"t": "2026-02-30T00:00:00.000Z"},
+                   {"t": "3000-01-01T00:00:00.000Z"}, {"a": "2026-02-30T00:00:00.000Z"},
+                   {"b": "3000-01-01T00:00:00.000Z"}):
+        with pytest.raises(InvalidInputError) as caught:
+            await shared_provider.list_executions_page(
+                workflow_id, page_size=1, page_token=_forged(token, **fields))
+        assert caught.value.field == "page_token", fields
+    # the forging itself is faithful: unchanged fields still page on
+    again = await shared_provider.list_executions_page(
+        workflow_id, page_size=1, page_token=_forged(token))
+    assert [s.execution_name for s in again.executions] == ["f-0"]
+
+
+async def test_states_given_once_serve_every_page(shared_provider: RestateProvider) -> None:
+    """`state` as an iterator or a generator is read once: iter_executions pages on with
+    it; a mapping or bytes is no list of states."""
+    workflow_id = await created(shared_provider)
+    ids = [await start(shared_provider, workflow_id, f"s-{i}") for i in range(3)]
+    for execution_id in ids:
+        await wait_terminal(shared_provider, execution_id, within=60)
+    walked = [s.execution_id async for s in shared_provider.iter_executions(
+        workflow_id, state=iter(["succeeded"]), page_size=1)]
+    assert sorted(walked) == sorted(ids)
+    walked = [s.execution_id async for s in shared_provider.iter_executions(
+        workflow_id, state=(s for s in ["succeeded", "failed"]), page_size=2)]
+    assert sorted(walked) == sorted(ids)
+    for state in ({"succeeded": 0}, b"succeeded"):
+        with pytest.raises(InvalidInputError) as caught:
+            await shared_provider.count_executions(workflow_id, state=state)  # type: ignore[arg-type]
+        assert caught.value.field == "state"
+
+
 # -- issue 26, item 6: list_executions missed matches and answered [] --------------------
 
 
@@ -506,6 +590,12 @@ async def test_the_cli_lists_pages_and_counts(
                                       str(first["next_page_token"]), "--json")
     assert foreign.returncode == 2
     assert json.loads(foreign.stdout)["field"] == "page_token"
+    ahead = await asyncio.to_thread(cli, cli_env, "count", "--since=-1h", "--json")
+    assert ahead.returncode == 2  # a duration ago cannot be negative
+    assert json.loads(ahead.stdout)["field"] == "since"
+    far = await asyncio.to_thread(cli, cli_env, "count", "--until", "9999-12-31T23:59:59Z",
+                                  "--since", "0001-01-01T00:00:00+01:00", "--json")
+    assert far.returncode == 0, far.stdout + far.stderr
 
 
 # -- with the deployment killed -------------------------------------------------------------

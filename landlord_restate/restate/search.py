@@ -14,8 +14,8 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -69,6 +69,16 @@ _STATES = frozenset(ExecutionState)
 #: the states a failure may be (the shim's recorded outcome says which)
 _DECIDED_BY_OUTCOME = frozenset({ExecutionState.FAILED, ExecutionState.STOPPED,
                                  ExecutionState.TIMEOUT})
+#: the times Restate's SQL can compare (nanoseconds since 1970 in 64 bits), whole days in
+_EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
+_LATEST = datetime(2262, 4, 11, tzinfo=UTC)
+
+
+def _once(state: Any) -> Any:
+    """Several states as a tuple, read once; anything else as given (checked later)."""
+    if isinstance(state, Iterable) and not isinstance(state, str | bytes | Mapping):
+        return tuple(state)
+    return state
 
 
 @frozen(kw_only=True)
@@ -77,7 +87,8 @@ class SearchFilters:
     (`RestateProvider.list_executions_page` says what each means). Checked when read."""
 
     workflow_id: str | None = None
-    state: Any = None
+    #: one state, or several (read once here: an iterator serves every page)
+    state: Any = attrs.field(default=None, converter=_once)
     tags: Mapping[str, str] | None = None
     name_prefix: str | None = None
     since: datetime | None = None
@@ -350,6 +361,10 @@ def _wanted_states(state: Any) -> frozenset[ExecutionState] | None:
     """None (every state), or the states asked for: one, or several."""
     if state is None:
         return None
+    if isinstance(state, Mapping | bytes):  # iterable, but not a list of states
+        raise InvalidInputError(
+            f"state must be a state or a list of states, not {type(state).__name__}",
+            field="state")
     given = [state] if isinstance(state, str) else state
     try:
         wanted = frozenset(ExecutionState.parse(str(s)) for s in given)
@@ -365,13 +380,32 @@ def _wanted_states(state: Any) -> frozenset[ExecutionState] | None:
 
 def _bound(value: datetime | None, field: str, *, ceil: bool) -> str | None:
     """A time bound as it enters SQL. Restate keeps start times in whole milliseconds
-    (cut, not rounded): a start in the millisecond of `since` or of `until` is inside."""
+    (cut, not rounded): a start in the millisecond of `since` or of `until` is inside.
+
+    Restate's SQL holds times as nanoseconds since 1970 (1677 to 2262): a bound beyond
+    is taken at that edge, which selects the same executions (none started outside it),
+    so `until=datetime.max.replace(tzinfo=UTC)` means "no upper bound"."""
     if value is None:
         return None
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidInputError(f"{field} must be a timezone-aware datetime, got {value!r}",
                                 field=field)
-    return sql_time(value, ceil=ceil)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # within a day of datetime.min or max, in another zone
+        utc = _EARLIEST if value.year < 5000 else _LATEST
+    return sql_time(min(max(utc, _EARLIEST), _LATEST), ceil=ceil)
+
+
+def _token_time(value: Any) -> bool:
+    """Whether a token's time is one `_bound` could have written: a real date, in range."""
+    if not isinstance(value, str) or not SQL_TIME.fullmatch(value):
+        return False
+    try:
+        at = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return _EARLIEST <= at <= _LATEST
 
 
 def _bounded(value: Any, field: str, most: int) -> int:
@@ -445,9 +479,9 @@ def _read_token(token: Any, query: _Query) -> tuple[Cursor, _Query]:
             or not all(isinstance(body[k], str) for k in ("f", "t", "i", "c"))
             or not all(body[k] is None or isinstance(body[k], str) for k in ("a", "b"))
             or body["c"] != _token_check(body)
-            or not _DIGEST.fullmatch(body["f"]) or not SQL_TIME.fullmatch(body["t"])
+            or not _DIGEST.fullmatch(body["f"]) or not _token_time(body["t"])
             or not INVOCATION_ID.fullmatch(body["i"])
-            or not all(body[k] is None or SQL_TIME.fullmatch(body[k]) for k in ("a", "b"))):
+            or not all(body[k] is None or _token_time(body[k]) for k in ("a", "b"))):
         raise bad
     where = query.where
     if body["f"] != query.digest or any(
