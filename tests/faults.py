@@ -263,6 +263,10 @@ async def crash_scenario(
     report.probe_errors = probe.errors
     report.lost = n - report.completed
     report.redone_in_flight -= report.rerun_steps
+    for name, execution_id in ids.items():
+        if states[name] is not ExecutionState.SUCCEEDED:  # say how, for whoever reads it
+            status = await provider.get_execution_status(execution_id)
+            report.problems.append(f"{name} {execution_id}: {status.state.value} {status.error}")
     REPORTS.append(report)
     return report
 
