@@ -224,7 +224,7 @@ async def _checked_against_catalog(
     checks (another node's stale view, a raw ingress call, a service shared with workflows
     that still exist) never runs a step of a deleted workflow.
     """
-    answer = await _catalog_record(ctx, envelope)
+    answer, why = await _catalog_record(ctx, envelope)
     record = None
     if answer is not None:
         try:
@@ -244,6 +244,7 @@ async def _checked_against_catalog(
             f"workflow {envelope.workflow_id!r} "
             + ("does not exist (deleted?)" if record is None
                else f"now runs on service {record.service}, not {service_name}"),
+            why,
         ))
     return attrs.evolve(
         envelope,
@@ -253,27 +254,42 @@ async def _checked_against_catalog(
     )
 
 
-async def _catalog_record(ctx: restate.WorkflowContext, envelope: ExecutionEnvelope) -> Any:
-    """The workflow's catalog record as JSON data, or None when it was deleted.
+async def _catalog_record(
+    ctx: restate.WorkflowContext, envelope: ExecutionEnvelope
+) -> tuple[Any, str]:
+    """The workflow's catalog record as JSON data, or None when it was deleted; and, for
+    None, what said so (the failure's cause).
 
     With the record's invocation id (the provider sends it), an attach: Restate answers it
-    from the completed invocation, or 404 once a delete purged it, without a call through
-    this deployment. Without it (a raw start), a call to the catalog's `get`.
+    from the completed invocation without a call through this deployment. Without it (a
+    raw start), a call to the catalog's `get`.
+
+    An attach answered "not found" is not yet proof: the record's invocation is started
+    by a send from the catalog, which can reach its partition after this run's attach
+    does (seen under load and when a node was lost). The catalog's `get` then decides:
+    the workflow exists while the catalog still holds a record naming that same
+    invocation; a delete clears the record, and a later create names another one.
 
     A stop arriving while this waits is this run's cancellation, not an answer about the
     record: it is told apart by waiting for completion first (only a cancellation of this
     run raises there), and only then reading the attach's own answer.
     """
     if not envelope.catalog_entry:
-        return await ctx.object_call(catalog_get, key=envelope.workflow_id, arg=None)
+        got = await ctx.object_call(catalog_get, key=envelope.workflow_id, arg=None)
+        return got, "the catalog has no record of it"
     attached = ctx.attach_invocation(envelope.catalog_entry, type_hint=dict)
     await restate.wait_completed(attached)  # a stop raises here, and propagates
     try:
-        return await attached
-    except restate.TerminalError:
-        # purged by a delete (404), or killed by one before it completed: an entry only
-        # ever ends in failure that way, so the workflow is gone
-        return None
+        return await attached, ""
+    except restate.TerminalError as exc:
+        answered = f"{exc.status_code}: {exc.message}"
+    # purged by a delete, killed by one before it completed, or not there yet: the catalog
+    # says which (a cancellation of this run while asking raises, and propagates)
+    stored = await ctx.object_call(catalog_get, key=envelope.workflow_id, arg=None)
+    if isinstance(stored, dict) and stored.get("entry") == envelope.catalog_entry:
+        return stored, ""
+    return None, (f"its catalog record {envelope.catalog_entry} answered {answered}, and the "
+                  "catalog holds " + ("another record" if stored else "none"))
 
 
 async def _stopped(ctx: restate.WorkflowContext, log: ReplayQuietLogger) -> restate.TerminalError:

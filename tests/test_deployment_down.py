@@ -7,6 +7,7 @@ service), whose deployment the tests kill and bring back. `stop_grace` is 1 s he
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -29,6 +30,7 @@ from landlord_restate import (
     WorkflowNotFoundError,
 )
 from landlord_restate.restate.naming import workflow_key
+from landlord_restate.restate.wire import CATALOG_RECORD, CATALOG_SERVICE
 from landlord_restate.testing import LocalRestate
 from tests.conftest import (
     ROOT,
@@ -320,6 +322,55 @@ async def test_on_a_shared_service_a_deleted_workflows_run_fails_before_any_step
         await provider.start_execution(deleted, ExecutionInput())
     still = await provider.start_execution(kept, ExecutionInput(input={}))
     assert (await wait_terminal(provider, still.execution_id)).state is ExecutionState.SUCCEEDED
+
+
+async def test_a_runs_check_asks_the_catalog_when_its_record_is_not_there_yet(
+    provider: RestateProvider, local: LocalRestate, tmp_path: Path
+) -> None:
+    """The record's invocation a run attaches to is started by a send from the catalog,
+    which can reach its partition after the run's attach does (seen under load and when a
+    cluster lost a node: runs of a workflow just created ended workflow_not_found). An
+    attach answered "not found" while the catalog holds a record naming that invocation
+    is no deletion: the run goes on. One naming another invocation (a later create) ends
+    workflow_not_found, no step run."""
+    workflow_id = await created(provider, "FiveSteps")
+    # an invocation id Restate does not know (a finished run, purged): a record's
+    # invocation not there yet looks the same to an attach
+    unknown = await provider.start_execution(workflow_id, ExecutionInput(input={}))
+    await wait_terminal(provider, unknown.execution_id)
+    await provider.purge_execution(unknown.execution_id)
+    rows = await provider.admin.query(
+        "SELECT value_utf8 FROM state WHERE scope IS NULL AND service_name = "
+        f"'{CATALOG_SERVICE}' AND service_key = '{workflow_id}' AND key = '{CATALOG_RECORD}'")
+    record = json.loads(rows[0]["value_utf8"])
+    entry = record["entry"]
+
+    async def raw_run(name: str) -> tuple[ExecutionStatus, list[str]]:
+        marks = tmp_path / name
+        key = workflow_key(workflow_id, name)
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{local.server.ingress_url}/FiveSteps/{key}/run/send",
+            json={"workflow_id": workflow_id, "handler": "FiveSteps", "execution_name": name,
+                  "input": {"marks": str(marks)}, "catalog_entry": unknown.execution_id},
+        ) as resp:
+            assert resp.status == 202, await resp.text()
+            execution_id = (await resp.json())["invocationId"]
+        return await wait_terminal(provider, execution_id), read_marks(marks)
+
+    await provider.admin.set_state(CATALOG_SERVICE, workflow_id,
+                                   {CATALOG_RECORD: record | {"entry": unknown.execution_id}})
+    status, ran = await raw_run("not-there-yet")
+    assert status.state is ExecutionState.SUCCEEDED, status.error
+    assert ran == [f"step-{i}" for i in range(1, 6)]
+
+    await provider.admin.set_state(CATALOG_SERVICE, workflow_id, {CATALOG_RECORD: record})
+    assert record["entry"] == entry
+    status, ran = await raw_run("of-an-earlier-create")
+    assert status.state is ExecutionState.FAILED
+    assert status.error is not None
+    assert status.error.code == "workflow_not_found"
+    assert "holds another record" in status.error.cause
+    assert ran == []
 
 
 async def test_a_start_through_another_provider_after_delete_never_runs_a_step(
