@@ -7,7 +7,10 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import attrs
 
 from landlord_restate import ExecutionInput, RestateConfig, RestateProvider, WorkflowNotFoundError
 from landlord_restate.restate.http import ack_now
@@ -116,33 +119,57 @@ async def status_latency(bench: Bench, n: int = 50, rounds: int = 4) -> None:
               f"{pct(ours, 0.99) / pct(raw, 0.99):.2f}x (goal <= 1.5x)")
 
 
-async def shim_overhead(bench: Bench, n: int = 500, rounds: int = 2) -> None:
-    """Line 3: 500 runs of ThreeSteps through the shim vs the same steps as a plain
-    restate.Workflow in the same app."""
-    shim_rates, plain_rates = [], []
+@attrs.frozen
+class Completions:
+    """Completions per second of the shim and of the plain workflow, one per round, and
+    what `counted` grew by per run in each (when given)."""
+
+    shim: list[float]
+    plain: list[float]
+    shim_counted: list[float]
+    plain_counted: list[float]
+
+
+async def completion_rounds(bench: Bench, n: int, rounds: int,
+                            counted: Callable[[], int] | None = None) -> Completions:
+    """`rounds` rounds, each n runs of ThreeSteps through the shim and then n of
+    PlainThreeSteps, all started raw, every run of a side completed before the next
+    side starts."""
+    found = Completions([], [], [], [])
+
+    async def side(send: Callable[[int], Awaitable[Any]], prefix: str,
+                   rates: list[float], grew: list[float]) -> None:
+        before = counted() if counted else 0
+        began = time.perf_counter()
+        await gated(n, send)
+        await bench.wait_completed(prefix, n)
+        rates.append(n / (time.perf_counter() - began))
+        await bench.drain()
+        if counted:
+            grew.append((counted() - before) / n)
+
     for _ in range(rounds):
         workflow_id = await bench.workflow("ThreeSteps")
-        began = time.perf_counter()
 
         async def shim(i: int, w: str = workflow_id) -> Any:
             return await bench.raw_send(
                 SERVICE, workflow_key(w, f"e{i}"), bench.envelope(w, "ThreeSteps", f"e{i}"))
 
-        await gated(n, shim)
-        await bench.wait_completed(f"{workflow_id}.", n)
-        shim_rates.append(n / (time.perf_counter() - began))
-        await bench.drain()
+        await side(shim, f"{workflow_id}.", found.shim, found.shim_counted)
         prefix = f"plain{uuid.uuid4().hex[:6]}"
-        began = time.perf_counter()
 
         async def plain(i: int, p: str = prefix) -> Any:
             return await bench.raw_send("PlainThreeSteps", f"{p}{i}", {})
 
-        await gated(n, plain)
-        await bench.wait_completed(prefix, n)
-        plain_rates.append(n / (time.perf_counter() - began))
-        await bench.drain()
-    s, p = statistics.median(shim_rates), statistics.median(plain_rates)
+        await side(plain, prefix, found.plain, found.plain_counted)
+    return found
+
+
+async def shim_overhead(bench: Bench, n: int = 500, rounds: int = 2) -> None:
+    """Line 3: 500 runs of ThreeSteps through the shim vs the same steps as a plain
+    restate.Workflow in the same app."""
+    found = await completion_rounds(bench, n, rounds)
+    s, p = statistics.median(found.shim), statistics.median(found.plain)
     bench.add("3. completions/s, 500 runs of 3 steps", f"{s:.0f}/s (shim)", f"{p:.0f}/s (plain)",
               f"{s / p:.2f}x (goal >= 0.95x)")
 

@@ -5,16 +5,13 @@ client (request/response: each step ends an invocation, the next replays the jou
 from __future__ import annotations
 
 import statistics
-import time
-import uuid
-from typing import Any
 
 import aiohttp
 
 from landlord_restate import RestateProvider
-from landlord_restate.restate.naming import workflow_key
 from landlord_restate.testing import LocalRestate
-from tests.bench import ROOT, SERVICE, Bench, Run, gated, line
+from tests.bench import ROOT, SERVICE, Bench, Run, line
+from tests.bench.core import completion_rounds
 
 
 async def lambda_completions(run: Run, n: int = 300, rounds: int = 2) -> None:
@@ -29,39 +26,14 @@ async def lambda_completions(run: Run, n: int = 300, rounds: int = 2) -> None:
         connector=aiohttp.TCPConnector(limit=256)
     ) as raw:
         bench = Bench(local.server, provider, raw)
-        shim_rates, plain_rates, shim_invokes, plain_invokes = [], [], [], []
-        for _ in range(rounds):
-            workflow_id = await bench.workflow("ThreeSteps")
-            before = len(local.function.invocations())
-            began = time.perf_counter()
-
-            async def shim(i: int, w: str = workflow_id) -> Any:
-                return await bench.raw_send(
-                    SERVICE, workflow_key(w, f"e{i}"), bench.envelope(w, "ThreeSteps", f"e{i}"))
-
-            await gated(n, shim)
-            await bench.wait_completed(f"{workflow_id}.", n)
-            shim_rates.append(n / (time.perf_counter() - began))
-            await bench.drain()
-            shim_invokes.append((len(local.function.invocations()) - before) / n)
-            prefix = f"plain{uuid.uuid4().hex[:6]}"
-            before = len(local.function.invocations())
-            began = time.perf_counter()
-
-            async def plain(i: int, p: str = prefix) -> Any:
-                return await bench.raw_send("PlainThreeSteps", f"{p}{i}", {})
-
-            await gated(n, plain)
-            await bench.wait_completed(prefix, n)
-            plain_rates.append(n / (time.perf_counter() - began))
-            await bench.drain()
-            plain_invokes.append((len(local.function.invocations()) - before) / n)
-    s, p = statistics.median(shim_rates), statistics.median(plain_rates)
+        found = await completion_rounds(
+            bench, n, rounds, counted=lambda: len(local.function.invocations()))
+    s, p = statistics.median(found.shim), statistics.median(found.plain)
     run.bench.add(
         f"17. completions/s on Lambda's path, {n} runs of 3 steps", f"{s:.0f}/s (shim)",
         f"{p:.0f}/s (plain)",
-        f"{s / p:.2f}x (goal >= 0.9x); invokes per run {statistics.median(shim_invokes):.1f} "
-        f"/ {statistics.median(plain_invokes):.1f}",
+        f"{s / p:.2f}x (goal >= 0.9x); invokes per run {statistics.median(found.shim_counted):.1f} "
+        f"/ {statistics.median(found.plain_counted):.1f}",
     )
 
 
