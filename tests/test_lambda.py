@@ -313,34 +313,17 @@ async def test_an_arn_the_endpoint_does_not_know(lambda_shared_stack: LocalResta
         ({"assume_role_arn": "restate-invoker"}, "assume_role_arn"),
         ({"execution_mechanism": "self-hosted", "deployment_url": "http://10.0.0.5:9080",
           "lambda_arn": None}, "auth_type"),
-    ],
-)
-def test_lambda_settings_of_the_wrong_shape(settings: dict[str, Any], key: str) -> None:
-    """A Lambda or role ARN that is not an ARN, a missing ARN, iam without lambda:
-    ConfigError naming the key."""
-    base: dict[str, Any] = {
-        "endpoint": "http://127.0.0.1:8080", "execution_mechanism": "lambda",
-        "auth_type": "iam", "lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:f:1",
-    }
-    with pytest.raises(ConfigError) as caught:
-        RestateConfig(**(base | settings)).check()
-    assert caught.value.key == key
-
-
-@pytest.mark.parametrize(
-    ("settings", "key"),
-    [
+        # ARNs of the wrong kind: unqualified, another service's, a user where a role goes
         ({"lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:landlord"},
          "lambda_arn"),
         ({"lambda_arn": "arn:aws:s3:::landlord-bucket"}, "lambda_arn"),
         ({"assume_role_arn": "arn:aws:iam::123456789012:user/restate"}, "assume_role_arn"),
     ],
 )
-def test_arns_of_the_wrong_kind_are_refused_by_config(
-    settings: dict[str, Any], key: str
-) -> None:
-    """An unqualified function ARN, an ARN of another service, a user where a role goes:
-    ConfigError naming the key, before Restate sees it."""
+def test_lambda_settings_of_the_wrong_shape(settings: dict[str, Any], key: str) -> None:
+    """A Lambda or role ARN that is not an ARN or of the wrong kind (unqualified, another
+    service's, a user where a role goes), a missing ARN, iam without lambda: ConfigError
+    naming the key, before Restate sees it."""
     base: dict[str, Any] = {
         "endpoint": "http://127.0.0.1:8080", "execution_mechanism": "lambda",
         "auth_type": "iam", "lambda_arn": "arn:aws:lambda:us-east-1:123456789012:function:f:1",

@@ -347,15 +347,10 @@ class Introspection:
         """How many `run` rows match `where`, by class (`_CLASS`), in one query."""
         # the ORDER BY also makes Restate answer in one batch: an answer of several chunks
         # waits ~40 ms on a kept-alive connection (delayed ACK) before its second chunk
-        rows = await self._admin.query(
+        return await self._counted(
             f"SELECT {_CLASS} AS class, count(*) AS n FROM sys_invocation "  # noqa: S608
             f"WHERE {' AND '.join(self._conditions(where, None))} GROUP BY {_CLASS} "
-            "ORDER BY class"
-        )
-        try:
-            return _counts(rows, "class")
-        except UnexpectedRow as exc:
-            raise self.protocol_error(exc) from exc
+            "ORDER BY class", "class")
 
     async def classes(self, where: RunFilter, ids: Sequence[str] | None = None,
                       *, failures_only: bool = False) -> list[Row]:
@@ -441,13 +436,15 @@ class Introspection:
         if not 0 < len(scopes) <= IN_CHUNK:
             raise ValueError(f"between 1 and {IN_CHUNK} scopes, not {len(scopes)}")
         listed = ", ".join(sql_literal(scope, SCOPE) for scope in scopes)
-        rows = await self._admin.query(
+        return await self._counted(
             f"SELECT scope, count(*) AS n FROM state WHERE scope IN ({listed}) "  # noqa: S608
             f"AND service_name = '{CONTROL_SERVICE}' AND key = {sql_literal(key, _STATE_KEY)} "
-            "GROUP BY scope ORDER BY scope"
-        )
+            "GROUP BY scope ORDER BY scope", "scope")
+
+    async def _counted(self, sql: str, name: str) -> dict[str, int]:
+        """A grouped count's answer, `name` -> `n`; the server's fault if it is not one."""
         try:
-            return _counts(rows, "scope")
+            return _counts(await self._admin.query(sql), name)
         except UnexpectedRow as exc:
             raise self.protocol_error(exc) from exc
 
