@@ -371,11 +371,7 @@ class Introspection:
     def _conditions(self, where: RunFilter, ids: Sequence[str] | None) -> list[str]:
         conditions = [_RUNS]
         if ids is not None:
-            if not 0 < len(ids) <= IN_CHUNK:
-                raise ValueError(f"between 1 and {IN_CHUNK} ids, not {len(ids)}")
-            conditions.append(
-                "id IN (" + ", ".join(sql_literal(i, INVOCATION_ID) for i in ids) + ")"
-            )
+            conditions.append(f"id IN ({_in_list(ids, INVOCATION_ID, 'ids')})")
         if where.workflow_id is not None:
             key = where.workflow_id + KEY_SEPARATOR + (where.name_prefix or "")
             conditions.append(f"starts_with(target_service_key, {sql_literal(key, _KEY_PREFIX)})")
@@ -409,9 +405,7 @@ class Introspection:
     ) -> list[Row]:
         """(scope, service_key, value_utf8) of `LandlordControl`'s instances in `scopes` (at
         most IN_CHUNK) that hold state `key`: each scope is read in its own partition."""
-        if not 0 < len(scopes) <= IN_CHUNK:
-            raise ValueError(f"between 1 and {IN_CHUNK} scopes, not {len(scopes)}")
-        listed = ", ".join(sql_literal(scope, SCOPE) for scope in scopes)
+        listed = _in_list(scopes, SCOPE, "scopes")
         return await self._admin.query(
             f"SELECT scope, service_key, value_utf8 FROM state WHERE scope IN ({listed}) "  # noqa: S608
             f"AND service_name = '{CONTROL_SERVICE}' AND key = {sql_literal(key, _STATE_KEY)} "
@@ -421,9 +415,7 @@ class Introspection:
     async def scoped_instances(self, scopes: Sequence[str], object_key: str) -> list[Row]:
         """(scope, key, value_utf8) of `LandlordControl`'s instance `object_key` (an
         execution id) in each of `scopes` (at most IN_CHUNK), each read in its partition."""
-        if not 0 < len(scopes) <= IN_CHUNK:
-            raise ValueError(f"between 1 and {IN_CHUNK} scopes, not {len(scopes)}")
-        listed = ", ".join(sql_literal(scope, SCOPE) for scope in scopes)
+        listed = _in_list(scopes, SCOPE, "scopes")
         return await self._admin.query(
             f"SELECT scope, key, value_utf8 FROM state WHERE scope IN ({listed}) "  # noqa: S608
             f"AND service_name = '{CONTROL_SERVICE}' "
@@ -433,9 +425,7 @@ class Introspection:
     async def scope_sizes(self, scopes: Sequence[str], key: str) -> dict[str, int]:
         """How many instances of each of `scopes` hold state `key` (scopes with none are
         left out)."""
-        if not 0 < len(scopes) <= IN_CHUNK:
-            raise ValueError(f"between 1 and {IN_CHUNK} scopes, not {len(scopes)}")
-        listed = ", ".join(sql_literal(scope, SCOPE) for scope in scopes)
+        listed = _in_list(scopes, SCOPE, "scopes")
         return await self._counted(
             f"SELECT scope, count(*) AS n FROM state WHERE scope IN ({listed}) "  # noqa: S608
             f"AND service_name = '{CONTROL_SERVICE}' AND key = {sql_literal(key, _STATE_KEY)} "
@@ -627,6 +617,13 @@ class Introspection:
 
 #: how long after a node's last "not ready" answer a "not found" is asked again
 _TROUBLE_SECONDS = 10.0
+
+
+def _in_list(values: Sequence[str], pattern: re.Pattern[str], what: str) -> str:
+    """`values` (1 to IN_CHUNK of them, each checked by `pattern`) quoted for `IN (...)`."""
+    if not 0 < len(values) <= IN_CHUNK:
+        raise ValueError(f"between 1 and {IN_CHUNK} {what}, not {len(values)}")
+    return ", ".join(sql_literal(value, pattern) for value in values)
 
 
 def _counts(rows: Sequence[Mapping[str, Any]], name: str) -> dict[str, int]:
