@@ -536,6 +536,7 @@ async def test_the_cli_and_the_provider_agree_on_deployment_ids(
         assert json.loads(done.stdout)["field"] == "deployment_id"
         with pytest.raises(InvalidInputError):
             await shared_provider.remove_deployment(deployment_id)
+    await shared_provider.register_deployment()  # a deployment to list, whatever ran first
     real = (await shared_provider.list_deployments())[0].deployment_id
     shown = await asyncio.to_thread(cli, cli_env, "deployments", "remove",
                                     "dp_" + real[3:].swapcase(), "--json")
