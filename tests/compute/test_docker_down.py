@@ -3,11 +3,16 @@ for; Docker's host comes from the config, else DOCKER_HOST, else the default soc
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
+import aiodocker
 import pytest
 
+from landlord_restate import ExecutionState, ProvisionRequest, RestateProvider
 from landlord_restate.compute import (
     ComputeUnavailableError,
     ContainerSpec,
@@ -15,8 +20,19 @@ from landlord_restate.compute import (
     TenantComputeSpec,
 )
 from landlord_restate.compute.docker import DEFAULT_HOST, create, read_settings
+from landlord_restate.testing import LocalRestate
+from landlord_restate.testing._docker import DockerDaemon
 from landlord_restate.workflow import ConfigError
-from tests.compute.conftest import HTTPD, new_tenant
+from tests.compute.conftest import (
+    HTTPD,
+    docker_worker_env,
+    new_tenant,
+    provider_config,
+    tenant_containers,
+    worker_config_file,
+)
+from tests.conftest import ROOT
+from tests.waiting import wait_status, wait_terminal
 
 
 def spec(tenant: str) -> TenantComputeSpec:
@@ -111,3 +127,59 @@ def test_settings_and_defaults() -> None:
         with pytest.raises(ConfigError):
             read_settings(bad, {})
 
+
+
+async def test_a_provisioning_waits_out_a_docker_daemon_that_is_down(
+    docker_daemon: DockerDaemon, docker_client: aiodocker.Docker, tmp_path: Path,
+) -> None:
+    """The worker's Docker daemon does not answer when a tenant is provisioned: the step's
+    retryable failure is retried by Restate (the run reads running, its last failure naming
+    the daemon) and nothing is made; once the daemon answers, the same run ends with one
+    container. The daemon is the session's real dockerd behind a socket the test opens."""
+    folder = Path(tempfile.mkdtemp(prefix="dk-"))  # a unix socket's path must stay short
+    door = folder / "docker.sock"
+    config_file = worker_config_file(tmp_path / "worker", {
+        "docker": provider_config(docker_daemon) | {"host": f"unix://{door}"},
+    })
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        inner_reader, inner_writer = await asyncio.open_unix_connection(
+            str(docker_daemon.socket_path))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer),
+                             return_exceptions=True)
+
+    async with LocalRestate(base_dir=tmp_path / "stack", config_file=ROOT / "restate.toml",
+                            env=docker_worker_env(config_file)) as local, \
+            RestateProvider(local.config()) as provider:
+        await provider.register_deployment()
+        tenant = new_tenant()
+        started = await provider.invoke("tenant-provisioning", ProvisionRequest(
+            tenant_id=tenant, desired_config={
+                "image": docker_daemon.image, "command": HTTPD,
+                "ports": [{"container_port": 8080}]}))
+        retrying = await wait_status(
+            provider, started.execution_id,
+            lambda s: s.error is not None and f"unix://{door}" in s.error.message, within=60)
+        assert retrying.state is ExecutionState.RUNNING
+        assert "does not answer" in retrying.error.message  # type: ignore[union-attr]
+        assert await tenant_containers(docker_client, tenant) == []
+        server = await asyncio.start_unix_server(forward, path=str(door))
+        try:
+            done = await wait_terminal(provider, started.execution_id, within=120)
+        finally:
+            server.close()
+            await server.wait_closed()
+            shutil.rmtree(folder, ignore_errors=True)
+    assert done.state is ExecutionState.SUCCEEDED, done.error
+    (container,) = await tenant_containers(docker_client, tenant)
+    assert container["Id"] == done.output["resource_ids"]["container_id"]
+    assert container["State"]["Running"]
